@@ -23,6 +23,7 @@ def to_nb(p: Path):
 
 def to_py(p: Path):
     nb = jupytext.read(p)
+    nb.metadata = {'jupytext': {'notebook_metadata_filter': '-all'}}  # no YAML header in the script
     out = p.with_suffix('.py')
     jupytext.write(nb, out, fmt='py:percent')
     print(out)
