@@ -1,0 +1,100 @@
+"Properties of the critics and MI estimators that the paper's bounds rely on."
+import math
+import pytest, torch
+from factorcl_nb.critics import ConcatCritic, SeparableCritic, naive_concat_scores
+from factorcl_nb.estimators import (InfoNCE, NCECLUB, CLUB, infonce_bound, nce_club_bound, same_class,
+                                    sample_gaussian_pair, train_critic_on_gaussians)
+
+@pytest.mark.parametrize('hidden_layers', [1, 2, 3])
+def test_concat_critic_equals_naive_tiled_mlp_float64(hidden_layers):
+    torch.manual_seed(hidden_layers)
+    crit = ConcatCritic(9, 4, hidden_dim=32, hidden_layers=hidden_layers, activation='tanh').double()
+    x = torch.randn(13, 9, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(13, 4, dtype=torch.float64, requires_grad=True)
+    s, s_ref = crit(x, y), naive_concat_scores(crit, x, y)
+    assert torch.allclose(s, s_ref, atol=1e-8, rtol=0)
+    w = torch.randn_like(s)
+    params = [x, y, *crit.parameters()]
+    for a, b in zip(torch.autograd.grad((s * w).sum(), params), torch.autograd.grad((s_ref * w).sum(), params)):
+        assert torch.allclose(a, b, atol=1e-8, rtol=0)
+
+@pytest.mark.parametrize('chunk', [1, 4, 7, 100])
+def test_chunked_equals_unchunked(chunk):
+    torch.manual_seed(0)
+    full = ConcatCritic(6, 6, hidden_dim=16, hidden_layers=2).double()
+    chunked = ConcatCritic(6, 6, hidden_dim=16, hidden_layers=2, chunk_size=chunk).double()
+    chunked.load_state_dict(full.state_dict())
+    x, y = torch.randn(2, 11, 6, dtype=torch.float64)
+    s1, s2 = full(x, y), chunked(x, y)
+    assert torch.allclose(s1, s2, atol=1e-12)
+    g1 = torch.autograd.grad(infonce_bound(s1), list(full.parameters()))
+    g2 = torch.autograd.grad(infonce_bound(s2), list(chunked.parameters()))
+    for a, b in zip(g1, g2): assert torch.allclose(a, b, atol=1e-10)
+
+def test_infonce_never_exceeds_log_n_and_nce_club_dominates():
+    g = torch.Generator().manual_seed(0)
+    for n in [2, 8, 64, 257]:
+        for scale in [0.1, 1, 10, 100]:
+            s = torch.randn(n, n, generator=g) * scale + torch.eye(n) * scale
+            assert infonce_bound(s) <= math.log(n) + 1e-5
+            assert nce_club_bound(s) >= infonce_bound(s) - 1e-5
+
+@pytest.mark.parametrize('critic', ['concat', 'separable'])
+def test_same_critic_nce_club_above_infonce(critic):
+    est = NCECLUB(5, 5, critic=critic, hidden_dim=16)
+    x, y = sample_gaussian_pair(32, 5, 1.0, torch.Generator().manual_seed(2))
+    lo, hi = est.both(x, y)
+    assert hi >= lo - 1e-6
+    assert torch.isclose(hi, est(x, y)) and torch.isclose(lo, -est.learning_loss(x, y))
+
+def test_masked_bounds_condition_on_labels():
+    c = torch.arange(64) % 4
+    s = -(c[:, None] - c[None, :]).abs().float() * 20   # critic sees only the label
+    assert infonce_bound(s) > 1.0
+    assert abs(float(infonce_bound(s, same_class(c)))) < 1e-4
+
+def test_gaussian_acceptance_dim20_mi2():
+    "Issue 2: dim 20, batch 64, true MI 2 nats, 1500 critic steps: InfoNCE in [1.4, 2.05], NCE-CLUB in [2.0, 5.0]."
+    torch.manual_seed(0)
+    est = train_critic_on_gaussians(NCECLUB(20, 20, hidden_dim=512), dim=20, mi=2.0, steps=1500, batch_size=64, lr=5e-3)
+    g = torch.Generator().manual_seed(123)
+    with torch.no_grad():
+        lo, hi = map(torch.stack, zip(*[est.both(*sample_gaussian_pair(64, 20, 2.0, g)) for _ in range(100)]))
+    assert 1.4 <= lo.mean() <= 2.05, float(lo.mean())
+    assert 2.0 <= hi.mean() <= 5.0, float(hi.mean())
+
+def test_club_upper_bounds_gaussian_mi_after_training():
+    torch.manual_seed(0)
+    club = CLUB(5, 5, hidden_dim=64)
+    opt = torch.optim.Adam(club.parameters(), lr=5e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(400):
+        x, y = sample_gaussian_pair(128, 5, 2.0, g)
+        opt.zero_grad(); club.learning_loss(x, y).backward(); opt.step()
+    with torch.no_grad():
+        est = torch.stack([club(*sample_gaussian_pair(512, 5, 2.0, g)) for _ in range(20)]).mean()
+    # CLUB with the true conditional q(y|x) = N(rho x, (1 - rho^2) I) has the closed form
+    # d * rho^2 / (1 - rho^2): an upper bound on the true MI (2 nats), loose in this regime.
+    from factorcl_nb.estimators import gaussian_rho
+    rho2 = gaussian_rho(2.0, 5) ** 2
+    closed_form = 5 * rho2 / (1 - rho2)
+    assert est >= 2.0
+    assert abs(float(est) - closed_form) / closed_form < 0.1, (float(est), closed_form)
+
+@pytest.mark.parametrize('make', [lambda: InfoNCE(4, 3, hidden_dim=8), lambda: NCECLUB(4, 3, hidden_dim=8),
+                                  lambda: CLUB(4, 3, hidden_dim=8), lambda: InfoNCE(4, 3, critic='separable')])
+def test_bad_inputs_name_the_argument(make):
+    est = make()
+    x, y = torch.randn(10, 4), torch.randn(10, 3)
+    with pytest.raises(ValueError, match='batch sizes must match: x has 10, y has 9'): est(x, y[:9])
+    with pytest.raises(ValueError, match=r'x must have shape \[n, 4\] \(rank 2\)'): est(x[None], y)
+    with pytest.raises(ValueError, match='y must have 3 features'): est(x, torch.randn(10, 5))
+    with pytest.raises(ValueError, match='x must be finite'): est(x.masked_fill(x > 1, float('nan')), y)
+    with pytest.raises(ValueError, match='y must be finite'): est(x, y.masked_fill(y > 1, float('inf')))
+    with pytest.raises(ValueError, match='x must be a torch.Tensor'): est(x.numpy(), y)
+
+def test_unknown_critic_and_bad_options():
+    with pytest.raises(ValueError, match=r"critic must be one of \['concat', 'separable'\].*got 'mlp'"): NCECLUB(3, 3, critic='mlp')
+    with pytest.raises(ValueError, match='chunk_size must be a positive int'): InfoNCE(3, 3, chunk_size=-2)
+    with pytest.raises(ValueError, match='hidden_layers must be a positive int'): ConcatCritic(3, 3, hidden_layers=0)
+    with pytest.raises(ValueError, match='scores must be a square'): infonce_bound(torch.zeros(2, 3))
