@@ -1,0 +1,67 @@
+"""README.md is generated from nbs/index.ipynb by tools/make_readme.py (nbdev-readme needs Quarto)."""
+import base64, importlib.util, subprocess, sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location('make_readme', ROOT/'tools'/'make_readme.py')
+make_readme = importlib.util.module_from_spec(spec); spec.loader.exec_module(make_readme)
+PNG = base64.b64encode(b'\x89PNG\r\n\x1a\n' + b'0' * 64).decode()
+
+
+def test_committed_readme_is_up_to_date():
+    r = subprocess.run([sys.executable, str(ROOT/'tools'/'make_readme.py'), '--check'], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def tiny_notebook():
+    v4 = nbformat.v4
+    code = v4.new_code_cell('print("hi")\n1 + 1', outputs=[
+        v4.new_output('stream', name='stdout', text='hi\n'),
+        v4.new_output('stream', name='stderr', text='a warning\n'),
+        v4.new_output('execute_result', data={'text/plain': '2'}, execution_count=1)])
+    figure = v4.new_code_cell('plot()', outputs=[
+        v4.new_output('display_data', data={'image/png': PNG, 'text/plain': '<Figure>'}),
+        v4.new_output('display_data', data={'image/png': PNG}, metadata={'filenames': {'image/png': 'figures/demo.png'}}),
+        v4.new_output('display_data', data={'text/html': '<img src="figures/a.png"/>', 'text/plain': '<Image>'}),
+        v4.new_output('display_data', data={'text/html': f'<img src="data:image/png;base64,{PNG}"/>', 'text/plain': '<Image>'}),
+        v4.new_output('display_data', data={'text/markdown': '**bold** output'})])
+    return v4.new_notebook(cells=[
+        v4.new_markdown_cell('# Demo lib\n\n> Does one thing well.\n\nIntro paragraph.'),
+        v4.new_code_cell('#| hide\nfrom secret import setup', outputs=[v4.new_output('stream', name='stdout', text='hidden out\n')]),
+        v4.new_markdown_cell('## Install\n\n```sh\npip install demo\n```'),
+        code, figure,
+        v4.new_code_cell('#| echo: false\nshow()', outputs=[v4.new_output('stream', name='stdout', text='only the output\n')]),
+        v4.new_code_cell('#|output: false\nquiet()', outputs=[v4.new_output('stream', name='stdout', text='not shown\n')]),
+        v4.new_code_cell('tagged()', metadata={'tags': ['remove-cell']}),
+        v4.new_code_cell('s = "```"', outputs=[])])
+
+
+def test_conversion():
+    md = make_readme.notebook_to_markdown(nbformat.from_dict(tiny_notebook()))
+    expected_start = f'# Demo lib\n\n> Does one thing well.\n\n{make_readme.NOTICE}\n\nIntro paragraph.\n\n## Install\n\n```sh\n'
+    assert md.startswith(expected_start), md
+    assert '```python\nprint("hi")\n1 + 1\n```\n\n```\nhi\n```\n\n```\n2\n```' in md
+    assert 'secret' not in md and 'hidden out' not in md and 'a warning' not in md   # `#| hide`, stderr
+    assert PNG[:20] not in md and 'data:image' not in md                            # no embedded images
+    assert '![](figures/demo.png)' in md and '<img src="figures/a.png"/>' in md and '**bold** output' in md
+    assert 'show()' not in md and 'only the output' in md                           # `#| echo: false`
+    assert 'quiet()' in md and 'not shown' not in md                                # `#| output: false`
+    assert 'tagged()' not in md
+    assert '````python\ns = "```"\n````' in md                                      # the fence outgrows the backticks
+    assert md.endswith('\n') and '\n\n\n' not in md
+
+
+def test_write_and_check(tmp_path, capsys):
+    nb = tmp_path/'index.ipynb'; nbformat.write(tiny_notebook(), nb)
+    readme = tmp_path/'README.md'
+    args = ['--nb', str(nb), '--out', str(readme)]
+    assert make_readme.main(args + ['--check']) == 1  # no README yet
+    assert make_readme.main(args) == 0 and readme.read_text().startswith('# Demo lib')
+    assert make_readme.main(args + ['--check']) == 0
+    readme.write_text(readme.read_text().replace('Intro paragraph.', 'Edited by hand.'))
+    capsys.readouterr()
+    assert make_readme.main(args + ['--check']) == 1
+    err = capsys.readouterr().err
+    assert 'out of date' in err and '-Edited by hand.' in err and '+Intro paragraph.' in err

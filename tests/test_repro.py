@@ -1,0 +1,153 @@
+"""Tests of the `factorcl-repro` command on tiny experiment notebooks built here (a few papermill runs)."""
+import json, os, re, subprocess, sys
+from importlib import import_module
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import factorcl_nb.repro as repro
+from factorcl_nb.core import save_results
+from factorcl_nb.repro import main, run_experiments, find_experiments, experiment_parameters, ExperimentError
+
+ROOT = Path(__file__).resolve().parents[1]
+KERNELSPEC = {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'}
+# An experiment body: saves what it received (and whether it runs under factorcl-repro) with save_results.
+SAVE = '''import os, time, pandas as pd
+from factorcl_nb.core import save_results
+t0 = time.perf_counter()
+params = {k: globals()[k] for k in ('scale', 'out_dir', 'device', 'seed', 'data_dir') if k in globals()}
+params['under_repro'] = os.environ.get('FACTORCL_REPRO')
+figure = None
+if WITH_FIGURE:
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    figure, ax = plt.subplots(); ax.plot([0, 1])
+save_results(name, out_dir, table=pd.DataFrame(dict(scale=[scale])), figure=figure, params=params,
+             report=f'Result of {name} at scale {scale}.', wall_time=time.perf_counter() - t0)'''
+
+
+def make_experiment(folder, name, title, params, body=SAVE, with_figure=True):
+    "Write `<folder>/<name>.ipynb`: a title, a cell tagged `parameters`, then `body`."
+    pcell = nbformat.v4.new_code_cell('\n'.join(f'{k} = {v!r}' for k, v in params.items()),
+                                      metadata={'tags': ['parameters']})
+    body = f'name, WITH_FIGURE = {name!r}, {with_figure}\n' + body
+    nb = nbformat.v4.new_notebook(metadata={'kernelspec': KERNELSPEC}, cells=[
+        nbformat.v4.new_markdown_cell(f'Intro line.\n\n# {title}\n\n> subtitle'), pcell, nbformat.v4.new_code_cell(body)])
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, Path(folder)/f'{name}.ipynb')
+
+
+def make_good(folder):
+    "demo_a declares every parameter except data_dir; demo_b only scale and out_dir."
+    make_experiment(folder, 'demo_a', 'Figure 9: demo A', dict(scale='quick', out_dir='figures', device='cpu', seed=0))
+    make_experiment(folder, 'demo_b', 'Table 9: demo B', dict(scale='quick', out_dir='figures'), with_figure=False)
+
+
+@pytest.fixture(scope='module')
+def good(tmp_path_factory):
+    d = tmp_path_factory.mktemp('nbs')/'experiments'
+    make_good(d)
+    return d
+
+
+def papermill_parameters(notebook):
+    return json.loads(Path(notebook).read_text())['metadata']['papermill']['parameters']
+
+
+def test_list(good, capsys):
+    assert main(['--list', '--nbs-dir', str(good)]) == 0
+    assert capsys.readouterr().out.splitlines() == ['demo_a  Figure 9: demo A', 'demo_b  Table 9: demo B']
+    assert main(['--list', '--nbs-dir', str(good.parent)]) == 0  # the `nbs` folder holding experiments/ works too
+    assert 'demo_b  Table 9: demo B' in capsys.readouterr().out
+
+
+def test_missing_experiments_folder(tmp_path, monkeypatch, capsys):
+    with pytest.raises(SystemExit) as e: main(['--list', '--nbs-dir', str(tmp_path/'nope')])
+    assert e.value.code == 2 and 'nbs_dir must be an existing folder' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e: main(['--list', '--nbs-dir', str(tmp_path)])  # exists, but no notebooks
+    assert e.value.code == 2 and 'no experiment notebooks' in capsys.readouterr().err
+    monkeypatch.setattr(repro, 'package_root', lambda: tmp_path)  # as if installed outside a clone
+    with pytest.raises(SystemExit) as e: main(['--list'])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and 'pip install -e .' in err and '--nbs-dir' in err
+    assert repro.default_out() == Path.cwd()/'figures'
+
+
+def test_default_out_is_the_clones_figures():
+    assert repro.package_root() == ROOT and repro.default_out() == ROOT/'figures'
+
+
+def test_unknown_name_and_scale(good, capsys):
+    with pytest.raises(SystemExit) as e: main(['demo_a', 'nope', '--nbs-dir', str(good)])
+    assert e.value.code == 2
+    assert "unknown experiment 'nope'; valid names: demo_a, demo_b" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e: main(['--scale', 'huge', '--nbs-dir', str(good)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "invalid choice: 'huge'" in err and "'quick', 'paper'" in err
+    with pytest.raises(ValueError, match='scale must be one of quick, paper'): run_experiments(scale='huge', nbs_dir=good)
+    with pytest.raises(ValueError, match='valid names: demo_a, demo_b'): run_experiments(['x'], nbs_dir=good)
+
+
+def test_only_declared_parameters_are_passed(good, tmp_path):
+    exps = find_experiments(good)
+    assert sorted(exps['demo_a'].parameters) == ['device', 'out_dir', 'scale', 'seed']
+    full = experiment_parameters(exps['demo_a'], 'paper', tmp_path, 'cpu', seed=1, data_dir=tmp_path)
+    assert full == dict(scale='paper', out_dir=str(tmp_path.resolve()), device='cpu', seed=1)  # no data_dir
+    assert experiment_parameters(exps['demo_b'], 'paper', tmp_path, 'cpu', seed=1) == dict(scale='paper', out_dir=str(tmp_path.resolve()))
+    assert 'seed' not in experiment_parameters(exps['demo_a'], 'quick', tmp_path, 'cpu')  # unset: notebook default
+
+
+def test_default_run_stops_at_the_failing_notebook(good, tmp_path, capsys):
+    nbs, out = tmp_path/'experiments', tmp_path/'figures'
+    make_good(nbs)
+    make_experiment(nbs, 'zz_fails', 'Fails on purpose', dict(scale='quick'), body="raise RuntimeError('deliberate failure')")
+    save_results('earlier', out, params=dict(scale='quick'), report='From an earlier run.', wall_time=65)
+    assert main(['--nbs-dir', str(nbs), '--out', str(out), '--scale', 'paper', '--seed', '3']) == 1
+    err = capsys.readouterr().err
+    failed = out.resolve()/'zz_fails.ipynb'
+    assert "experiment 'zz_fails' failed: RuntimeError: deliberate failure" in err and str(failed) in err
+    executed = nbformat.read(failed, as_version=4)
+    assert any(o.output_type == 'error' and o.evalue == 'deliberate failure' for c in executed.cells if c.cell_type == 'code' for o in c.outputs)
+    # both experiments before it ran, at paper scale, with only the parameters they declare
+    assert papermill_parameters(out/'demo_b.ipynb') == dict(scale='paper', out_dir=str(out.resolve()))
+    assert papermill_parameters(out/'demo_a.ipynb')['seed'] == 3
+    assert not (out/'demo_b.png').exists() and (out/'demo_b.csv').exists()
+    report = (out/'REPORT.md').read_text()
+    assert 'Last run: scale **paper**' in report and '| torch |' in report
+    assert report.index('## demo_a') < report.index('## demo_b') < report.index('## earlier')
+    assert 'Result of demo_b at scale paper.' in report and '| demo_b | paper |' in report
+    assert '_scale **quick** · wall time 1 min 05 s' in report and 'From an earlier run.' in report
+    assert 'zz_fails' not in report and not list(out.glob('.*.tmp'))
+    assert os.environ.get('FACTORCL_REPRO') is None  # the variable was set for the kernels only
+
+
+def test_a_notebook_that_writes_no_result_is_an_error(tmp_path):
+    nbs, out = tmp_path/'experiments', tmp_path/'figures'
+    make_experiment(nbs, 'silent', 'Writes nothing', dict(out_dir='figures'), body='x = 1')
+    save_results('silent', out, params=dict(scale='quick'))  # a stale result of an earlier run must not count
+    with pytest.raises(ExperimentError, match='did not write') as e:
+        run_experiments(nbs_dir=nbs, out=out, device='cpu', progress=False)
+    assert e.value.notebook == out.resolve()/'silent.ipynb' and e.value.notebook.exists()
+    assert papermill_parameters(e.value.notebook) == dict(out_dir=str(out.resolve()))  # no scale declared
+
+
+def test_console_script_runs_one_by_name(good, tmp_path):
+    entry = re.search(r'^factorcl-repro\s*=\s*"([\w.]+):(\w+)"', (ROOT/'pyproject.toml').read_text(), re.M)
+    module, func = entry.groups()  # (tomllib is Python 3.11+; the package supports 3.10)
+    assert getattr(import_module(module), func) is main  # the console script is this main()
+    out = tmp_path/'figures'
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
+    r = subprocess.run([sys.executable, '-m', 'factorcl_nb.repro', 'demo_a', '--nbs-dir', str(good), '--out', str(out),
+                        '--seed', '5', '--device', 'cpu'], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert 'demo_a: done' in r.stderr and f"report: {out/'REPORT.md'}" in r.stdout
+    assert sorted(p.name for p in out.iterdir()) == ['REPORT.md', 'demo_a.csv', 'demo_a.ipynb', 'demo_a.json', 'demo_a.png']
+    assert papermill_parameters(out/'demo_a.ipynb') == dict(scale='quick', out_dir=str(out), device='cpu', seed=5)
+    params = json.loads((out/'demo_a.json').read_text())['params']
+    assert params['seed'] == 5 and params['under_repro'] == '1'
+    report = (out/'REPORT.md').read_text()
+    assert '## demo_a: Figure 9: demo A' in report and 'Result of demo_a at scale quick.' in report
+    assert '_scale **quick** · wall time' in report and '![demo_a](demo_a.png)' in report and 'demo_b' not in report
+    r = subprocess.run([sys.executable, '-m', 'factorcl_nb.repro', 'bogus', '--nbs-dir', str(good)],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2 and 'valid names: demo_a, demo_b' in r.stderr
