@@ -1,0 +1,326 @@
+"Tests of factorcl_nb.train: determinism, exact resume, the two optimisation phases, history, mixed precision, errors."
+import copy, math, os, random
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from factorcl_nb.train import (TrainConfig, fit, EpochBatchSampler, make_loader, load_checkpoint, rank, world_size,
+                               is_main_process, CHECKPOINT_NAME)
+
+# ---------------------------------------------------------------- a toy model that follows the contract
+
+def infonce(s): return (s.diagonal() - s.logsumexp(1)).mean() + math.log(s.shape[0])
+def nce_club(s): return s.diagonal().mean() - s.mean()
+
+class Toy(nn.Module):
+    """Two linear encoders, a learnable InfoNCE critic (main) and an NCE-CLUB critic (trained by critic_loss).
+    Its augmentation draws from torch's global RNG (or its own generator), NumPy's and Python's."""
+    def __init__(self, n_classes=None, noise=0.1, generator=None, fail_at=None):
+        super().__init__()
+        self.enc1, self.enc2 = nn.Linear(6, 4), nn.Linear(5, 4)
+        self.nce_weight = nn.Parameter(torch.eye(4))
+        self.club_weight = nn.Parameter(torch.eye(4))
+        self.head = nn.Linear(4, n_classes) if n_classes else None
+        self.needs_labels, self.noise, self.generator, self.fail_at = n_classes is not None, noise, generator, fail_at
+        self.calls, self.last_dtype = 0, None
+
+    def embed(self, x1, x2):
+        if self.noise:
+            scale = self.noise * (1 + np.random.rand() + random.random())
+            x1 = x1 + scale * torch.randn(x1.shape, generator=self.generator)
+        z1, z2 = self.enc1(x1), self.enc2(x2)
+        self.last_dtype = z1.dtype
+        return z1, z2
+
+    def loss(self, x1, x2, y=None):
+        self.calls += 1
+        if self.fail_at is not None and self.calls == self.fail_at: raise RuntimeError('injected failure')
+        z1, z2 = self.embed(x1, x2)
+        terms = dict(nce=infonce(z1 @ self.nce_weight @ z2.T), club=nce_club(z1 @ self.club_weight @ z2.T))
+        if self.needs_labels: terms['ce'] = F.cross_entropy(self.head(z1).float(), y)
+        terms['loss'] = -terms['nce'] + terms['club'] + terms.get('ce', 0)
+        return terms
+
+    def critic_loss(self, x1, x2, y=None):
+        z1, z2 = (z.detach() for z in self.embed(x1, x2))
+        return -infonce(z1 @ self.club_weight @ z2.T)
+
+    def critic_parameters(self): return [self.club_weight]
+    def main_parameters(self): return [p for n, p in self.named_parameters() if n != 'club_weight']
+
+
+def toy_data(n=40, seed=0, labels=False):
+    g = torch.Generator().manual_seed(seed); w = torch.randn(n, 3, generator=g)
+    x1 = w @ torch.randn(3, 6, generator=g) + 0.1 * torch.randn(n, 6, generator=g)
+    x2 = w @ torch.randn(3, 5, generator=g) + 0.1 * torch.randn(n, 5, generator=g)
+    return (x1, x2, (w[:, 0] > 0).long()) if labels else (x1, x2)
+
+
+def new_model(**kw):
+    torch.manual_seed(0)
+    return Toy(**kw)
+
+
+BASE = dict(epochs=3, batch_size=8, lr=1e-2, progress=False, device='cpu')  # 40 samples: 5 steps per epoch, 15 in all
+
+
+def same_weights(a, b): return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def terms_only(h): return h.drop(columns=['time']).reset_index(drop=True)
+
+# ---------------------------------------------------------------- helpers
+
+def test_distributed_fallbacks():
+    assert (rank(), world_size(), is_main_process()) == (0, 1, True)
+
+
+def test_sampler_order_is_a_function_of_seed_and_epoch():
+    a, b = EpochBatchSampler(23, 5, seed=4), EpochBatchSampler(23, 5, seed=4)
+    assert list(a) == list(b)
+    a.set_epoch(1)
+    assert list(a) != list(b)
+    assert sorted(sum(list(a), [])) == list(range(23))
+    shards = [list(EpochBatchSampler(23, 5, seed=4, shard=r, num_shards=2)) for r in range(2)]
+    assert len(shards[0]) == len(shards[1])
+    assert set(sum(shards[0] + shards[1], [])) == set(range(23))
+
+# ---------------------------------------------------------------- determinism
+
+def test_same_seed_same_weights_different_seed_different_weights():
+    runs = []
+    for seed in (0, 0, 1):
+        m = new_model(); fit(m, toy_data(), seed=seed, **BASE); runs.append(m)
+    assert same_weights(runs[0], runs[1])
+    assert not same_weights(runs[0], runs[2])
+
+# ---------------------------------------------------------------- exact resume
+
+@pytest.fixture(scope='module')
+def uninterrupted():
+    m = new_model(); h = fit(m, toy_data(), log_every=1, **BASE)
+    return m, h
+
+
+@pytest.mark.parametrize('stop', [7, 10])   # mid-epoch (position 2 of epoch 1) and at the epoch boundary
+def test_resume_after_max_steps_is_exact(tmp_path, uninterrupted, stop):
+    full, full_hist = uninterrupted
+    m = new_model(); fit(m, toy_data(), log_every=1, max_steps=stop, checkpoint_dir=str(tmp_path), **BASE)
+    ck = load_checkpoint(tmp_path)
+    assert (ck['step'], ck['epoch'], ck['position']) == (stop, stop // 5, stop % 5)
+    assert same_weights(m, full) is False
+    resumed = Toy()                            # other initial weights: they come from the checkpoint
+    h = fit(resumed, toy_data(), resume=tmp_path, max_steps=None)
+    assert same_weights(resumed, full)
+    assert terms_only(h).equals(terms_only(full_hist))   # every logged term of every step, identical
+
+
+@pytest.mark.parametrize('every', [3, 5])     # crash at step 12; last checkpoint at step 9 (mid-epoch) or 10 (epoch boundary)
+def test_resume_after_a_crash_is_exact(tmp_path, uninterrupted, every):
+    full, _ = uninterrupted
+    m = new_model(fail_at=12)
+    with pytest.raises(RuntimeError, match='injected failure'):
+        fit(m, toy_data(), checkpoint_dir=str(tmp_path), checkpoint_every=every, **BASE)
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)['step'] == (11 // every) * every
+    resumed = Toy()
+    fit(resumed, toy_data(), resume=tmp_path)
+    assert same_weights(resumed, full)
+    assert [f for f in os.listdir(tmp_path)] == [CHECKPOINT_NAME]   # atomic writes leave no temporary file
+
+
+def test_resume_covers_a_generator_owned_by_the_model(tmp_path):
+    def model(): return new_model(generator=torch.Generator().manual_seed(5))
+    full = model(); fit(full, toy_data(), **BASE)
+    m = model(); fit(m, toy_data(), max_steps=8, checkpoint_dir=str(tmp_path), **BASE)
+    m.generator.manual_seed(123)              # disturb it: the checkpoint must restore it
+    resumed = model(); resumed.generator.manual_seed(99)
+    fit(resumed, toy_data(), resume=tmp_path, max_steps=None)
+    assert same_weights(resumed, full)
+
+
+class NoisyPairs(Dataset):
+    "A Dataset that augments in __getitem__ with the global torch RNG."
+    def __init__(self, x1, x2): self.x1, self.x2 = x1, x2
+    def __len__(self): return len(self.x1)
+    def __getitem__(self, i): return self.x1[i] + 0.05 * torch.randn(6), self.x2[i]
+
+
+@pytest.mark.parametrize('kind', ['dataset', 'loader', 'loader with generator'])
+def test_resume_mid_epoch_with_a_dataset_or_a_user_dataloader(tmp_path, kind):
+    def data():
+        ds = NoisyPairs(*toy_data())
+        if kind == 'dataset': return ds
+        g = torch.Generator().manual_seed(1) if kind == 'loader with generator' else None  # None: shuffles with the global RNG
+        return DataLoader(ds, batch_size=8, shuffle=True, generator=g)
+    full = new_model(); fit(full, data(), **BASE)
+    m = new_model(); fit(m, data(), max_steps=7, checkpoint_dir=str(tmp_path), **BASE)
+    resumed = Toy(); fit(resumed, data(), resume=tmp_path, max_steps=None)
+    assert same_weights(resumed, full)
+
+
+def test_resume_can_extend_the_number_of_epochs(tmp_path):
+    five = new_model(); fit(five, toy_data(), **{**BASE, 'epochs': 5})
+    m = new_model(); fit(m, toy_data(), checkpoint_dir=str(tmp_path), **BASE)
+    resumed = Toy(); fit(resumed, toy_data(), resume=tmp_path, epochs=5)
+    assert same_weights(resumed, five)
+
+
+def test_resume_with_an_incompatible_config_or_data_fails(tmp_path):
+    fit(new_model(), toy_data(), max_steps=3, checkpoint_dir=str(tmp_path), **BASE)
+    with pytest.raises(ValueError, match=r"cannot resume with a different configuration: lr=0.01 in the checkpoint but 0.001 now"):
+        fit(Toy(), toy_data(), resume=tmp_path, lr=1e-3)
+    with pytest.raises(ValueError, match='batch_size'):
+        fit(Toy(), toy_data(), TrainConfig(**{**BASE, 'batch_size': 4}), resume=tmp_path)
+    with pytest.raises(ValueError, match='batches per epoch'):
+        fit(Toy(), toy_data(n=80), resume=tmp_path)
+    with pytest.raises(ValueError, match='weights do not fit this model'):
+        fit(Toy(n_classes=2), toy_data(labels=True), resume=tmp_path)
+    with pytest.raises(FileNotFoundError, match='no checkpoint at'):
+        fit(Toy(), toy_data(), resume=tmp_path / 'missing')
+
+# ---------------------------------------------------------------- the two phases
+
+def test_critic_parameters_move_only_in_critic_steps():
+    m = new_model(); club0, enc0 = m.club_weight.detach().clone(), m.enc1.weight.detach().clone()
+    fit(m, toy_data(), critic_steps=0, **BASE)
+    assert torch.equal(m.club_weight, club0) and not torch.equal(m.enc1.weight, enc0)
+    one, two = new_model(), new_model()
+    fit(one, toy_data(), critic_steps=1, **BASE); fit(two, toy_data(), critic_steps=2, **BASE)
+    assert not torch.equal(one.club_weight, club0) and not torch.equal(one.club_weight, two.club_weight)
+
+
+class HeavyPenalty(Toy):
+    "A main loss whose NCE-CLUB penalty is weighted 100x: a leak of its gradient into the critic would dominate."
+    def loss(self, x1, x2, y=None):
+        t = super().loss(x1, x2, y); t['loss'] = t['loss'] + 99 * t['club']
+        return t
+
+
+def test_steps_equal_a_manual_reference_without_gradient_leaks():
+    "Each step: Adam on `loss` w.r.t. the main parameters only, then Adam on `critic_loss` w.r.t. the critic only."
+    x1, x2 = toy_data(16)
+    torch.manual_seed(0); m = HeavyPenalty(noise=0.)
+    torch.manual_seed(0); ref = HeavyPenalty(noise=0.)
+    fit(m, (x1, x2), epochs=3, batch_size=16, shuffle=False, lr=1e-2, critic_lr=3e-2, progress=False)
+    main, critic = ref.main_parameters(), ref.critic_parameters()
+    main_opt, critic_opt = torch.optim.Adam(main, lr=1e-2), torch.optim.Adam(critic, lr=3e-2)
+    for _ in range(3):
+        for p, g in zip(main, torch.autograd.grad(ref.loss(x1, x2)['loss'], main)): p.grad = g
+        main_opt.step()
+        for p, g in zip(critic, torch.autograd.grad(ref.critic_loss(x1, x2), critic)): p.grad = g
+        critic_opt.step()
+    for (name, p), q in zip(m.named_parameters(), ref.parameters()):
+        assert torch.allclose(p, q, atol=1e-6), name
+
+
+def test_grad_clip_clips():
+    "Adam's first step moves a weight by about lr; a gradient clipped far below Adam's eps hardly moves it."
+    w0 = new_model().enc1.weight.detach().clone()
+    a, b = new_model(noise=0.), new_model(noise=0.)
+    fit(a, toy_data(16), epochs=1, batch_size=16, lr=1e-2, progress=False)
+    fit(b, toy_data(16), epochs=1, batch_size=16, lr=1e-2, grad_clip=1e-12, progress=False)
+    assert (a.enc1.weight - w0).abs().max() > 1e-3 and (b.enc1.weight - w0).abs().max() < 1e-5
+
+# ---------------------------------------------------------------- history
+
+def test_history_has_every_term_per_logged_step():
+    h = fit(new_model(n_classes=2), toy_data(labels=True), log_every=4, **BASE)
+    assert list(h.columns) == ['step', 'epoch', 'time', 'nce', 'club', 'ce', 'loss', 'critic_loss']
+    assert h.step.tolist() == [4, 8, 12, 15]           # every 4 steps, and the last
+    assert h.epoch.tolist() == [0, 1, 2, 2]
+    assert h.time.is_monotonic_increasing
+    assert np.allclose(h.loss, -h.nce + h.club + h.ce, atol=1e-5)
+    assert fit(new_model(), toy_data(), critic_steps=0, **BASE).columns.tolist()[-1] == 'loss'
+
+
+def test_progress_bar_shows_the_loss(capsys):
+    fit(new_model(), toy_data(), **{**BASE, 'progress': True, 'log_every': 1})
+    assert 'loss=' in capsys.readouterr().err
+
+# ---------------------------------------------------------------- devices, precision, loading
+
+def test_bf16_autocast_on_cpu():
+    m = new_model(n_classes=2)
+    h = fit(m, toy_data(labels=True), amp='bf16', log_every=1, **BASE)
+    assert m.last_dtype == torch.bfloat16 and m.enc1.weight.dtype == torch.float32
+    assert np.isfinite(h[['loss', 'nce', 'club', 'ce', 'critic_loss']].values).all()
+    m = new_model(); fit(m, toy_data(), amp='auto', **BASE)
+    assert m.last_dtype == torch.float32                # 'auto' is full precision on the CPU
+
+
+def test_worker_processes_give_the_same_result():
+    a, b = new_model(), new_model()
+    fit(a, toy_data(), **{**BASE, 'epochs': 1}); fit(b, toy_data(), num_workers=1, **{**BASE, 'epochs': 1})
+    assert same_weights(a, b)
+
+# ---------------------------------------------------------------- errors
+
+def test_errors_on_bad_data():
+    x1, x2 = toy_data()
+    with pytest.raises(ValueError, match='needs labels'):
+        fit(Toy(n_classes=2), (x1, x2), **BASE)
+    with pytest.raises(ValueError, match='needs labels'):            # found in the first batch of a Dataset
+        fit(Toy(n_classes=2), torch.utils.data.TensorDataset(x1, x2), **BASE)
+    with pytest.raises(ValueError, match='same number of samples.*x1: 40, x2: 39'):
+        fit(Toy(), (x1, x2[:39]), **BASE)
+    with pytest.raises(ValueError, match='got ndarray'):
+        fit(Toy(), x1.numpy(), **BASE)
+    with pytest.raises(ValueError, match='method loss'):
+        fit(nn.Linear(2, 2), (x1, x2), **BASE)
+
+
+def test_nan_in_a_batch_names_the_step_and_the_input():
+    x1, x2 = toy_data(); x1[21, 2] = float('nan')                   # third batch of 8 when not shuffled
+    m = new_model(); w = m.enc1.weight.detach().clone()
+    with pytest.raises(ValueError, match=r'non-finite loss at step 3: nce=nan.*the batch has NaN or inf in x1'):
+        fit(m, (x1, x2), shuffle=False, **BASE)
+    assert torch.isfinite(m.enc1.weight).all() and not torch.equal(m.enc1.weight, w)   # two good steps were taken
+
+
+def test_divergence_names_the_term():
+    class Diverges(Toy):
+        def loss(self, x1, x2, y=None):
+            t = super().loss(x1, x2, y); t['club'] = t['club'] + float('inf'); t['loss'] = t['loss'] + t['club']
+            return t
+    with pytest.raises(ValueError, match=r'non-finite loss at step 1: club=.*inf.*training diverged'):
+        fit(Diverges(), toy_data(), **BASE)
+
+
+@pytest.mark.parametrize('bad, match', [
+    (dict(epochs=0), 'TrainConfig.epochs must be an int >= 1, got 0'),
+    (dict(batch_size=1.5), 'TrainConfig.batch_size'),
+    (dict(lr=0), 'TrainConfig.lr must be a number > 0'),
+    (dict(critic_lr=-1), 'TrainConfig.critic_lr'),
+    (dict(critic_steps=-1), 'TrainConfig.critic_steps'),
+    (dict(weight_decay=-0.1), 'TrainConfig.weight_decay'),
+    (dict(grad_clip=float('nan')), 'TrainConfig.grad_clip'),
+    (dict(amp='fp8'), 'TrainConfig.amp must be one of'),
+    (dict(seed=-1), 'TrainConfig.seed'),
+    (dict(shuffle=1), 'TrainConfig.shuffle must be True or False'),
+    (dict(checkpoint_every=5), 'set checkpoint_dir'),
+    (dict(log_every=0), 'TrainConfig.log_every'),
+    (dict(max_steps=0), 'TrainConfig.max_steps'),
+    (dict(num_workers=-1), 'TrainConfig.num_workers'),
+    (dict(pin_memory='yes'), 'TrainConfig.pin_memory'),
+    (dict(device=3), 'TrainConfig.device'),
+])
+def test_bad_config_values(bad, match):
+    with pytest.raises(ValueError, match=match): TrainConfig(**bad)
+    with pytest.raises(ValueError, match=match): fit(Toy(), toy_data(), **{**BASE, **bad})
+
+
+def test_bad_settings_at_fit_time():
+    with pytest.raises(ValueError, match=r"unknown training setting\(s\) \['epoch'\]"):
+        fit(Toy(), toy_data(), epoch=3)
+    with pytest.raises(ValueError, match="amp='fp16' needs a CUDA device"):
+        fit(Toy(), toy_data(), **{**BASE, 'amp': 'fp16'})
+    with pytest.raises(ValueError, match='no batch to train on'):
+        fit(Toy(), toy_data(), **{**BASE, 'batch_size': 64, 'drop_last': True})
+    with pytest.raises(ValueError, match='config must be a TrainConfig'):
+        fit(Toy(), toy_data(), config=dict(epochs=1))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match='CUDA is not available'):
+            fit(Toy(), toy_data(), **{**BASE, 'device': 'cuda'})
