@@ -11,4 +11,9 @@ d = { 'settings': { 'branch': 'main',
                                   'factorcl_nb.core.environment_info': ('core.html#environment_info', 'factorcl_nb/core.py'),
                                   'factorcl_nb.core.resolve_device': ('core.html#resolve_device', 'factorcl_nb/core.py'),
                                   'factorcl_nb.core.save_results': ('core.html#save_results', 'factorcl_nb/core.py'),
-                                  'factorcl_nb.core.set_seed': ('core.html#set_seed', 'factorcl_nb/core.py')}}}
+                                  'factorcl_nb.core.set_seed': ('core.html#set_seed', 'factorcl_nb/core.py')},
+            'factorcl_nb.data.mfeat': { 'factorcl_nb.data.mfeat._check_views': ('mfeat.html#_check_views', 'factorcl_nb/data/mfeat.py'),
+                                        'factorcl_nb.data.mfeat.load_mfeat': ('mfeat.html#load_mfeat', 'factorcl_nb/data/mfeat.py'),
+                                        'factorcl_nb.data.mfeat.read_mfeat': ('mfeat.html#read_mfeat', 'factorcl_nb/data/mfeat.py'),
+                                        'factorcl_nb.data.mfeat.stratified_split': ( 'mfeat.html#stratified_split',
+                                                                                     'factorcl_nb/data/mfeat.py')}}}
