@@ -1,0 +1,216 @@
+"""MultiBench loaders on fixture files written in the published format: cleaning, labels, splits, errors."""
+import pickle, random, warnings
+from pathlib import Path
+import numpy as np
+import pytest
+import torch
+from factorcl_nb.data.multibench import (AFFECT_DIMS, MULTIBENCH_FILES, SPLITS, load_multibench, mimic_split,
+                                         write_multibench_fixture)
+
+AFFECT = ('mosi', 'mosei', 'mustard', 'urfunny')
+
+
+def read(file):
+    with open(file, 'rb') as f: return pickle.load(f)
+
+
+def reference_affect(split, modalities, z_norm=False, zero_is_positive=False, out_len=None):
+    "MultiBench's per-sample procedure, one sample at a time (right padding)."
+    T = split['text'].shape[1]; out_len = out_len or T
+    xs, ys, lengths = ([], []), [], []
+    for i in range(len(split['text'])):
+        text = torch.as_tensor(split['text'][i])
+        if text.sum() == 0: continue                               # no words
+        start = int(text.nonzero()[0][0])                          # first word
+        keep = min(T - start, out_len)
+        for j, m in enumerate(modalities):
+            x = torch.as_tensor(split[m][i], dtype=torch.float32)[start:].clone()
+            if m == 'audio': x[x == -float('inf')] = 0
+            x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+            if z_norm:
+                with warnings.catch_warnings():
+                    warnings.simplefilter('ignore'); std = x.std(0, keepdim=True)
+                x = torch.nan_to_num((x - x.mean(0, keepdim=True)) / std, nan=0.0, posinf=0.0, neginf=0.0)
+            xs[j].append(torch.cat([x[:keep], torch.zeros(out_len - keep, x.shape[1])]))
+        score = float(np.asarray(split['labels'][i]).reshape(-1)[0])
+        ys.append(int(score >= 0 if zero_is_positive else score > 0)); lengths.append(keep)
+    return torch.stack(xs[0]), torch.stack(xs[1]), torch.tensor(ys), torch.tensor(lengths)
+
+
+@pytest.mark.parametrize('name', AFFECT)
+@pytest.mark.parametrize('options', [dict(), dict(z_norm=True, modalities=('audio', 'text'), max_seq_len=17)])
+def test_affect_matches_per_sample_reference(tmp_path, name, options):
+    file = write_multibench_fixture(name, tmp_path, n=9, seed=1)
+    assert file.name == MULTIBENCH_FILES[name]
+    raw, data = read(file), load_multibench(name, tmp_path, **options)
+    modalities = options.get('modalities', ('vision', 'text'))
+    for s in SPLITS:
+        x1, x2, y, lengths = reference_affect(raw[s], modalities, options.get('z_norm', False), out_len=options.get('max_seq_len'))
+        torch.testing.assert_close(data[s]['x1'], x1, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(data[s]['x2'], x2, atol=1e-5, rtol=1e-5)
+        assert torch.equal(data[s]['y'], y) and torch.equal(data[s]['mask'].sum(1), lengths)
+        assert data[s]['x1'].dtype == torch.float32 and data[s]['y'].dtype == torch.int64
+        assert data[s]['x1'].shape[2] == AFFECT_DIMS[name][modalities[0]]
+        assert data['info']['dropped'][s] == 1                     # the text-less sample of each split
+    assert data['info']['sizes'] == {'train': 8, 'valid': 3, 'test': 4}
+    assert data['info']['x1'] == modalities[0] and data['info']['n_classes'] == 2
+
+
+def test_affect_padding_layouts_and_mask(tmp_path):
+    file = write_multibench_fixture('mosei', tmp_path, n=10, seed=2)
+    right, left = load_multibench('mosei', file), load_multibench('mosei', file, padding='left')
+    for s in SPLITS:
+        mask_r, mask_l = right[s]['mask'], left[s]['mask']
+        lengths = mask_r.sum(1)
+        assert torch.equal(mask_r, torch.arange(50)[None] < lengths[:, None])          # real steps first
+        assert torch.equal(mask_l, torch.arange(50)[None] >= 50 - lengths[:, None])    # real steps last
+        for i, n in enumerate(lengths.tolist()):                                        # same content, shifted
+            assert torch.equal(right[s]['x2'][i, :n], left[s]['x2'][i, 50 - n:])
+        assert (right[s]['x1'][~mask_r] == 0).all() and (left[s]['x1'][~mask_l] == 0).all()
+        assert torch.isfinite(right[s]['x1']).all()
+    raw = read(file)['train']; kept = raw['text'].any((1, 2))
+    stored = np.nan_to_num(raw['vision'][kept][0])                  # sample 0 uses all 50 steps: nothing to move
+    assert np.array_equal(left['train']['x1'][0].numpy(), stored) and np.array_equal(right['train']['x1'][0].numpy(), stored)
+
+
+def test_sentiment_label_rules(tmp_path):
+    file = write_multibench_fixture('mosi', tmp_path, n=16, seed=4)
+    raw = read(file)
+    gt, ge = load_multibench('mosi', file), load_multibench('mosi', file, zero_is_positive=True)
+    reg = load_multibench('mosi', file, task='regression')
+    for s in SPLITS:
+        kept = raw[s]['text'].any((1, 2)); score = torch.from_numpy(raw[s]['labels'].reshape(-1)[kept])
+        assert torch.equal(gt[s]['y'], (score > 0).long()) and torch.equal(ge[s]['y'], (score >= 0).long())
+        assert (score == 0).any() and (gt[s]['y'] != ge[s]['y']).sum() == (score == 0).sum()
+        assert torch.equal(reg[s]['y'], score.float())
+    assert 'MultiBench' in gt['info']['label_rule'] and '>= 0' in ge['info']['label_rule']
+
+
+@pytest.mark.parametrize('encoding', ['pm1', '01'])
+@pytest.mark.parametrize('name', ['mustard', 'urfunny'])
+def test_binary_label_encodings(tmp_path, name, encoding):
+    file = write_multibench_fixture(name, tmp_path/f'{name}.pkl', binary_labels=encoding)
+    raw, data = read(file), load_multibench(name, file)
+    stored = np.unique(raw['train']['labels'])
+    assert set(stored.tolist()) == ({-1.0, 1.0} if encoding == 'pm1' else {0.0, 1.0})
+    for s in SPLITS:
+        kept = raw[s]['text'].any((1, 2))
+        assert data[s]['y'].tolist() == (raw[s]['labels'].reshape(-1)[kept] == 1).astype(int).tolist()
+
+
+def test_mimic_split_cleaning_and_labels(tmp_path):
+    file = write_multibench_fixture('mimic', tmp_path, n=57)
+    raw = read(file)
+    data, mort = load_multibench('mimic', tmp_path), load_multibench('mimic', file, task='mortality')
+    assert data['info']['sizes'] == {'train': 46, 'valid': 5, 'test': 6}   # 57//10 = 5, 57//5 = 11
+    # MultiBench's procedure on a list of tuples with the global random module
+    rows = [(i, raw['y_icd9'][i, 7]) for i in range(57)]
+    random.seed(10); random.shuffle(rows)
+    order = {'valid': rows[:5], 'test': rows[5:11], 'train': rows[11:]}
+    static = np.where(np.isfinite(raw['adm_features_all']), raw['adm_features_all'], 0)
+    series = np.where(np.isfinite(raw['ep_tdata']), raw['ep_tdata'], 0)
+    s_mean, s_std = static.mean(0), static.std(0); s_std[s_std == 0] = 1
+    t_mean, t_std = series.mean((0, 1)), series.std((0, 1)); t_std[t_std == 0] = 1
+    for s in SPLITS:
+        idx = [i for i, _ in order[s]]
+        assert data[s]['y'].tolist() == [int(v) for _, v in order[s]]
+        np.testing.assert_allclose(data[s]['x1'].numpy(), ((static - s_mean) / s_std)[idx], atol=1e-5)
+        np.testing.assert_allclose(data[s]['x2'].numpy(), ((series - t_mean) / t_std)[idx], atol=1e-5)
+        assert data[s]['x1'].dtype == torch.float32 and data[s]['mask'].shape == (len(idx), 24) and data[s]['mask'].all()
+        expected = []
+        for i in idx:                                               # first positive mortality window, else 0
+            label = 0
+            for k in range(1, 6):
+                if raw['adm_labels_all'][i, k] > 0: label = k; break
+            expected.append(label)
+        assert mort[s]['y'].tolist() == expected
+    assert mort['info']['n_classes'] == 6 and data['info']['n_classes'] == 2
+    assert set(torch.cat([mort[s]['y'] for s in SPLITS]).tolist()) >= {0, 1}
+    assert all(torch.equal(load_multibench('mimic', file, task=3)[s]['y'], torch.from_numpy(raw['y_icd9'][mimic_split(57)[s], 3]).long()) for s in SPLITS)
+
+
+def test_mimic_split_boundaries():
+    for n in (10, 20, 32616):
+        sp = mimic_split(n)
+        assert (len(sp['valid']), len(sp['test']), len(sp['train'])) == (n // 10, n // 5 - n // 10, n - n // 5)
+        assert np.array_equal(np.sort(np.concatenate(list(sp.values()))), np.arange(n))
+    assert len(mimic_split(32616)['test']) == 3262
+
+
+# ---- errors -------------------------------------------------------------------------------------------
+
+def edited(tmp_path, name, change, fname=None):
+    file = write_multibench_fixture(name, tmp_path/(fname or MULTIBENCH_FILES[name]))
+    data = read(file); change(data)
+    with open(file, 'wb') as f: pickle.dump(data, f)
+    return file
+
+
+def test_missing_file_says_where_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r'sarcasm\.pkl.*MultiBench'): load_multibench('mustard', tmp_path)
+    with pytest.raises(FileNotFoundError, match=r'im\.pk.*PhysioNet'): load_multibench('mimic', tmp_path/'nowhere')
+    with pytest.raises(ValueError, match="name must be one of 'mosi'"): load_multibench('avmnist', tmp_path)
+
+
+def _set(split, key, fn):
+    def change(d): d[split][key] = fn(d[split][key])
+    return change
+
+
+@pytest.mark.parametrize('name, change, message', [
+    ('mosi', lambda d: d.pop('test'), "missing split 'test'"),
+    ('mosi', lambda d: d['valid'].pop('labels'), "split 'valid' has no key 'labels'"),
+    ('mosei', _set('train', 'vision', lambda a: a[:, :, 0]), r"train\['vision'\] must have shape \(N, T, D\)"),
+    ('mosei', _set('test', 'audio', lambda a: a[:-1]), r'must share \(N, T\)'),
+    ('mosi', _set('train', 'labels', lambda a: a[:3]), r"train\['labels'\] must have one row per sample"),
+    ('mosi', _set('valid', 'text', lambda a: np.array(['word'] * len(a))), r"valid\['text'\] is not a numeric array"),
+    ('urfunny', _set('train', 'labels', lambda a: a * 3), r"train\['labels'\] of urfunny must be binary"),
+    ('mimic', lambda d: d.pop('adm_features_all'), "missing key 'adm_features_all'"),
+    ('mimic', lambda d: d.update(ep_tdata=d['ep_tdata'][:, :, 0]), "'ep_tdata' must have rank 3"),
+    ('mimic', lambda d: d.update(y_icd9=d['y_icd9'][:-2]), 'every key must have N rows'),
+    ('mimic', lambda d: d.update(adm_labels_all=d['adm_labels_all'][:, :3]), "'adm_labels_all' needs at least 6 columns"),
+])
+def test_malformed_files(tmp_path, name, change, message):
+    file = edited(tmp_path, name, change)
+    with pytest.raises(ValueError, match=message) as err: load_multibench(name, file)
+    assert file.name in str(err.value)
+
+
+def test_unreadable_and_wrong_type(tmp_path):
+    (tmp_path/'humor.pkl').write_bytes(b'\x80\x04garbage')
+    with pytest.raises(ValueError, match=r'humor\.pkl is not a readable MultiBench pickle'): load_multibench('urfunny', tmp_path)
+    with open(tmp_path/'im.pk', 'wb') as f: pickle.dump([1, 2, 3], f)
+    with pytest.raises(ValueError, match=r'im\.pk: expected a dict'): load_multibench('mimic', tmp_path)
+    file = edited(tmp_path, 'mimic', lambda d: d.update(y_icd9=d['y_icd9'] * 0.5), 'im2.pk')
+    with pytest.raises(ValueError, match=r"'y_icd9'\[:, 7\] must be binary"): load_multibench('mimic', file)
+
+
+def test_bad_arguments(tmp_path):
+    mosi = write_multibench_fixture('mosi', tmp_path)
+    mustard = write_multibench_fixture('mustard', tmp_path)
+    mimic = write_multibench_fixture('mimic', tmp_path)
+    cases = [(('mosi', mosi), dict(task='mortality'), "'classification' or 'regression'"),
+             (('mustard', mustard), dict(task='regression'), "use it with 'mosi' or 'mosei'"),
+             (('mustard', mustard), dict(zero_is_positive=True), 'labels are binary'),
+             (('mosi', mosi), dict(modalities=('vision',)), 'two different names'),
+             (('mosi', mosi), dict(modalities=('vision', 'video')), 'two different names'),
+             (('mosi', mosi), dict(padding='middle'), "padding must be 'right' or 'left'"),
+             (('mosi', mosi), dict(max_seq_len=-3), 'max_seq_len must be None or a positive int'),
+             (('mimic', mimic), dict(task=25), r'ICD-9 group index 0\.\.19'),
+             (('mimic', mimic), dict(task='death'), "'mortality'"),
+             (('mimic', mimic), dict(padding='left'), 'affect datasets only'),
+             (('mimic', mimic), dict(max_seq_len=10), 'affect datasets only')]
+    for (name, file), kw, message in cases:
+        with pytest.raises(ValueError, match=message): load_multibench(name, file, **kw)
+    with pytest.raises(ValueError, match='n must be at least 10'): write_multibench_fixture('mimic', tmp_path/'x.pk', n=5)
+    with pytest.raises(ValueError, match="binary_labels must be 'pm1' or '01'"):
+        write_multibench_fixture('mustard', tmp_path/'y.pkl', binary_labels='yes')
+
+
+def test_feature_width_mismatch_warns(tmp_path):
+    file = edited(tmp_path, 'mosi', lambda d: [d[s].update(vision=d[s]['vision'][:, :, :7]) for s in SPLITS])
+    with pytest.warns(UserWarning, match=r"have \(7, 5, 300\) features; the published mosi file has \(20, 5, 300\)") as record:
+        data = load_multibench('mosi', file)
+    assert len(record) == 1 and data['train']['x1'].shape[2] == 7
+    file = edited(tmp_path, 'mosi', lambda d: d['test'].update(vision=d['test']['vision'][:, :, :7]), 'mosi2.pkl')
+    with pytest.raises(ValueError, match='the splits disagree on the'): load_multibench('mosi', file)
