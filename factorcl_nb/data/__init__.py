@@ -5,6 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/08_data.ipynb #a0d56001
+# %% ../../nbs/08_data.ipynb #d8a2ae40
 from .mfeat import load_mfeat
+from .synthetic import make_synthetic, SyntheticData
 from .multibench import load_multibench, write_multibench_fixture
