@@ -70,17 +70,11 @@ def isolated_peak(module, func, kwargs, timeout=900):
     r = isolated_run(module, func, kwargs, timeout=timeout)
     return dict(peak_increase_mb=r['peak_increase_mb'], baseline_mb=r['baseline_mb']) if r['status'] == 'ok' else None
 
-def _proc_status_mb(field):
-    for line in Path('/proc/self/status').read_text().splitlines():
+def _status_mb(field):
+    "A memory field of /proc/self/status (VmRSS, VmHWM) in MB."
+    for line in open('/proc/self/status'):
         if line.startswith(field + ':'): return int(line.split()[1]) / 1024
-
-def reset_peak_rss():
-    """Reset the kernel's peak-RSS mark of this process to its current RSS (Linux >= 4.0, /proc/self/clear_refs);
-    return that RSS in MB, or None where unsupported."""
-    try:
-        Path('/proc/self/clear_refs').write_text('5')
-        return _proc_status_mb('VmRSS')
-    except (OSError, TypeError): return None
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 def _child(make, kwargs, mem_cap_gb=None, repeat=0):
     import gc
@@ -90,13 +84,12 @@ def _child(make, kwargs, mem_cap_gb=None, repeat=0):
     try:
         step = make(**kwargs)          # builds models and inputs
         gc.collect()
-        # Peak during the step minus the resident memory before it. The peak mark is reset first: otherwise a
-        # transient peak of the imports or the setup would hide a step that needs less than that.
-        before = reset_peak_rss()
-        if before is None: before = peak_rss_mb()          # fallback: increase over the peak so far
-        step()                         # the measured step: its activations and gradients raise the peak
-        after = _proc_status_mb('VmHWM') if Path('/proc/self/status').exists() else None
-        peak = (after if after is not None else peak_rss_mb()) - before
+        # Reset the peak (VmHWM) to the current RSS: ru_maxrss never resets, so a step whose peak stays below the
+        # peak of the imports or the setup would read 0.
+        with open('/proc/self/clear_refs', 'w') as f: f.write('5')
+        before = _status_mb('VmRSS')   # parameters and inputs are resident
+        step()                         # the measured step: activations, gradients, optimizer state
+        peak = _status_mb('VmHWM') - before
         step_s = timeit(step, repeat=repeat, warmup=0) if repeat else None
     except (RuntimeError, MemoryError) as e:
         if isinstance(e, MemoryError) or any(w.lower() in str(e).lower() for w in _OOM_WORDS):
