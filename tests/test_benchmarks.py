@@ -1,0 +1,82 @@
+"The benchmark scripts run (tiny sizes) and compare like with like: the naive step computes our step's loss."
+import os, subprocess, sys
+import pytest, torch
+from factorcl_nb.augment import identity
+from factorcl_nb.models import independent
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+sys.path.insert(0, str(BENCH))
+import common, train_step, batch_scaling
+
+def run_script(name, *args, timeout=240):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    r = subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    assert r.returncode == 0, f"{name} {args} exited {r.returncode}:\n{r.stdout}\n{r.stderr}"
+    return r.stdout
+
+def test_train_step_smoke():
+    out = run_script('train_step.py', '--smoke', '--accuracy', '--threads', '1')
+    for header in ('implementation', 'ms/step', 'speed-up vs naive', 'peak MB', 'memory vs naive', 'targets (issue)',
+                   'probe accuracy'):
+        assert header in out, header
+    for label in train_step.IMPLS.values():
+        if 'naive,' not in label: assert label in out, label
+    for row in ('untrained (same init)', 'float32', 'bf16 autocast'): assert row in out
+
+def test_batch_scaling_smoke():
+    out = run_script('batch_scaling.py', '--smoke')
+    for header in ('batch', 'implementation', 'ms/step', 'peak MB', 'address space capped'): assert header in out
+    for label in ('naive tiled', 'ours concat', 'ours concat chunk=8', 'ours separable'): assert label in out
+    assert 'ERROR' not in out and 'does not fit' not in out
+
+def test_batch_mi_smoke():
+    out = run_script('batch_mi.py', '--smoke')
+    for header in ('train batch', 'eval batch', 'log(batch)', 'InfoNCE', 'true MI'): assert header in out
+    rows = [l.split() for l in out.splitlines() if l.strip()[:1].isdigit()]
+    assert len(rows) == 3
+    for train_b, eval_b, log_b, nce, *_ in rows:
+        assert float(nce) <= float(log_b) + 1e-6   # InfoNCE never exceeds log(batch)
+
+@pytest.mark.parametrize('chunk_size', [None, 8])
+def test_naive_step_computes_our_loss(chunk_size):
+    "Same weights, same batch, float64, identity augmentation: every term, the critic loss and the gradients agree."
+    model = train_step.build_model('concat', 'smoke', chunk_size=chunk_size, augment=independent(identity)).double()
+    naive = train_step.NaiveFactorCLSSL.from_model(model, 'smoke', augment_choices=('identity',))
+    assert sum(p.numel() for p in naive.parameters()) == sum(p.numel() for p in model.parameters())
+    g = torch.Generator().manual_seed(3)
+    x1, x2 = torch.randn(2, 24, train_step.ARCHS['smoke']['in_dim'], generator=g, dtype=torch.float64)
+    ours, ref = model.loss(x1, x2), naive.loss(x1, x2)
+    for k in train_step.NaiveFactorCLSSL.CRITIC_TERMS + ('loss',):
+        torch.testing.assert_close(ours[k], ref[k], rtol=1e-10, atol=1e-10, msg=k)
+    ours['loss'].backward(); ref['loss'].backward()
+    for name in ('encoders', 'shared_x1', 'unique_x2'):
+        for p, q in zip(getattr(model, name).parameters(), getattr(naive, name).parameters()):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(model.critic_loss(x1, x2), naive.critic_loss(x1, x2), rtol=1e-10, atol=1e-10)
+
+def test_naive_augment_loops_per_sample():
+    x = torch.randn(50, 7)
+    torch.testing.assert_close(train_step.naive_augment(x, ('identity',)), x)
+    torch.manual_seed(0)
+    out = train_step.naive_augment(x)
+    changed = (out != x).any(1)
+    assert 0 < int(changed.sum()) < 50   # one transform per sample: some samples keep identity
+
+def test_memory_cap_reports_does_not_fit():
+    big = common.isolated_run('common', '_allocation_step', dict(gb=6), mem_cap_gb=3)
+    assert big['status'] == 'oom', big
+    small = common.isolated_run('common', '_allocation_step', dict(gb=0.1), mem_cap_gb=3, repeat=1)
+    assert small['status'] == 'ok' and small['peak_increase_mb'] > 50 and small['step_s'] > 0, small
+    assert common.isolated_run('common', 'no_such_step', {})['status'] == 'error'
+
+def test_series_stops_where_it_no_longer_fits():
+    ran, rows = [], []
+    def fake_run(n, kwargs):
+        ran.append(n)
+        return dict(status='oom', message='no') if n >= 512 else dict(status='ok', step_s=0.1, peak_increase_mb=n)
+    res = batch_scaling.run_series('x', {}, [256, 512, 1024, 2048], fake_run, lambda *r: rows.append(batch_scaling.format_row(*r)))
+    assert ran == [256, 512]
+    assert [res[n]['status'] for n in (256, 512, 1024, 2048)] == ['ok', 'oom', 'skipped', 'skipped']
+    assert all('does not fit' in r for r in rows[1:]) and 'does not fit' not in rows[0]
