@@ -30,10 +30,17 @@ def isolated_peak(module, func, kwargs, timeout=900):
     if r.returncode != 0: return None
     return json.loads(r.stdout.strip().splitlines()[-1])
 
+def _status_mb(field):
+    "A memory field of /proc/self/status (VmRSS, VmHWM) in MB."
+    for line in open('/proc/self/status'):
+        if line.startswith(field + ':'): return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
 def _child(make, kwargs):
     import gc
     step = make(**kwargs)          # builds models and inputs
     gc.collect()
-    before = peak_rss_mb()         # peak so far: imports, parameters, inputs
-    step()                         # the measured step: its activations and gradients raise the peak
-    return dict(peak_increase_mb=peak_rss_mb() - before, baseline_mb=before)
+    with open('/proc/self/clear_refs', 'w') as f: f.write('5')   # reset the peak (VmHWM) to the current RSS
+    before = _status_mb('VmRSS')   # parameters and inputs are resident
+    step()                         # the measured step: activations, gradients, optimizer state
+    return dict(peak_increase_mb=_status_mb('VmHWM') - before, baseline_mb=before)

@@ -49,7 +49,8 @@ def main(argv=None):
             t = timeit(make_step(impl, n, 256, 2, chunk), repeat=3, warmup=1) if (mem[(impl, chunk)] or impl != 'naive') else None
             m = mem[(impl, chunk)]
             mb = m['peak_increase_mb'] if m else None
-            ratio = f"{mb / naive_mb:12.3f}x" if (mb and naive_mb) else ('  (naive OOM)' if not naive_mb else '')
-            print(f"  {n:>5} {label:>14} {t*1e3 if t else float('nan'):9.1f} {mb if mb else float('nan'):9.0f} {ratio}")
+            ratio = f"{mb / naive_mb:12.3f}x" if (mb is not None and naive_mb) else ('  (naive did not fit)' if not naive_mb else '')
+            shown = f"{mb:9.0f}" if mb is not None else '   failed'
+            print(f"  {n:>5} {label:>14} {t*1e3 if t else float('nan'):9.1f} {shown} {ratio}")
 
 if __name__ == '__main__': main()

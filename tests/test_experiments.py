@@ -1,11 +1,17 @@
 "Every experiment notebook runs end to end under papermill at a tiny scale and writes its three result files."
-import json
+import json, os
 from pathlib import Path
 import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT/'nbs'/'experiments').glob('*.ipynb'))
+
+@pytest.fixture(autouse=True)
+def kernel_imports_this_checkout(monkeypatch):
+    "The papermill kernel is a subprocess: make it import the package from this checkout."
+    monkeypatch.setenv('PYTHONPATH', os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep))
+    monkeypatch.setenv('MPLBACKEND', 'Agg')
 
 @pytest.mark.parametrize('nb', EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
 def test_experiment_runs_at_tiny_scale(nb, tmp_path):
