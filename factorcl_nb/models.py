@@ -12,6 +12,7 @@ from .core import check_same_rows
 from .estimators import InfoNCE, NCECLUB, same_class
 from .encoders import ProjectionHead
 from .augment import feature_augment
+from .distributed import gather_batch
 
 # %% auto #0
 __all__ = ['METHODS', 'check_views', 'independent', 'ContrastiveModel', 'FactorCL', 'SimCLR', 'supcon_loss', 'SupCon',
@@ -89,7 +90,7 @@ class ContrastiveModel(nn.Module):
         return check_views(x1, x2, y, self.n_classes, self.needs_labels)
 
     def encode(self, x1, x2): return self.encoders[0](x1), self.encoders[1](x2)
-    def onehot(self, y): return F.one_hot(y, self.n_classes).float()
+    def onehot(self, y): return F.one_hot(y, self.n_classes).to(next(self.parameters()).dtype)   # the model's float type
     def critic_modules(self) -> list: return []
     def critic_parameters(self) -> list: return [p for m in self.critic_modules() for p in m.parameters()]
     def main_parameters(self) -> list:
@@ -139,19 +140,23 @@ class FactorCL(ContrastiveModel):
         "Heads applied to encoder outputs."
         return dict(s1=self.shared_x1(h1), s2=self.shared_x2(h2), u1=self.unique_x1(h1), u2=self.unique_x2(h2))
 
-    def _conditions(self, x1, x2, y):
+    def _global_factors(self, x1, x2, y) -> tuple:
+        "Factors of the views, of the augmented views ('ssl', eq. 16; None in 'sup') and labels, over the global batch."
+        f = self.factors(*self.encode(x1, x2))
+        fa = self.factors(*self.encode(*self.augment(x1, x2))) if self.mode == 'ssl' else None
+        return gather_batch(f, fa, y)   # all processes' samples (a no-op on one process)
+
+    def _conditions(self, fa, y):
         "Per-view conditioning vectors c1, c2 and the negatives mask of conditional terms."
         if self.mode == 'sup':
             c = self.onehot(y)
             return dict(c1=c, c2=c, cs1=c, cs2=c, cu1=c, cu2=c, mask=same_class(y))
-        a1, a2 = self.augment(x1, x2)
-        fa = self.factors(*self.encode(a1, a2))   # heads on the augmented views (eq. 16)
         return dict(c1=fa['u1'], c2=fa['u2'], cs1=fa['s1'], cs2=fa['s2'], cu1=fa['u1'], cu2=fa['u2'], mask=None)
 
     def loss(self, x1, x2, y=None) -> dict:
         self.check(x1, x2, y)
-        f = self.factors(*self.encode(x1, x2))
-        c = self._conditions(x1, x2, y)
+        f, fa, y = self._global_factors(x1, x2, y)
+        c = self._conditions(fa, y)
         cat = torch.cat
         shared_nce = self.shared_nce(f['s1'], f['s2'])
         shared_club = self.shared_club(cat([f['s1'], c['cs1']], 1), cat([f['s2'], c['cs2']], 1), c['mask'])
@@ -169,8 +174,8 @@ class FactorCL(ContrastiveModel):
         "InfoNCE learning loss of the two NCE-CLUB critics on detached factors (the encoders are not trained by it)."
         self.check(x1, x2, y)
         with torch.no_grad():
-            f = self.factors(*self.encode(x1, x2))
-            c = self._conditions(x1, x2, y)
+            f, fa, y = self._global_factors(x1, x2, y)
+            c = self._conditions(fa, y)
         cat = torch.cat
         return (self.shared_club.learning_loss(cat([f['s1'], c['cs1']], 1), cat([f['s2'], c['cs2']], 1), c['mask'])
                 + self.unique_club.learning_loss(f['u1'], f['u2']))
@@ -198,7 +203,7 @@ class SimCLR(ContrastiveModel):
 
     def loss(self, x1, x2, y=None):
         check_views(x1, x2)
-        cross = self.cross_nce(*self.project(x1, x2))
+        cross = self.cross_nce(*gather_batch(*self.project(x1, x2)))
         return dict(loss=-cross, cross_nce=cross)
 
     @torch.no_grad()
@@ -234,7 +239,7 @@ class SupCon(SimCLR):
 
     def loss(self, x1, x2, y=None):
         self.check(x1, x2, y)
-        z1, z2 = self.project(x1, x2)
+        z1, z2, y = gather_batch(*self.project(x1, x2), y)
         l = supcon_loss(torch.cat([z1, z2]), torch.cat([y, y]), self.temperature)
         return dict(loss=l, supcon=l.detach())
 
@@ -260,6 +265,7 @@ class CrossSelf(ContrastiveModel):
         check_views(x1, x2)
         f = self.factors(*self.encode(x1, x2))
         fa = self.factors(*self.encode(*self.augment(x1, x2)))
+        f, fa = gather_batch(f, fa)
         cross = self.cross_nce(f['s1'], f['s2'])
         self1, self2 = self.self_nce_x1(f['u1'], fa['u1']), self.self_nce_x2(f['u2'], fa['u2'])
         return dict(loss=-(cross + self1 + self2), cross_nce=cross, self_nce_x1=self1, self_nce_x2=self2)

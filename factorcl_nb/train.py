@@ -14,27 +14,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 from .core import atomic_write, resolve_device, set_seed
+from .distributed import (
+    rank, world_size, is_main_process, is_distributed, local_rank, launched_by_torchrun, init_distributed,
+    local_batch_size, average_gradients, broadcast_parameters, mean_over_processes, all_gather_objects, barrier)
 
 # %% auto #0
-__all__ = ['AMP_MODES', 'CHECKPOINT_NAME', 'RESUME_MUST_MATCH', 'rank', 'world_size', 'is_main_process', 'TrainConfig',
-           'EpochBatchSampler', 'TensorBatches', 'make_loader', 'prepare_model', 'split_parameters', 'make_optimizers',
-           'resolve_amp', 'Optimization', 'make_optimization', 'frozen', 'main_step', 'critic_step', 'get_rng_state',
-           'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'check_resumable', 'fit']
-
-# %% ../nbs/06_train.ipynb #730fe0fc
-def _distributed() -> bool: return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-def rank() -> int:
-    "Index of this process in the distributed group (0 when not distributed)."
-    return torch.distributed.get_rank() if _distributed() else 0
-
-def world_size() -> int:
-    "Number of processes in the distributed group (1 when not distributed)."
-    return torch.distributed.get_world_size() if _distributed() else 1
-
-def is_main_process() -> bool:
-    "Whether this process logs and writes checkpoints (rank 0)."
-    return rank() == 0
+__all__ = ['AMP_MODES', 'CHECKPOINT_NAME', 'RESUME_MUST_MATCH', 'TrainConfig', 'EpochBatchSampler', 'TensorBatches',
+           'make_loader', 'prepare_model', 'split_parameters', 'make_optimizers', 'resolve_amp', 'Optimization',
+           'make_optimization', 'frozen', 'main_step', 'critic_step', 'get_rng_state', 'set_rng_state',
+           'save_checkpoint', 'load_checkpoint', 'check_resumable', 'fit']
 
 # %% ../nbs/06_train.ipynb #a0ca7b34
 AMP_MODES = ('off', 'bf16', 'fp16', 'auto')
@@ -43,7 +31,7 @@ AMP_MODES = ('off', 'bf16', 'fp16', 'auto')
 class TrainConfig:
     "Every setting of a training run; saved in each checkpoint."
     epochs: int = 10                  # passes over the data
-    batch_size: int = 256             # samples per step (per process under DDP)
+    batch_size: int = 256             # samples per step over all processes (the global batch; each of N takes batch_size/N)
     lr: float = 1e-4                  # learning rate of the main optimizer (encoders, heads, InfoNCE critics)
     critic_lr: float | None = None    # learning rate of the critics' own Adam (None: same as lr)
     critic_steps: int = 1             # critic updates per main step, on the same batch (the authors use 1)
@@ -51,7 +39,7 @@ class TrainConfig:
     grad_clip: float = 0.0            # clip each optimizer's gradient norm to this (0: no clipping)
     device: str = 'auto'              # 'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'
     amp: str = 'off'                  # mixed precision: 'off', 'bf16' (CPU or CUDA), 'fp16' (CUDA + GradScaler), 'auto'
-    seed: int = 0                     # seeds torch, NumPy, Python and the order of the batches
+    seed: int = 0                     # seeds torch, NumPy, Python (process r of several: seed + r) and the batch order
     shuffle: bool = True              # a new random order of the samples every epoch
     drop_last: bool = False           # drop the last incomplete batch of each epoch
     checkpoint_dir: str | None = None # folder of the checkpoint file last.pt (None: no checkpoints)
@@ -89,9 +77,9 @@ def _validate_config(c:TrainConfig):
 
 # %% ../nbs/06_train.ipynb #b5f09075
 class EpochBatchSampler(Sampler):
-    "Lists of sample indices, one per batch, in an order fixed by (seed, epoch); this process takes its shard."
+    "Lists of sample indices, one per batch, in an order fixed by (seed, epoch); this process takes its part of each batch."
     def __init__(self, n:int, # number of samples
-                 batch_size:int, # samples per batch
+                 batch_size:int, # samples per batch over all processes (the global batch)
                  shuffle:bool=True, # permute the samples every epoch
                  drop_last:bool=False, # drop the last incomplete batch
                  seed:int=0, # the permutation of epoch e is drawn with seed + e
@@ -103,22 +91,22 @@ class EpochBatchSampler(Sampler):
         self.num_shards = world_size() if num_shards is None else num_shards
         if not (0 <= self.shard < self.num_shards):
             raise ValueError(f"shard must be in [0, num_shards={self.num_shards}), got {self.shard}")
+        local_batch_size(batch_size, self.num_shards)   # raises unless batch_size splits evenly
+        last = n % batch_size
+        if not drop_last and 0 < last < self.num_shards:
+            raise ValueError(f"the last batch of each epoch has {last} sample(s) ({n} samples, batch_size={batch_size}), "
+                             f"fewer than the {self.num_shards} processes: set drop_last=True or choose another batch_size")
         self.epoch = 0
 
     def set_epoch(self, epoch:int): self.epoch = epoch
 
-    def _shard_size(self): return self.n // self.num_shards if self.drop_last else math.ceil(self.n / self.num_shards)
-
-    def __len__(self):
-        m = self._shard_size()
-        return m // self.batch_size if self.drop_last else math.ceil(m / self.batch_size)
+    def __len__(self): return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
-        total = self._shard_size() * self.num_shards
-        order = order.repeat(math.ceil(total / self.n))[:total][self.shard::self.num_shards]
-        yield from (b.tolist() for b in order[:len(self) * self.batch_size].split(self.batch_size))
+        for batch in order[:len(self) * self.batch_size].split(self.batch_size):
+            yield batch.tensor_split(self.num_shards)[self.shard].tolist()
 
 # %% ../nbs/06_train.ipynb #75245baa
 class TensorBatches(Dataset):
@@ -159,7 +147,7 @@ def make_loader(data, # (x1, x2) or (x1, x2, y) tensors, a Dataset of such tuple
     if len(sampler) == 0:
         raise ValueError(f"no batch to train on: {n} samples with batch_size={config.batch_size} and drop_last={config.drop_last}")
     pin = device.type == 'cuda' and config.pin_memory in (True, 'auto')
-    kw = dict(num_workers=config.num_workers, pin_memory=pin, generator=torch.Generator().manual_seed(config.seed))
+    kw = dict(num_workers=config.num_workers, pin_memory=pin, generator=torch.Generator().manual_seed(config.seed + rank()))
     if batched: return DataLoader(data, sampler=sampler, batch_size=None, **kw)
     return DataLoader(data, batch_sampler=sampler, **kw)
 
@@ -182,7 +170,7 @@ def _to_device(batch, device): return tuple(None if t is None else t.to(device, 
 def prepare_model(model:nn.Module, # follows the training contract (at least `loss`)
                   device:torch.device, # where to train
                  ) -> nn.Module:
-    "Check that `model` can be trained by `fit` and move it to `device` (where DDP will wrap it)."
+    "Check that `model` can be trained by `fit` and move it to `device`."
     if not isinstance(model, nn.Module) or not callable(getattr(model, 'loss', None)):
         raise ValueError(f"model must be an nn.Module with a method loss(x1, x2, y=None) -> dict, got {type(model).__name__}")
     return model.to(device)
@@ -267,8 +255,9 @@ def _check_finite(value, terms:dict, batch:tuple, step:int, what:str):
 
 # %% ../nbs/06_train.ipynb #08354dce
 def _update(loss, opt, scaler, params, grad_clip):
-    "Back-propagate `loss` and step `opt` (gradient scaling and clipping included)."
+    "Back-propagate `loss`, average the gradients over processes, and step `opt` (gradient scaling and clipping included)."
     scaler.scale(loss).backward()
+    average_gradients(params)   # no-op on one process
     if grad_clip:
         scaler.unscale_(opt); torch.nn.utils.clip_grad_norm_(params, grad_clip)
     scaler.step(opt); scaler.update()
@@ -365,6 +354,17 @@ def _load_state(o:Optimization, ckpt:dict):
     except ValueError as e: raise ValueError(f"cannot resume: the checkpoint's optimizer state does not fit this model ({e})") from None
     o.main_scaler.load_state_dict(ckpt['main_scaler']); o.critic_scaler.load_state_dict(ckpt['critic_scaler'])
 
+def _process_rng(ckpt:dict) -> tuple:
+    "This process's (random state, random state at the epoch's start) saved in `ckpt`, by the same number of processes."
+    saved = ckpt.get('world_size', 1)
+    if saved != world_size():
+        raise ValueError(f"cannot resume exactly: the checkpoint was written by a run of {saved} process(es), this run has "
+                         f"{world_size()}; resume with {saved} (e.g. torchrun --nproc-per-node {saved}), or start a new run "
+                         "from its weights (load_checkpoint(path)['model'])")
+    if saved == 1: return ckpt['rng'], ckpt['epoch_rng']
+    mine = ckpt['rank_rng'][rank()]
+    return mine['rng'], mine['epoch_rng']
+
 # %% ../nbs/06_train.ipynb #413d7872
 def _start_epoch(loader:DataLoader, model:nn.Module, epoch:int, position:int, epoch_rng:dict|None):
     "The batch iterator of `epoch` positioned at batch `position`, and the random state at the epoch's start."
@@ -386,10 +386,10 @@ def _make_config(config, saved:dict|None, overrides:dict) -> TrainConfig:
     return dataclasses.replace(config, **overrides)
 
 def _log_row(step:int, epoch:int, seconds:float, terms:dict, critic_loss) -> dict:
-    "One history row; the tensor terms are read with a single device synchronisation."
+    "One history row, the tensor terms averaged over processes and read with a single device synchronisation."
     if critic_loss is not None: terms = {**terms, 'critic_loss': critic_loss}
     names = [k for k, v in terms.items() if isinstance(v, torch.Tensor)]
-    values = dict(zip(names, torch.stack([terms[k].float() for k in names]).tolist() if names else []))
+    values = dict(zip(names, mean_over_processes(torch.stack([terms[k].float() for k in names])).tolist() if names else []))
     return dict(step=step, epoch=epoch, time=seconds, **{k: values.get(k, v) for k, v in terms.items()})
 
 # %% ../nbs/06_train.ipynb #354a2c6a
@@ -404,18 +404,22 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
     config = _make_config(config, ckpt and ckpt['config'], overrides)
     if ckpt: check_resumable(ckpt['config'], config)
     device = resolve_device(config.device)
+    if launched_by_torchrun(): init_distributed('nccl' if device.type == 'cuda' else 'gloo')
+    if is_distributed() and device.type == 'cuda' and device.index is None: device = torch.device('cuda', local_rank())
     model = prepare_model(model, device)
     needs_labels = bool(getattr(model, 'needs_labels', False))
-    if ckpt is None: set_seed(config.seed)
+    if ckpt is None: set_seed(config.seed + rank())   # one process: seed; process r of several: seed + r
     loader = make_loader(data, config, device, needs_labels)
     o = make_optimization(model, config, device)
     steps_per_epoch, step, epoch, position, history, elapsed, epoch_rng = len(loader), 0, 0, 0, [], 0.0, None
     if ckpt:
         if ckpt['steps_per_epoch'] != steps_per_epoch:
             raise ValueError(f"cannot resume: the data gives {steps_per_epoch} batches per epoch, the checkpoint was trained on {ckpt['steps_per_epoch']}")
+        rng, epoch_rng = _process_rng(ckpt)
         _load_state(o, ckpt)
-        step, epoch, position, history, elapsed, epoch_rng = (ckpt[k] for k in ('step', 'epoch', 'position', 'history', 'elapsed', 'epoch_rng'))
-        set_rng_state(ckpt['rng'], model, loader)
+        step, epoch, position, history, elapsed = (ckpt[k] for k in ('step', 'epoch', 'position', 'history', 'elapsed'))
+        set_rng_state(rng, model, loader)
+    broadcast_parameters(model)   # several processes: every one starts from rank 0's weights
     total = min(config.epochs * steps_per_epoch, config.max_steps or math.inf)
     main = is_main_process()
     bar = tqdm(total=total, initial=min(step, total), desc='fit', disable=not (config.progress and main), dynamic_ncols=True)
@@ -439,11 +443,14 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
                     history.append(_log_row(step, step_epoch, time.perf_counter() - t0, terms, critic_loss))
                     bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
                 bar.update()
-                if config.checkpoint_dir and main and (step == total or (config.checkpoint_every and step % config.checkpoint_every == 0)):
-                    save_checkpoint(Path(config.checkpoint_dir) / CHECKPOINT_NAME, dict(                # phase 4
+                if config.checkpoint_dir and (step == total or (config.checkpoint_every and step % config.checkpoint_every == 0)):
+                    states = all_gather_objects(dict(rng=get_rng_state(model, loader), epoch_rng=epoch_rng))  # phase 4
+                    if main: save_checkpoint(Path(config.checkpoint_dir) / CHECKPOINT_NAME, dict(
                         format=1, **o.state_dict(), step=step, epoch=epoch, position=position, steps_per_epoch=steps_per_epoch,
                         config=dataclasses.asdict(config), history=history, elapsed=time.perf_counter() - t0,
-                        rng=get_rng_state(model, loader), epoch_rng=epoch_rng))
+                        rng=states[0]['rng'], epoch_rng=states[0]['epoch_rng'], world_size=len(states),
+                        rank_rng=states if len(states) > 1 else None))
+                    barrier()   # several processes: the file is complete when any of them moves on
     finally:
         bar.close(); model.train(was_training)
     return pd.DataFrame(history)

@@ -84,9 +84,10 @@ def test_sampler_order_is_a_function_of_seed_and_epoch():
     a.set_epoch(1)
     assert list(a) != list(b)
     assert sorted(sum(list(a), [])) == list(range(23))
-    shards = [list(EpochBatchSampler(23, 5, seed=4, shard=r, num_shards=2)) for r in range(2)]
-    assert len(shards[0]) == len(shards[1])
-    assert set(sum(shards[0] + shards[1], [])) == set(range(23))
+    # batch_size is the global batch: process r takes the r-th contiguous part of each batch (last batch of 5: 3 + 2)
+    shards = [list(EpochBatchSampler(23, 6, seed=4, shard=r, num_shards=2)) for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) == 4
+    assert [a + b for a, b in zip(*shards)] == list(EpochBatchSampler(23, 6, seed=4))
 
 # ---------------------------------------------------------------- determinism
 
