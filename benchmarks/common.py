@@ -64,31 +64,18 @@ def isolated_run(module, func, kwargs, mem_cap_gb=None, repeat=0, timeout=900):
         return dict(status='oom', message=tail or 'killed')
     return dict(status='error', message=f'exit code {r.returncode}: {tail}')
 
-<<<<<<< HEAD
-=======
 def isolated_peak(module, func, kwargs, timeout=900):
     """In a fresh Python process, build `module.func(**kwargs)` (a step closure), run one step and return
     dict(peak_increase_mb=its peak RSS minus the RSS before it, baseline_mb); None when it ran out of memory or failed."""
     r = isolated_run(module, func, kwargs, timeout=timeout)
     return dict(peak_increase_mb=r['peak_increase_mb'], baseline_mb=r['baseline_mb']) if r['status'] == 'ok' else None
 
->>>>>>> feat-bench
 def _status_mb(field):
     "A memory field of /proc/self/status (VmRSS, VmHWM) in MB."
     for line in open('/proc/self/status'):
         if line.startswith(field + ':'): return int(line.split()[1]) / 1024
     raise RuntimeError(f"{field} not in /proc/self/status")
 
-<<<<<<< HEAD
-def _child(make, kwargs):
-    import gc
-    step = make(**kwargs)          # builds models and inputs
-    gc.collect()
-    with open('/proc/self/clear_refs', 'w') as f: f.write('5')   # reset the peak (VmHWM) to the current RSS
-    before = _status_mb('VmRSS')   # parameters and inputs are resident
-    step()                         # the measured step: activations, gradients, optimizer state
-    return dict(peak_increase_mb=_status_mb('VmHWM') - before, baseline_mb=before)
-=======
 def _child(make, kwargs, mem_cap_gb=None, repeat=0):
     import gc
     if mem_cap_gb:
@@ -113,4 +100,3 @@ def _child(make, kwargs, mem_cap_gb=None, repeat=0):
 def _allocation_step(gb:float):
     "A step that allocates and touches `gb` GB (tests the memory cap of `isolated_run`)."
     return lambda: torch.ones(int(gb * 1024**3) // 4).sum()
->>>>>>> feat-bench

@@ -5,6 +5,7 @@
 # %% ../nbs/01_critics.ipynb #e4f6c49d
 from __future__ import annotations
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 from .core import check_matrix
@@ -53,7 +54,8 @@ class ConcatCritic(nn.Module):
     def project(self, x, y):
         "First layer applied to each side: `a = x W_x^T + b` `[n, h]`, `c = y W_y^T` `[m, h]`."
         w = self.first.weight
-        return x @ w[:, :self.x_dim].T + self.first.bias, y @ w[:, self.x_dim:].T
+        # F.linear keeps bias and product in one op, so under bf16 autocast both outputs stay bf16
+        return F.linear(x, w[:, :self.x_dim], self.first.bias), F.linear(y, w[:, self.x_dim:])
 
     def _rows(self, a, c): return self.rest(a[:, None, :] + c[None, :, :]).squeeze(-1)
 
