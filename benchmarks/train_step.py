@@ -190,7 +190,7 @@ def probe_accuracy(model, train, test):
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(feats(train), train[2].numpy())
     return float(clf.score(feats(test), test[2].numpy()))
 
-def accuracy_check(mode='sup', size='full', n_train=2048, n_test=1024, epochs=2, batch_size=64, lr=1e-3, seed=0):
+def accuracy_check(mode='sup', size='full', n_train=1024, n_test=1024, epochs=2, batch_size=64, lr=1e-3, seed=0):
     "Train FactorCL (concat critics) in float32 and in bf16 from the same seed; probe accuracy of each."
     x1, x2, y = synthetic_task(n_train + n_test, seed, dim=ARCHS[size]['in_dim'])
     mean1, std1, mean2, std2 = x1[:n_train].mean(0), x1[:n_train].std(0), x2[:n_train].mean(0), x2[:n_train].std(0)
