@@ -17,6 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent)); sys.path.insert(0, str(Path(__file__).parents[1]))
 from common import isolated_run, default_mem_cap_gb
 
+SERIES = ('naive', 'concat', 'chunked', 'separable')
 CONCAT_SIZES, SEPARABLE_SIZES = [256, 512, 1024, 2048], [256, 512, 1024, 2048, 4096, 8192, 16384]
 
 def series(chunk_size):
@@ -42,7 +43,9 @@ def _short(message):
 
 def format_row(label, n, r):
     if r['status'] == 'ok':
-        t = f"{r['step_s'] * 1e3:12.1f}" if r.get('step_s') is not None else f"{'-':>12}"
+        if r.get('step_s') is not None: t = f"{r['step_s'] * 1e3:12.1f}"
+        elif r.get('first_step_s') is not None: t = f"{r['first_step_s'] * 1e3:11.1f}*"   # first step only (--repeat 0)
+        else: t = f"{'-':>12}"
         return f"  {n:>6} {label:<28} {t} {r['peak_increase_mb']:10.0f}"
     what = {'oom': 'does not fit', 'skipped': 'does not fit', 'timeout': 'timeout', 'error': 'ERROR'}[r['status']]
     return f"  {n:>6} {label:<28} {what:>12} {'':>10}   {_short(r.get('message', ''))}"
@@ -57,6 +60,8 @@ def main(argv=None):
     ap.add_argument('--repeat', type=int, default=None, help='timed steps per case after the first (default 3; 1 from batch 1024)')
     ap.add_argument('--concat-sizes', type=int, nargs='+', help=f'batch sizes of the concat series (default {CONCAT_SIZES})')
     ap.add_argument('--separable-sizes', type=int, nargs='+', help=f'batch sizes of the separable series (default {SEPARABLE_SIZES})')
+    ap.add_argument('--series', nargs='+', choices=list(SERIES), default=list(SERIES),
+                    help='which implementations to run (default: all four)')
     ap.add_argument('--timeout', type=float, default=4 * 3600, help='seconds per case')
     a = ap.parse_args(argv)
     cap = a.mem_cap_gb or default_mem_cap_gb()
@@ -72,11 +77,13 @@ def main(argv=None):
     print(f"torch {torch.__version__}; every case in its own process, address space capped at {cap:g} GB")
     print("FactorCL-SSL training step (main step + 1 critic step), authors' synthetic architecture"
           + (' (smoke: tiny model)' if a.smoke else ''))
-    print(f"time: median of the steps after the first; memory: peak RSS increase during the first step\n")
+    print(f"time: median of the steps after the first (* = the first step itself, with --repeat 0); "
+          f"memory: peak RSS increase during the first step\n")
     print(f"  {'batch':>6} {'implementation':<28} {'ms/step':>12} {'peak MB':>10}", flush=True)
     report = lambda label, n, r: print(format_row(label, n, r), flush=True)
     out = {}
-    for label, kwargs in series(chunk):
+    for key, (label, kwargs) in zip(SERIES, series(chunk)):
+        if key not in a.series: continue
         out[label] = run_series(label, kwargs, separable if kwargs['impl'] == 'separable' else concat, run, report)
     errors = [(l, n) for l, rs in out.items() for n, r in rs.items() if r['status'] == 'error']
     if errors: sys.exit(f"cases failed: {errors}")

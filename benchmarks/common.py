@@ -88,14 +88,16 @@ def _child(make, kwargs, mem_cap_gb=None, repeat=0):
         # peak of the imports or the setup would read 0.
         with open('/proc/self/clear_refs', 'w') as f: f.write('5')
         before = _status_mb('VmRSS')   # parameters and inputs are resident
+        t0 = time.perf_counter()
         step()                         # the measured step: activations, gradients, optimizer state
+        first_step_s = time.perf_counter() - t0
         peak = _status_mb('VmHWM') - before
         step_s = timeit(step, repeat=repeat, warmup=0) if repeat else None
     except (RuntimeError, MemoryError) as e:
         if isinstance(e, MemoryError) or any(w.lower() in str(e).lower() for w in _OOM_WORDS):
             return dict(status='oom', message=str(e).splitlines()[0][:300])
         raise
-    return dict(status='ok', peak_increase_mb=peak, baseline_mb=before, step_s=step_s)
+    return dict(status='ok', peak_increase_mb=peak, baseline_mb=before, step_s=step_s, first_step_s=first_step_s)
 
 def _allocation_step(gb:float):
     "A step that allocates and touches `gb` GB (tests the memory cap of `isolated_run`)."
