@@ -18,11 +18,12 @@ from .core import atomic_write, environment_info, resolve_device
 # %% auto #0
 __all__ = ['SCALES', 'PASSED_PARAMETERS', 'package_root', 'default_out', 'experiments_dir', 'Experiment', 'notebook_title',
            'read_experiment', 'find_experiments', 'experiment_parameters', 'ExperimentError', 'kernel_environment',
-           'run_experiment', 'format_seconds', 'load_results', 'run_facts', 'report_section', 'write_report',
-           'select_experiments', 'run_experiments', 'repro_parser', 'main']
+           'run_experiment', 'format_seconds', 'load_results', 'skip_marker', 'save_skipped', 'load_skipped',
+           'run_facts', 'report_section', 'write_report', 'select_experiments', 'run_experiments', 'repro_parser',
+           'main']
 
 # %% ../nbs/10_repro.ipynb #d7aec0f9
-SCALES = ('quick', 'paper')  # quick: minutes on a laptop CPU; paper: the paper's settings (GPU)
+SCALES = ('tiny', 'quick', 'paper')  # tiny: seconds, a smoke test (numbers mean nothing); quick: minutes on a laptop CPU; paper: the paper's settings (GPU)
 PASSED_PARAMETERS = ('scale', 'out_dir', 'device', 'seed', 'data_dir')  # what repro can set in a notebook
 
 def package_root() -> Path:
@@ -87,7 +88,7 @@ def find_experiments(nbs_dir:str|Path|None=None, # see `experiments_dir`
 
 # %% ../nbs/10_repro.ipynb #0d1752f9
 def experiment_parameters(exp:Experiment, # the experiment to run
-                          scale:str='quick', # 'quick' or 'paper'
+                          scale:str='quick', # one of SCALES
                           out_dir:str|Path|None=None, # output folder
                           device:str|None=None, # device name passed to the notebook
                           seed:int|None=None, # None: the notebook's default
@@ -124,21 +125,23 @@ def run_experiment(exp:Experiment, # the experiment notebook
                    parameters:dict, # papermill parameters (see `experiment_parameters`)
                    kernel:str='python3', # Jupyter kernel name
                   ) -> dict:
-    "Execute `exp` with papermill into `<out>/<name>.ipynb`; check it wrote `<out>/<name>.json`."
+    "Execute `exp` with papermill into `<out>/<name>.ipynb`; check it wrote `<out>/<name>.json` (or recorded a skip)."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    executed, result = out/f'{exp.name}.ipynb', out/f'{exp.name}.json'
-    before, t0 = _file_state(result), time.perf_counter()
+    executed, result, marker = out/f'{exp.name}.ipynb', out/f'{exp.name}.json', skip_marker(out, exp.name)
+    before, marker_before, t0 = _file_state(result), _file_state(marker), time.perf_counter()
     try:
         pm.execute_notebook(exp.path, executed, parameters=parameters, kernel_name=kernel,
                             progress_bar=False, cwd=exp.path.parent)
     except PapermillExecutionError as e: raise ExperimentError(exp.name, executed, f"{e.ename}: {e.evalue}") from None
     except Exception as e: raise ExperimentError(exp.name, executed, f"{type(e).__name__}: {e}") from None
-    if _file_state(result) in (None, before):
+    skipped = _file_state(marker) not in (None, marker_before)
+    if _file_state(result) in (None, before) and not skipped:
         raise ExperimentError(exp.name, executed, f"the notebook ran but did not write {result}: an experiment must "
-                              f"call factorcl_nb.core.save_results({exp.name!r}, out_dir, ...)")
-    missing = [ext for ext in ('png', 'csv') if not (out/f'{exp.name}.{ext}').exists()]
+                              f"call factorcl_nb.core.save_results({exp.name!r}, out_dir, ...) "
+                              f"(or factorcl_nb.repro.save_skipped when it cannot run)")
+    missing = [] if skipped else [ext for ext in ('png', 'csv') if not (out/f'{exp.name}.{ext}').exists()]
     return dict(name=exp.name, notebook=executed, result=result, parameters=parameters,
-                wall_time_s=time.perf_counter() - t0, missing=missing)
+                wall_time_s=time.perf_counter() - t0, missing=missing, skipped=skipped)
 
 # %% ../nbs/10_repro.ipynb #67de7d7a
 def format_seconds(s:float|None) -> str:
@@ -160,6 +163,42 @@ def load_results(out:str|Path, # output folder
             results[p.stem] = meta
     return results
 
+# %% ../nbs/10_repro.ipynb #99882f00
+def skip_marker(out:str|Path, # output folder
+                name:str, # experiment name
+               ) -> Path:
+    "The file that records a skipped run of experiment `name`: `<out>/<name>.skipped.json`."
+    return Path(out)/f'{name}.skipped.json'
+
+def save_skipped(name:str, # experiment name
+                 out_dir:str|Path, # output folder
+                 reason:str, # markdown: why the run was skipped and what the user can do (which file goes where)
+                 params:dict|None=None, # parameters of the skipped run
+                 wall_time:float|None=None, # seconds the run took
+                ) -> dict:
+    "Record a skipped run: the marker, and `<name>.json` unless it holds an earlier real result (then kept)."
+    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    meta = dict(name=name, params=params or {}, environment=environment_info(), wall_time_s=wall_time,
+                finished=time.strftime('%Y-%m-%dT%H:%M:%S%z'), skipped=True, report=f'**Skipped.** {reason}')
+    text = json.dumps(meta, indent=1, default=str)
+    earlier = load_results(out_dir).get(name)
+    kept = earlier is not None and not earlier.get('skipped')
+    paths = dict(kept=kept) if kept else dict(kept=False, json=atomic_write(out_dir/f'{name}.json', text))
+    paths['marker'] = atomic_write(skip_marker(out_dir, name), text)
+    return paths
+
+def load_skipped(out:str|Path, # output folder
+                ) -> dict[str, dict]:
+    "The skip records in `out` that are at least as new as their experiment's `<name>.json`, by name."
+    found = {}
+    for p in sorted(Path(out).glob('*.skipped.json')):
+        name, result = p.name[:-len('.skipped.json')], Path(out)/p.name.replace('.skipped.json', '.json')
+        try: meta = json.loads(p.read_text())
+        except (OSError, ValueError): continue
+        if result.exists() and result.stat().st_mtime_ns > p.stat().st_mtime_ns: continue   # a later real run
+        if isinstance(meta, dict): found[name] = meta
+    return found
+
 # %% ../nbs/10_repro.ipynb #e02c28b6
 def _papermill_metadata(notebook:Path) -> dict:
     try: return json.loads(notebook.read_text()).get('metadata', {}).get('papermill', {}) or {}
@@ -179,13 +218,17 @@ def report_section(name:str, # experiment name
                    meta:dict, # its result json
                    out:Path, # the output folder (to link the files that exist)
                    title:str|None=None, # the experiment's title
+                   skipped:dict|None=None, # the record of a later skipped run (see `load_skipped`), if any
                   ) -> str:
     "The REPORT.md section of one experiment: title, scale and wall time, its report, figure and files."
     (scale, wall), params = run_facts(name, meta, out), meta.get('params') or {}
-    facts = [f"scale **{scale}**", f"wall time {format_seconds(wall)}"]
+    facts = [f"scale **{scale}**"] + (['**skipped**'] if meta.get('skipped') else []) + [f"wall time {format_seconds(wall)}"]
     facts += [f"{k} {params[k]}" for k in ('device', 'seed') if k in params]
     if meta.get('finished'): facts.append(f"finished {meta['finished']}")
     lines = [f"## {name}" + (f": {title}" if title and title != name else ''), '', '_' + ' · '.join(facts) + '_', '']
+    if skipped and not meta.get('skipped'):
+        lines += [f"**The last run ({skipped.get('finished', '?')}) was skipped**; the results below are those of the "
+                  f"earlier run. {skipped.get('report') or ''}".rstrip(), '']
     lines += [meta.get('report') or '_(this experiment wrote no report section)_', '']
     if (out/f'{name}.png').exists(): lines += [f'![{name}]({name}.png)', '']
     files = [f'[{name}.{ext}]({name}.{ext})' for ext in ('csv', 'json', 'ipynb') if (out/f'{name}.{ext}').exists()]
@@ -199,7 +242,7 @@ def write_report(out:str|Path, # output folder holding the result files
                 ) -> Path:
     "Atomically rewrite `<out>/REPORT.md` from every experiment result in `out`."
     out, experiments = Path(out), experiments or {}
-    results = load_results(out)
+    results, skipped = load_results(out), load_skipped(out)
     order = [n for n in experiments if n in results] + sorted(n for n in results if n not in experiments)
     env = dict(factorcl_nb=factorcl_nb.__version__, papermill=pm.__version__, **environment_info())
     last = f" Last run: scale **{scale}**, device **{device}**." if scale else ''
@@ -211,10 +254,12 @@ def write_report(out:str|Path, # output folder holding the result files
     lines += ['', '| experiment | scale | wall time |', '|---|---|---|']
     for n in order:
         scale_n, wall = run_facts(n, results[n], out)
+        if results[n].get('skipped'): scale_n = f'{scale_n}, skipped'
+        elif n in skipped: scale_n = f'{scale_n} (last run skipped)'
         lines.append(f"| {n} | {scale_n} | {format_seconds(wall)} |")
     if not order: lines.append('| (no results yet) | | |')
     lines.append('')
-    for n in order: lines.append(report_section(n, results[n], out, experiments[n].title if n in experiments else None))
+    for n in order: lines.append(report_section(n, results[n], out, experiments[n].title if n in experiments else None, skipped.get(n)))
     return atomic_write(out/'REPORT.md', '\n'.join(lines))
 
 # %% ../nbs/10_repro.ipynb #b2cd75a6
@@ -236,7 +281,7 @@ def _clone_pythonpath() -> dict:
     return dict(PYTHONPATH=os.pathsep.join([str(root)] + [p for p in parts if Path(p).resolve() != root]))
 
 def run_experiments(names=None, # experiment names (None: all)
-                    scale:str='quick', # 'quick' or 'paper'
+                    scale:str='quick', # one of SCALES: 'tiny', 'quick' or 'paper'
                     out:str|Path|None=None, # output folder (None: `default_out()`)
                     device:str='auto', # 'auto', 'cpu' or 'cuda'
                     seed:int|None=None, # passed to notebooks declaring `seed` (None: their default)
@@ -265,7 +310,8 @@ def run_experiments(names=None, # experiment names (None: all)
                 r = run_experiment(exp, out, params, kernel)
                 done.append(r)
                 note = f" (wrote no {' or '.join(r['missing'])})" if r['missing'] else ''
-                bar.write(f"{exp.name}: done in {format_seconds(r['wall_time_s'])} -> {out}/{exp.name}.*{note}", file=sys.stderr)
+                what = 'skipped (see REPORT.md)' if r['skipped'] else 'done'
+                bar.write(f"{exp.name}: {what} in {format_seconds(r['wall_time_s'])} -> {out}/{exp.name}.*{note}", file=sys.stderr)
     finally: write_report(out, experiments, scale, dev)
     return done
 
@@ -275,7 +321,7 @@ def repro_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='factorcl-repro', description="Regenerate the paper's figures and tables: "
         "run the experiment notebooks (nbs/experiments/*.ipynb) with papermill and write <out>/REPORT.md.")
     p.add_argument('names', nargs='*', metavar='NAME', help='experiments to run (default: all; see --list)')
-    p.add_argument('--scale', choices=SCALES, default='quick', help='quick: minutes on a CPU (default); paper: the paper\'s settings')
+    p.add_argument('--scale', choices=SCALES, default='quick', help='tiny: seconds, a smoke test; quick: minutes on a CPU (default); paper: the paper\'s settings')
     p.add_argument('--out', type=Path, help='output folder (default: figures/ of the clone, else ./figures)')
     p.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto', help='default: cuda when available')
     p.add_argument('--list', action='store_true', help='list the experiments and exit')

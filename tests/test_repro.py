@@ -84,7 +84,7 @@ def test_unknown_name_and_scale(good, capsys):
     with pytest.raises(SystemExit) as e: main(['--scale', 'huge', '--nbs-dir', str(good)])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "invalid choice: 'huge'" in err and "'quick', 'paper'" in err
-    with pytest.raises(ValueError, match='scale must be one of quick, paper'): run_experiments(scale='huge', nbs_dir=good)
+    with pytest.raises(ValueError, match='scale must be one of tiny, quick, paper'): run_experiments(scale='huge', nbs_dir=good)
     with pytest.raises(ValueError, match='valid names: demo_a, demo_b'): run_experiments(['x'], nbs_dir=good)
 
 
