@@ -87,16 +87,28 @@ class ContrastiveModel(nn.Module):
         return self._augment(x1, x2)
 
     def check(self, x1, x2, y=None):
+        "Validate a batch (shapes, finiteness, labels when the method needs them)."
         return check_views(x1, x2, y, self.n_classes, self.needs_labels)
 
-    def encode(self, x1, x2): return self.encoders[0](x1), self.encoders[1](x2)
-    def onehot(self, y): return F.one_hot(y, self.n_classes).to(next(self.parameters()).dtype)   # the model's float type
-    def critic_modules(self) -> list: return []
-    def critic_parameters(self) -> list: return [p for m in self.critic_modules() for p in m.parameters()]
+    def encode(self, x1, x2):
+        "Encoder outputs (h1, h2) of the two views."
+        return self.encoders[0](x1), self.encoders[1](x2)
+    def onehot(self, y):
+        "One-hot labels in the model's float type."
+        return F.one_hot(y, self.n_classes).to(next(self.parameters()).dtype)
+    def critic_modules(self) -> list:
+        "Modules trained by `critic_loss` with their own optimizer (none for most baselines)."
+        return []
+    def critic_parameters(self) -> list:
+        "Parameters of `critic_modules`."
+        return [p for m in self.critic_modules() for p in m.parameters()]
     def main_parameters(self) -> list:
+        "Every parameter trained by `loss`: all but the critic parameters."
         critic = {id(p) for p in self.critic_parameters()}
         return [p for p in self.parameters() if id(p) not in critic]
-    def critic_loss(self, x1, x2, y=None): return None
+    def critic_loss(self, x1, x2, y=None):
+        "Loss of the separately trained critics (None: this model has none)."
+        return None
 
 # %% ../nbs/05_models.ipynb #d2000a28
 class FactorCL(ContrastiveModel):
@@ -134,7 +146,9 @@ class FactorCL(ContrastiveModel):
         self.unique_club = est(NCECLUB, p, p)
         self.unique_cond_nce = est(InfoNCE, p + c, p + c)
 
-    def critic_modules(self): return [self.shared_club, self.unique_club]
+    def critic_modules(self):
+        "The two NCE-CLUB estimators, trained on their InfoNCE learning loss."
+        return [self.shared_club, self.unique_club]
 
     def factors(self, h1, h2) -> dict:
         "Heads applied to encoder outputs."
@@ -154,6 +168,7 @@ class FactorCL(ContrastiveModel):
         return dict(c1=fa['u1'], c2=fa['u2'], cs1=fa['s1'], cs2=fa['s2'], cu1=fa['u1'], cu2=fa['u2'], mask=None)
 
     def loss(self, x1, x2, y=None) -> dict:
+        "Every term of the FactorCL objective and their total `loss` (to minimise)."
         self.check(x1, x2, y)
         f, fa, y = self._global_factors(x1, x2, y)
         c = self._conditions(fa, y)
@@ -198,16 +213,19 @@ class SimCLR(ContrastiveModel):
                                  hidden_layers=critic_layers, chunk_size=chunk_size)
 
     def project(self, x1, x2):
+        "Projections (z1, z2) of the two views."
         h1, h2 = self.encode(x1, x2)
         return self.head_x1(h1), self.head_x2(h2)
 
     def loss(self, x1, x2, y=None):
+        "Cross-modal InfoNCE (maximised) as `loss`."
         check_views(x1, x2)
         cross = self.cross_nce(*gather_batch(*self.project(x1, x2)))
         return dict(loss=-cross, cross_nce=cross)
 
     @torch.no_grad()
     def embed(self, x1, x2):
+        "Representations {'z1', 'z2'} for probing (no gradient)."
         check_views(x1, x2)
         return dict(zip(('z1', 'z2'), self.project(x1, x2)))
 
@@ -238,6 +256,7 @@ class SupCon(SimCLR):
         self.temperature = temperature
 
     def loss(self, x1, x2, y=None):
+        "Supervised contrastive loss over both views' projections."
         self.check(x1, x2, y)
         z1, z2, y = gather_batch(*self.project(x1, x2), y)
         l = supcon_loss(torch.cat([z1, z2]), torch.cat([y, y]), self.temperature)
@@ -259,9 +278,11 @@ class CrossSelf(ContrastiveModel):
         self.cross_nce, self.self_nce_x1, self.self_nce_x2 = est(), est(), est()
 
     def factors(self, h1, h2):
+        "Heads applied to encoder outputs (unique heads are the shared ones unless factorized)."
         return dict(s1=self.shared_x1(h1), s2=self.shared_x2(h2), u1=self.unique_x1(h1), u2=self.unique_x2(h2))
 
     def loss(self, x1, x2, y=None):
+        "Cross-modal plus unimodal (view vs augmented view) InfoNCE terms and their total `loss`."
         check_views(x1, x2)
         f = self.factors(*self.encode(x1, x2))
         fa = self.factors(*self.encode(*self.augment(x1, x2)))
@@ -272,6 +293,7 @@ class CrossSelf(ContrastiveModel):
 
     @torch.no_grad()
     def embed(self, x1, x2):
+        "Factors {'s1','s2','u1','u2'} when factorized, else {'z1','z2'} (no gradient)."
         check_views(x1, x2)
         f = self.factors(*self.encode(x1, x2))
         return f if self.factorized else dict(z1=f['s1'], z2=f['s2'])
