@@ -24,10 +24,11 @@ def check_views(x1, x2, y=None, n_classes:int|None=None, needs_labels:bool=False
     for x, name in ((x1, 'x1'), (x2, 'x2')):
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"{name} must be a torch.Tensor of shape [n, d] or [n, T, D], got {type(x).__name__}")
-        if x.ndim not in (2, 3):
-            raise ValueError(f"{name} must have shape [n, d] or [n, T, D], got shape {tuple(x.shape)}")
-        if not x.is_floating_point(): raise ValueError(f"{name} must be floating point, got dtype {x.dtype}")
-        if not bool(torch.isfinite(x).all()):
+        if x.ndim < 2:
+            raise ValueError(f"{name} must have shape [n, d] or [n, T, D] (or [n, C, H, W] images), got shape {tuple(x.shape)}")
+        if x.dtype == torch.bool or x.is_complex():
+            raise ValueError(f"{name} must be floating point (or integer token ids), got dtype {x.dtype}")
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
             raise ValueError(f"{name} must be finite, got {int((~torch.isfinite(x)).sum())} NaN or inf entries")
     n = check_same_rows(x1=x1, x2=x2)
     if y is None:
