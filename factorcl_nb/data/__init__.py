@@ -9,3 +9,4 @@ __all__ = []
 from .mfeat import load_mfeat
 from .synthetic import make_synthetic, SyntheticData
 from .multibench import load_multibench, write_multibench_fixture
+from .irfl import load_irfl, write_irfl_fixture
