@@ -230,7 +230,8 @@ def report_section(name:str, # experiment name
         lines += [f"**The last run ({skipped.get('finished', '?')}) was skipped**; the results below are those of the "
                   f"earlier run. {skipped.get('report') or ''}".rstrip(), '']
     lines += [meta.get('report') or '_(this experiment wrote no report section)_', '']
-    if (out/f'{name}.png').exists(): lines += [f'![{name}]({name}.png)', '']
+    if (out/f'{name}.png').exists() and f'({name}.png)' not in (meta.get('report') or ''):   # once, even if the report shows it
+        lines += [f'![{name}]({name}.png)', '']
     files = [f'[{name}.{ext}]({name}.{ext})' for ext in ('csv', 'json', 'ipynb') if (out/f'{name}.{ext}').exists()]
     return '\n'.join(lines + ['Files: ' + ', '.join(files), ''])
 
