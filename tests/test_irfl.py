@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from factorcl_nb.data import load_irfl, write_irfl_fixture
-from factorcl_nb.data.irfl import IRFL_FILES, read_irfl
+from factorcl_nb.data.irfl import IRFL_FILES, IRFL_TASKS, read_irfl, irfl_manifest
 from factorcl_nb.clip import WordTokenizer, tokenize, tiny_clip, clip_encoders, irfl_augment, load_clip
 from factorcl_nb.models import make_model
 from factorcl_nb.train import fit
@@ -21,29 +21,44 @@ def test_pairs_are_answers_with_their_own_images(fixture_dir):
     data = load_irfl(fixture_dir, image_size=16, seed=0)
     for part in ('train', 'test'):
         d = data[part]
+        test_n = len(d['y'])
+        assert d['images'].shape == (test_n, 3, 16, 16) and d['images'].dtype == torch.float32
         # the fixture's distractors are uniform grey (128); every loaded image is an answer: a task colour with noise
         assert (d['images'].std(dim=(1, 2, 3)) > 0.05).all()
         colour = d['images'].mean(dim=(2, 3)).argmax(1)             # red idiom, green simile, blue metaphor
-        assert torch.equal(colour, d['y'])
+        assert torch.equal(colour, d['y'])                           # also for answers whose URLs share 'maxresdefault.jpg'
         assert list(d['pairs'].label) == d['y'].tolist() and list(d['pairs'].phrase) == d['captions']
-    assert data['info']['n_pairs'] == 30
-    # the base64 idiom answer (row 4 of the idiom file) is among the pairs
+        assert set(d['pairs'].task.map(IRFL_TASKS)) == set(d['y'].tolist()) == {0, 1, 2}
+    assert data['info']['n_pairs'] == 30 and data['info']['dropped'] == 0
     pairs = read_irfl(fixture_dir)
-    assert (~pairs.image.str.startswith('https://')).sum() == 1
+    assert (~pairs.image.str.startswith('https://')).sum() == 1        # the base64 idiom answer is among the pairs
+    assert pairs.image.str.endswith('maxresdefault.jpg').sum() == 3    # one per task, three different files
+    man = irfl_manifest(fixture_dir)
+    assert len(man) == 29 and man.file.is_unique and all((fixture_dir/'images'/f).is_file() for f in man.file)
 
-def test_split_is_phrase_disjoint_and_seeded(fixture_dir):
+def test_split_is_phrase_disjoint_stratified_and_seeded(fixture_dir):
     splits = [load_irfl(fixture_dir, image_size=8, seed=s) for s in (0, 0, 1)]
     for d in splits: assert not set(d['train']['captions']) & set(d['test']['captions'])
     assert splits[0]['test']['captions'] == splits[1]['test']['captions']
+    assert torch.equal(splits[0]['test']['images'], splits[1]['test']['images'])
     assert splits[0]['test']['captions'] != splits[2]['test']['captions']
-    n_phrases = len(set(read_irfl(fixture_dir).phrase))
-    assert len(set(splits[0]['test']['captions'])) == round(0.2 * n_phrases)
+    pairs = read_irfl(fixture_dir)
+    test = splits[0]['test']['pairs']
+    for task, phrases in pairs.groupby('task').phrase:                 # 20% of each task's distinct phrases
+        assert test[test.task == task].phrase.nunique() == round(0.2 * phrases.nunique())
 
 def test_bad_files_are_named(tmp_path):
     d = write_irfl_fixture(tmp_path/'irfl', n_per_task=3)
+    (d/'images'/irfl_manifest(d, tasks=('metaphor',)).file[1]).unlink()
+    with pytest.raises(FileNotFoundError, match=r"metaphor_understanding_task.csv: row 3 needs image 'https://.*expected as the local file"):
+        load_irfl(d, image_size=8)
+    with pytest.warns(UserWarning, match='1 of 9 answer images are missing'):
+        assert load_irfl(d, image_size=8, missing_images='drop')['info']['dropped'] == 1
+    f = d/IRFL_FILES['idiom']; df = pd.read_csv(f); df.loc[1, 'answer'] = "['https://x.org/a.jpg'"; df.to_csv(f, index=False)
+    with pytest.raises(ValueError, match=r"idiom_understanding_task.csv: row 3, column 'answer' must hold"): read_irfl(d)
     f = d/IRFL_FILES['simile']; df = pd.read_csv(f).drop(columns=['answer']); df.to_csv(f, index=False)
     with pytest.raises(ValueError, match=r"simile_understanding_task.csv must have columns .* missing \['answer'\]"):
-        read_irfl(d)
+        read_irfl(d, tasks=("simile",))
     with pytest.raises(FileNotFoundError, match='path must be a folder'): read_irfl(tmp_path/'nowhere')
     with pytest.raises(ValueError, match='image_size must be an int >= 8'): load_irfl(d, image_size=4)
 
