@@ -1,5 +1,5 @@
 "IRFL: the loader on a fixture in the published format, CLIP encoders inside FactorCL, and the Table 3 path end to end."
-import json, os, subprocess, sys
+import json, os, shutil, subprocess, sys
 from pathlib import Path
 import pandas as pd
 import pytest
@@ -89,14 +89,18 @@ def repro(*args, env_extra=None):
                           capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
 
 def test_irfl_end_to_end_and_skip(fixture_dir, tmp_path):
+    data = tmp_path/'data'; shutil.copytree(fixture_dir, data/'irfl')
+    (data/'irfl'/'images'/irfl_manifest(data/'irfl').file[0]).unlink()      # a dead URL: that pair is left out
     out = tmp_path/'out'
-    r = repro('--data-dir', str(fixture_dir.parent), '--out', str(out))
+    r = repro('--data-dir', str(data), '--out', str(out))
     assert r.returncode == 0, r.stderr[-3000:]
     table = pd.read_csv(out/'irfl.csv')
     assert set(table.method) == {'CLIP (frozen)', 'FactorCL-SUP', 'FactorCL-SSL', 'FactorCL-IndAug', 'SimCLR'}
     assert table.accuracy.between(0, 1).all()
-    assert (out/'irfl.png').stat().st_size > 0 and not json.loads((out/'irfl.json').read_text()).get('skipped')
-    assert 'Table 3' in (out/'REPORT.md').read_text()
+    meta = json.loads((out/'irfl.json').read_text())
+    assert (out/'irfl.png').stat().st_size > 0 and not meta.get('skipped')
+    report = (out/'REPORT.md').read_text()
+    assert 'Table 3' in report and '(1 left out: image file missing)' in report and "authors' notebook" in report
     # no data: the run is recorded as skipped, says which files go where, and keeps the earlier result
     csv_before = (out/'irfl.csv').read_bytes()
     r = repro('--out', str(out))
@@ -104,3 +108,9 @@ def test_irfl_end_to_end_and_skip(fixture_dir, tmp_path):
     assert (out/'irfl.csv').read_bytes() == csv_before
     skip = json.loads((out/'irfl.skipped.json').read_text())
     assert 'simile_understanding_task.csv' in skip['report']
+    # most images missing: also a skip, pointing at the manifest of file names
+    for f in list((data/'irfl'/'images').iterdir())[:-3]: f.unlink()
+    r = repro('--data-dir', str(data), '--out', str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (out/'irfl.csv').read_bytes() == csv_before
+    assert 'irfl_manifest' in json.loads((out/'irfl.skipped.json').read_text())['report']
