@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_runner.ipynb #339dfae8
 from __future__ import annotations
-import time
+import copy, time
 from typing import Callable
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from .train import fit
 from .evaluate import linear_probe
 
 # %% auto #0
-__all__ = ['build_encoders', 'probe_features', 'run_method']
+__all__ = ['ENCODER_OUTPUTS', 'build_encoders', 'probe_features', 'run_method']
 
 # %% ../nbs/09_runner.ipynb #bfb8e1ad
 def build_encoders(in_dims:tuple, # input features of x1 and x2
@@ -25,16 +25,22 @@ def build_encoders(in_dims:tuple, # input features of x1 and x2
     "One MLP encoder per view."
     return [mlp_encoder(d, out_dim=embed_dim, hidden_dim=hidden_dim, n_hidden=n_hidden) for d in in_dims]
 
-def probe_features(model, x1, x2, factors:tuple|None=None, batch_size:int=4096) -> np.ndarray:
-    "Concatenated embeddings (all, or the named `factors`) of a trained model, as a numpy array."
+ENCODER_OUTPUTS = ('h1', 'h2')  # names of the encoder outputs in `probe_features`
+
+def probe_features(model, x1, x2,
+                   factors:tuple|None=None, # names from model.embed (e.g. 's1', 'u1', 'z1') or 'h1'/'h2' (encoder outputs); None: all of embed
+                   batch_size:int=4096) -> np.ndarray:
+    "Concatenated embeddings (all, or the named `factors`) of a model, as a numpy array."
     model.eval()
     chunks = []
     with torch.no_grad():
         for i in range(0, len(x1), batch_size):
-            emb = model.embed(x1[i:i + batch_size], x2[i:i + batch_size])
+            b1, b2 = x1[i:i + batch_size], x2[i:i + batch_size]
+            emb = model.embed(b1, b2)
+            if factors and any(k in ENCODER_OUTPUTS for k in factors): emb.update(zip(ENCODER_OUTPUTS, model.encode(b1, b2)))
             keys = factors or tuple(emb)
             missing = [k for k in keys if k not in emb]
-            if missing: raise ValueError(f"factors {missing} are not among this model's embeddings {sorted(emb)}")
+            if missing: raise ValueError(f"factors {missing} are not among this model's embeddings {sorted(emb)} or the encoder outputs {list(ENCODER_OUTPUTS)}")
             chunks.append(torch.cat([emb[k].float().cpu() for k in keys], 1))
     model.train()
     return torch.cat(chunks).numpy()
@@ -50,9 +56,13 @@ def run_method(method:str, # one of METHODS
                train_config:dict|None=None, # TrainConfig fields: epochs, batch_size, lr, device, seed, amp, ...
                unique_augment:Callable|None=None, # augment(x1, x2) for FactorCL-SSL / OurCL-SSL
                independent_augment:Callable|None=None, # for FactorCL-IndAug and Cross+Self
-               probes:dict|None=None, # name -> factors to probe (default {'all': None})
+               probes:dict|None=None, # name -> factors to probe (default {'all': None}); 'h1', 'h2' are the encoder outputs
+               untrained:bool=False, # also probe the network before training (same seed): `accuracy_untrained`, `untrained`
               ) -> dict:
-    "Train `method` on `train`, probe it on `test`; returns accuracies per probe, the model, history and seconds."
+    """Train `method` on `train`, probe it on `test`; returns accuracies per probe, the model, history and seconds.
+
+    With `untrained=True` the result also holds `accuracy_untrained` (the same probes on the initial network)
+    and `untrained` (a copy of that network)."""
     if method not in METHODS: raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     enc, mdl, cfg = dict(encoder or {}), dict(model or {}), dict(progress=False, **(train_config or {}))
     torch.manual_seed(cfg.get('seed', 0))
@@ -69,12 +79,16 @@ def run_method(method:str, # one of METHODS
         embed_dim = dims.pop()
     net = make_model(method, nets, embed_dim, n_classes=n_classes,
                      unique_augment=unique_augment, independent_augment=independent_augment, **mdl)
+    probes = probes or {'all': None}
+    def accuracies(m):
+        return {name: linear_probe(probe_features(m, x1.cpu(), x2.cpu(), factors), y.cpu(),
+                                   probe_features(m, test[0].cpu(), test[1].cpu(), factors), test[2].cpu())['accuracy']
+                for name, factors in probes.items()}
+    initial = copy.deepcopy(net).cpu() if untrained else None
     t0 = time.time()
     history = fit(net, (x1, x2, y) if net.needs_labels else (x1, x2), **cfg)
     seconds = time.time() - t0
     net = net.cpu()
-    acc = {}
-    for name, factors in (probes or {'all': None}).items():
-        acc[name] = linear_probe(probe_features(net, x1.cpu(), x2.cpu(), factors), y.cpu(),
-                                 probe_features(net, test[0].cpu(), test[1].cpu(), factors), test[2].cpu())['accuracy']
-    return dict(method=method, accuracy=acc, model=net, history=history, seconds=seconds)
+    out = dict(method=method, accuracy=accuracies(net), model=net, history=history, seconds=seconds)
+    if untrained: out.update(accuracy_untrained=accuracies(initial), untrained=initial)
+    return out
