@@ -92,8 +92,8 @@ def test_only_declared_parameters_are_passed(good, tmp_path):
     exps = find_experiments(good)
     assert sorted(exps['demo_a'].parameters) == ['device', 'out_dir', 'scale', 'seed']
     full = experiment_parameters(exps['demo_a'], 'paper', tmp_path, 'cpu', seed=1, data_dir=tmp_path)
-    assert full == dict(scale='paper', out_dir=str(tmp_path.resolve()), device='cpu', seed=1)  # no data_dir
-    assert experiment_parameters(exps['demo_b'], 'paper', tmp_path, 'cpu', seed=1) == dict(scale='paper', out_dir=str(tmp_path.resolve()))
+    assert full == dict(scale='paper', out_dir='.', device='cpu', seed=1)  # no data_dir; the kernel runs in out_dir
+    assert experiment_parameters(exps['demo_b'], 'paper', tmp_path, 'cpu', seed=1) == dict(scale='paper', out_dir='.')
     assert 'seed' not in experiment_parameters(exps['demo_a'], 'quick', tmp_path, 'cpu')  # unset: notebook default
 
 
@@ -104,12 +104,12 @@ def test_default_run_stops_at_the_failing_notebook(good, tmp_path, capsys):
     save_results('earlier', out, params=dict(scale='quick'), report='From an earlier run.', wall_time=65)
     assert main(['--nbs-dir', str(nbs), '--out', str(out), '--scale', 'paper', '--seed', '3']) == 1
     err = capsys.readouterr().err
-    failed = out.resolve()/'zz_fails.ipynb'
+    failed = out.resolve()/'zz_fails.failed.ipynb'
     assert "experiment 'zz_fails' failed: RuntimeError: deliberate failure" in err and str(failed) in err
     executed = nbformat.read(failed, as_version=4)
     assert any(o.output_type == 'error' and o.evalue == 'deliberate failure' for c in executed.cells if c.cell_type == 'code' for o in c.outputs)
     # both experiments before it ran, at paper scale, with only the parameters they declare
-    assert papermill_parameters(out/'demo_b.ipynb') == dict(scale='paper', out_dir=str(out.resolve()))
+    assert papermill_parameters(out/'demo_b.ipynb') == dict(scale='paper', out_dir='.')  # relative: the kernel runs in out
     assert papermill_parameters(out/'demo_a.ipynb')['seed'] == 3
     assert not (out/'demo_b.png').exists() and (out/'demo_b.csv').exists()
     report = (out/'REPORT.md').read_text()
@@ -117,7 +117,8 @@ def test_default_run_stops_at_the_failing_notebook(good, tmp_path, capsys):
     assert report.index('## demo_a') < report.index('## demo_b') < report.index('## earlier')
     assert 'Result of demo_b at scale paper.' in report and '| demo_b | paper |' in report
     assert '_scale **quick** · wall time 1 min 05 s' in report and 'From an earlier run.' in report
-    assert 'zz_fails' not in report and not list(out.glob('.*.tmp'))
+    assert '| zz_fails | - | - | no result; last attempt failed |' in report and 'deliberate failure' in report
+    assert not list(out.glob('.*.tmp')) and not list(out.glob('.*.backup')) and not (out/'zz_fails.ipynb').exists()
     assert os.environ.get('FACTORCL_REPRO') is None  # the variable was set for the kernels only
 
 
@@ -127,8 +128,9 @@ def test_a_notebook_that_writes_no_result_is_an_error(tmp_path):
     save_results('silent', out, params=dict(scale='quick'))  # a stale result of an earlier run must not count
     with pytest.raises(ExperimentError, match='did not write') as e:
         run_experiments(nbs_dir=nbs, out=out, device='cpu', progress=False)
-    assert e.value.notebook == out.resolve()/'silent.ipynb' and e.value.notebook.exists()
-    assert papermill_parameters(e.value.notebook) == dict(out_dir=str(out.resolve()))  # no scale declared
+    assert e.value.notebook == out.resolve()/'silent.failed.ipynb' and e.value.notebook.exists()
+    assert papermill_parameters(e.value.notebook) == dict(out_dir='.')  # no scale declared
+    assert json.loads((out/'silent.json').read_text())['params'] == dict(scale='quick')  # the earlier result is kept
 
 
 def test_console_script_runs_one_by_name(good, tmp_path):
@@ -142,7 +144,7 @@ def test_console_script_runs_one_by_name(good, tmp_path):
     assert r.returncode == 0, r.stderr
     assert 'demo_a: done' in r.stderr and f"report: {out/'REPORT.md'}" in r.stdout
     assert sorted(p.name for p in out.iterdir()) == ['REPORT.md', 'demo_a.csv', 'demo_a.ipynb', 'demo_a.json', 'demo_a.png']
-    assert papermill_parameters(out/'demo_a.ipynb') == dict(scale='quick', out_dir=str(out), device='cpu', seed=5)
+    assert papermill_parameters(out/'demo_a.ipynb') == dict(scale='quick', out_dir='.', device='cpu', seed=5)
     params = json.loads((out/'demo_a.json').read_text())['params']
     assert params['seed'] == 5 and params['under_repro'] == '1'
     report = (out/'REPORT.md').read_text()
