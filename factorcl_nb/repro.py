@@ -260,7 +260,7 @@ def _execute(exp:Experiment, out:Path, parameters:dict, kernel:str, limit:int) -
     except PapermillExecutionError as e: return f"{e.ename}: {e.evalue}", 'interrupted' if e.ename == 'KeyboardInterrupt' else None
     except KeyboardInterrupt as e: return f"interrupted ({str(e) or 'Ctrl-C'})", 'interrupted'
     except TimeoutError:
-        return (f"experiment {exp.name!r}: a cell ran longer than the execution timeout of {limit} s and was stopped; "
+        return (f"a cell ran longer than the execution timeout of {limit} s and was stopped; "
                 f"a longer run needs --timeout SECONDS (run_experiment(..., timeout=...))"), 'timed out'
     except Exception as e: return f"{type(e).__name__}: {e}", None
     return None, None

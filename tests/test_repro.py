@@ -258,14 +258,16 @@ def test_a_killed_run_is_found_and_filed_by_the_next_run(tmp_path):
     assert repro.recover_killed_run(out, 'exp') is False and not list(out.glob('.*'))
 
 
-def test_a_hanging_cell_is_stopped_by_the_timeout(tmp_path):
+def test_a_hanging_cell_is_stopped_by_the_timeout(tmp_path, capsys):
     nbs, out = tmp_path/'experiments', tmp_path/'figures'
     make_experiment(nbs, 'hangs', 'Hangs', dict(scale='tiny', out_dir='x'), body=SLEEP)
     t0 = time.perf_counter()
     code = main(['hangs', '--nbs-dir', str(nbs), '--out', str(out), '--timeout', '3'])
     assert code == 1 and time.perf_counter() - t0 < 60
+    err = capsys.readouterr().err
+    assert "experiment 'hangs' failed: a cell ran longer than the execution timeout of 3 s and was stopped" in err and '--timeout' in err
     record = json.loads((out/'hangs.failed.json').read_text())
-    assert "experiment 'hangs': a cell ran longer than the execution timeout of 3 s" in record['error'] and record['timed_out']
+    assert 'execution timeout of 3 s' in record['error'] and record['timed_out']
     nb = json.loads((out/'hangs.failed.ipynb').read_text())
     assert nb['metadata']['factorcl_repro']['status'] == 'timed out'
     assert [c['metadata']['papermill']['status'] for c in nb['cells'] if c['cell_type'] == 'code'][-1] == 'timed out'
