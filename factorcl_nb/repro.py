@@ -122,7 +122,7 @@ def kernel_environment(**env):
             else: os.environ[k] = v
 
 # %% ../nbs/10_repro.ipynb #to1a2b3c
-CELL_TIMEOUTS = dict(tiny=15*60, quick=2*3600, paper=12*3600)  # default seconds one cell may run, by scale
+CELL_TIMEOUTS = dict(tiny=15*60, quick=2*3600, paper=6*3600)  # default seconds one cell may run, by scale (generous: they catch hangs, not slow runs)
 
 def cell_timeout(timeout:float|None, # seconds, or None for the default of `scale`
                  scale:str|None=None, # the run's scale
