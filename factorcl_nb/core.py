@@ -4,13 +4,15 @@
 
 # %% ../nbs/00_core.ipynb #ea132ad0
 from __future__ import annotations
-import json, os, platform, random, tempfile, time
+import ast, hashlib, json, os, platform, random, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['resolve_device', 'set_seed', 'check_matrix', 'check_same_rows', 'atomic_write', 'environment_info', 'save_results']
+__all__ = ['resolve_device', 'set_seed', 'check_matrix', 'check_same_rows', 'atomic_write', 'environment_info', 'source_digest',
+           'package_dir', 'module_file', 'module_digests', 'notebook_digest', 'find_notebook', 'run_fingerprint',
+           'fingerprint_changes', 'save_results']
 
 # %% ../nbs/00_core.ipynb #4b1339f2
 def resolve_device(device:str|torch.device='auto', # 'auto', 'cpu', 'cuda', 'cuda:1' or a torch.device
@@ -88,6 +90,95 @@ def environment_info() -> dict:
                 cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                 threads=torch.get_num_threads())
 
+
+# %% ../nbs/00_core.ipynb #fp1a2b3c
+def _without_docstrings(tree:ast.AST) -> ast.AST:
+    "Remove the docstring of the module and of every class and function in `tree` (in place)."
+    for node in ast.walk(tree):
+        body = getattr(node, 'body', None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body \
+           and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+def source_digest(path:str|Path, # a Python source file
+                 ) -> str:
+    "sha256 (16 hex digits) of `ast.dump` of the parsed source without docstrings: blind to comments and layout."
+    tree = _without_docstrings(ast.parse(Path(path).read_text(encoding='utf-8'), filename=str(path)))
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
+
+
+# %% ../nbs/00_core.ipynb #fp3a4b5c
+def package_dir() -> Path:
+    "The folder that holds the `factorcl_nb` package folder (the clone's root for an editable install)."
+    import factorcl_nb
+    return Path(factorcl_nb.__file__).resolve().parents[1]
+
+def module_file(module:str, # a dotted module name, e.g. 'factorcl_nb.core'
+                root:str|Path|None=None, # folder holding the package folder (None: `package_dir()`)
+               ) -> Path:
+    "The source file of `module` under `root`: `<root>/a/b.py`, or `<root>/a/b/__init__.py` for a package."
+    base = Path(root or package_dir()).joinpath(*module.split('.'))
+    return base/'__init__.py' if base.is_dir() else base.with_suffix('.py')
+
+def module_digests() -> dict[str, str]:
+    "`source_digest` of every `factorcl_nb` module imported in this process, by module name."
+    names = sorted(m for m in list(sys.modules) if (m == 'factorcl_nb' or m.startswith('factorcl_nb.')) and m != 'factorcl_nb._modidx')
+    files = {m: getattr(sys.modules[m], '__file__', None) for m in names}
+    return {m: source_digest(f) for m, f in files.items() if f and f.endswith('.py') and Path(f).is_file()}
+
+
+# %% ../nbs/00_core.ipynb #fp4a5b6c
+def notebook_digest(path:str|Path, # a .ipynb file
+                   ) -> str:
+    "sha256 (16 hex digits) of the source of the notebook's code cells, in order (outputs and metadata left out)."
+    cells = json.loads(Path(path).read_text(encoding='utf-8'))['cells']
+    code = [''.join(c['source']) if isinstance(c['source'], list) else c['source'] for c in cells if c['cell_type'] == 'code']
+    return hashlib.sha256(json.dumps(code).encode()).hexdigest()[:16]
+
+def find_notebook(name:str, # experiment name (the notebook's file stem)
+                  out_dir:str|Path, # where the results go (never the notebook itself)
+                 ) -> Path|None:
+    "The experiment notebook that is running: `$FACTORCL_NOTEBOOK` (set by `factorcl-repro`), else `nbs/experiments/<name>.ipynb` of the clone, else `<cwd>/<name>.ipynb`."
+    if os.environ.get('FACTORCL_NOTEBOOK'): return Path(os.environ['FACTORCL_NOTEBOOK']).resolve()
+    out = Path(out_dir).resolve()
+    for p in (package_dir()/'nbs'/'experiments'/f'{name}.ipynb', Path.cwd()/f'{name}.ipynb'):
+        if p.is_file() and p.resolve().parent != out: return p.resolve()   # an executed copy in out is not the source
+    return None
+
+
+# %% ../nbs/00_core.ipynb #fp5a6b7c
+def run_fingerprint(name:str, # experiment name
+                    out_dir:str|Path, # output folder (the notebook path is recorded relative to it)
+                    params:dict, # the run's parameters
+                   ) -> dict:
+    "What produced a result: digests of the imported library modules, of the experiment notebook and of the parameters."
+    nb = find_notebook(name, out_dir)
+    notebook = None if nb is None else dict(path=Path(os.path.relpath(nb, Path(out_dir).resolve())).as_posix(), digest=notebook_digest(nb))
+    return dict(method='sha256 of ast.dump without docstrings (modules); of code cell sources (notebook)',
+                modules=module_digests(), notebook=notebook,
+                params=hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16])
+
+def fingerprint_changes(fingerprint:dict, # a `run_fingerprint` read from a result json
+                        out_dir:str|Path, # the folder of that json (its notebook path is relative to it)
+                        root:str|Path|None=None, # folder holding the current package sources (None: `package_dir()`)
+                       ) -> list[str]:
+    "What differs between `fingerprint` and the current sources: one phrase per changed module or notebook; [] when current."
+    changes = []
+    for m, digest in sorted((fingerprint.get('modules') or {}).items()):
+        f = module_file(m, root)
+        if not f.is_file(): changes.append(f'module {m} no longer exists')
+        elif source_digest(f) != digest: changes.append(f'module {m} changed')
+    nb = fingerprint.get('notebook')
+    if nb is None: changes.append('the experiment notebook was not recorded')
+    else:
+        p = Path(os.path.normpath(Path(out_dir)/nb['path']))
+        if not p.is_file(): changes.append(f"notebook {nb['path']} not found")
+        elif notebook_digest(p) != nb['digest']: changes.append(f"notebook {p.name} changed")
+    return changes
+
+
+# %% ../nbs/00_core.ipynb #fp7a8b9c
 def save_results(name:str, # experiment name: files are <out_dir>/<name>.{png,csv,json}
                  out_dir:str|Path, # output folder
                  table=None, # pandas DataFrame with the numbers behind the figure
@@ -96,14 +187,16 @@ def save_results(name:str, # experiment name: files are <out_dir>/<name>.{png,cs
                  report:str='', # markdown section for REPORT.md (our numbers beside the paper's)
                  wall_time:float|None=None, # seconds the run took
                 ) -> dict:
-    "Atomically write the figure, table and metadata of one experiment; return the paths."
+    "Atomically write the figure, table and metadata (with the run's `run_fingerprint`) of one experiment; return the paths."
     import io
     out_dir = Path(out_dir); paths = {}
     if figure is not None:
-        buf = io.BytesIO(); figure.savefig(buf, format='png', dpi=120, bbox_inches='tight')
+        buf = io.BytesIO(); figure.savefig(buf, format='png', dpi=120, bbox_inches='tight', metadata={'Software': None})
         paths['png'] = atomic_write(out_dir/f'{name}.png', buf.getvalue())
     if table is not None: paths['csv'] = atomic_write(out_dir/f'{name}.csv', table.to_csv(index=False))
     meta = dict(name=name, params=params or {}, environment=environment_info(), wall_time_s=wall_time,
-                finished=time.strftime('%Y-%m-%dT%H:%M:%S%z'), report=report)
+                finished=time.strftime('%Y-%m-%dT%H:%M:%S%z'), report=report,
+                fingerprint=run_fingerprint(name, out_dir, params or {}))
     paths['json'] = atomic_write(out_dir/f'{name}.json', json.dumps(meta, indent=1, default=str))
     return paths
+

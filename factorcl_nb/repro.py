@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_repro.ipynb #3f2230af
 from __future__ import annotations
-import argparse, json, os, sys, time
+import argparse, json, math, os, shutil, signal, sys, threading, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,14 +13,16 @@ import papermill as pm
 from papermill.exceptions import PapermillExecutionError
 from tqdm.auto import tqdm
 import factorcl_nb
-from .core import atomic_write, environment_info, resolve_device
+from .core import atomic_write, environment_info, resolve_device, fingerprint_changes
 
 # %% auto #0
-__all__ = ['SCALES', 'PASSED_PARAMETERS', 'package_root', 'default_out', 'experiments_dir', 'Experiment', 'notebook_title',
-           'read_experiment', 'find_experiments', 'experiment_parameters', 'ExperimentError', 'kernel_environment',
-           'run_experiment', 'format_seconds', 'load_results', 'skip_marker', 'save_skipped', 'load_skipped',
-           'run_facts', 'report_section', 'write_report', 'select_experiments', 'run_experiments', 'repro_parser',
-           'main']
+__all__ = ['SCALES', 'PASSED_PARAMETERS', 'CELL_TIMEOUTS', 'RESULT_SUFFIXES', 'package_root', 'default_out', 'experiments_dir',
+           'Experiment', 'notebook_title', 'read_experiment', 'find_experiments', 'experiment_parameters',
+           'ExperimentError', 'kernel_environment', 'cell_timeout', 'kernel_manager_class', 'failure_record',
+           'backup_results', 'restore_results', 'mark_stopped', 'relative_papermill_paths', 'keep_evidence',
+           'recover_killed_run', 'sigterm_as_interrupt', 'run_experiment', 'format_seconds', 'load_results',
+           'skip_marker', 'save_skipped', 'load_skipped', 'load_failures', 'stale_results', 'failure_note', 'run_facts',
+           'report_section', 'write_report', 'select_experiments', 'run_experiments', 'repro_parser', 'main']
 
 # %% ../nbs/10_repro.ipynb #d7aec0f9
 SCALES = ('tiny', 'quick', 'paper')  # tiny: seconds, a smoke test (numbers mean nothing); quick: minutes on a laptop CPU; paper: the paper's settings (GPU)
@@ -89,19 +91,21 @@ def find_experiments(nbs_dir:str|Path|None=None, # see `experiments_dir`
 # %% ../nbs/10_repro.ipynb #0d1752f9
 def experiment_parameters(exp:Experiment, # the experiment to run
                           scale:str='quick', # one of SCALES
-                          out_dir:str|Path|None=None, # output folder
+                          out_dir:str|Path|None=None, # output folder (the kernel runs there: passed as '.')
                           device:str|None=None, # device name passed to the notebook
                           seed:int|None=None, # None: the notebook's default
                           data_dir:str|Path|None=None, # None: the notebook's default
                          ) -> dict:
-    "The papermill parameters for `exp`: those it declares and that are set."
-    offered = dict(scale=scale, out_dir=out_dir and str(Path(out_dir).resolve()), device=device, seed=seed,
-                   data_dir=data_dir and str(Path(data_dir).expanduser().resolve()))
+    "The papermill parameters for `exp`: those it declares and that are set, paths relative to `out_dir`."
+    base = Path(out_dir if out_dir is not None else '.').expanduser().resolve()
+    rel = lambda p: Path(os.path.relpath(Path(p).expanduser().resolve(), base)).as_posix()
+    offered = dict(scale=scale, out_dir=None if out_dir is None else '.', device=device, seed=seed,
+                   data_dir=None if data_dir is None else rel(data_dir))
     return {k: offered[k] for k in PASSED_PARAMETERS if k in exp.parameters and offered[k] is not None}
 
 # %% ../nbs/10_repro.ipynb #205cd107
 class ExperimentError(RuntimeError):
-    "An experiment notebook failed; `notebook` is the executed copy that shows the error."
+    "An experiment notebook failed; `notebook` is the executed copy that shows the error (`<name>.failed.ipynb`)."
     def __init__(self, name:str, notebook:Path, error:str):
         self.name, self.notebook, self.error = name, Path(notebook), error
         super().__init__(f"experiment {name!r} failed: {error}\n  executed notebook with the traceback: {notebook}")
@@ -117,28 +121,176 @@ def kernel_environment(**env):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
+# %% ../nbs/10_repro.ipynb #to1a2b3c
+CELL_TIMEOUTS = dict(tiny=15*60, quick=2*3600, paper=6*3600)  # default seconds one cell may run, by scale (generous: they catch hangs, not slow runs)
+
+def cell_timeout(timeout:float|None, # seconds, or None for the default of `scale`
+                 scale:str|None=None, # the run's scale
+                ) -> int:
+    "The execution timeout of one cell in whole seconds: `timeout` rounded up, or `CELL_TIMEOUTS[scale]` (paper's for an unknown scale)."
+    if timeout is None: return CELL_TIMEOUTS.get(scale, CELL_TIMEOUTS['paper'])
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+        raise ValueError(f"timeout must be a positive number of seconds (or None: {CELL_TIMEOUTS} by scale), got {timeout!r}")
+    return math.ceil(timeout)
+
+# %% ../nbs/10_repro.ipynb #km1a2b3c
+def kernel_manager_class():
+    "A `jupyter_client` kernel manager that provisions CurveZMQ keys when the kernel supports them (None: the default manager)."
+    import zmq
+    from jupyter_client import AsyncKernelManager
+    from traitlets import default
+    if 'transport_encryption' not in AsyncKernelManager.class_trait_names() or not zmq.has('curve'): return None
+    class EncryptedKernelManager(AsyncKernelManager):
+        @default('transport_encryption')
+        def _encrypt_when_supported(self): return 'auto'
+    return EncryptedKernelManager
+
+# %% ../nbs/10_repro.ipynb #ev1a2b3c
+RESULT_SUFFIXES = ('.json', '.csv', '.png', '.skipped.json')  # what an experiment run writes into the output folder
+
+def failure_record(out:str|Path, name:str) -> Path:
+    "The record of the last failed attempt of `name`: `<out>/<name>.failed.json` (its notebook: `<name>.failed.ipynb`)."
+    return Path(out)/f'{name}.failed.json'
+
+def _backup_dir(out:Path, name:str) -> Path: return out/f'.{name}.backup'
+def _running(out:Path, name:str) -> Path: return out/f'{name}.running.ipynb'
+
+def backup_results(out:Path, name:str) -> Path:
+    "Copy the result files of `name` into `.<name>.backup/` (created even when empty: it marks a run in progress)."
+    b = _backup_dir(out, name); b.mkdir()
+    for sfx in RESULT_SUFFIXES:
+        if (out/f'{name}{sfx}').exists(): shutil.copy2(out/f'{name}{sfx}', b/f'{name}{sfx}')
+    return b
+
+def restore_results(out:Path, name:str):
+    "Put the backed-up result files of `name` back (removing those the failed run created), then drop the backup."
+    b = _backup_dir(out, name)
+    for sfx in RESULT_SUFFIXES:
+        saved, current = b/f'{name}{sfx}', out/f'{name}{sfx}'
+        if saved.exists(): os.replace(saved, current)
+        elif current.exists(): current.unlink()
+    shutil.rmtree(b)
+
+# %% ../nbs/10_repro.ipynb #ev2a3b4c
+def mark_stopped(path:str|Path, # an executed notebook
+                 reason:str, # what stopped it, e.g. 'KeyboardInterrupt'
+                 status:str='interrupted', # 'interrupted' or 'timed out'
+                ) -> int|None:
+    "Mark the executed notebook at `path` as stopped: metadata, the cell that was running, the cells that never ran, a banner; return that cell's index."
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata['factorcl_repro'] = dict(status=status, reason=reason)
+    nb.metadata.setdefault('papermill', {})['exception'] = True
+    code = [(i, c.metadata['papermill']) for i, c in enumerate(nb.cells) if c.cell_type == 'code' and 'papermill' in c.metadata]
+    started = [i for i, m in code if m.get('start_time') is not None]
+    stopped = next((i for i, m in code if m.get('status') == 'running' or m.get('exception')), started[-1] if started else None)
+    for i, m in code:
+        if i == stopped: m['status'] = status
+        elif m.get('start_time') is None: m['status'] = 'not run'   # papermill marks them 'completed'
+    where = f'in cell {stopped + 1} (counting this banner as cell 0)' if stopped is not None else 'before its first cell'
+    banner = nbformat.v4.new_markdown_cell(f'<span style="color:red">**{status.capitalize()}** {where} ({reason}): the cells after it did not run. '
+                                           'Written by `factorcl-repro`; the last good run, if any, is `<name>.ipynb` beside this file.</span>',
+                                           metadata={'tags': ['factorcl-repro-stopped']})
+    if nb.nbformat_minor < 5: banner.pop('id', None)
+    nb.cells.insert(0, banner)
+    atomic_write(path, nbformat.writes(nb))
+    return stopped
+
+def relative_papermill_paths(path:Path, # an executed notebook in the output folder
+                             source:Path, # the experiment notebook it was executed from
+                             name:str, # the file name it ends up with
+                            ):
+    "Record papermill's input and output paths relative to the executed notebook's folder (no absolute path of this machine)."
+    nb = json.loads(path.read_text())
+    pmeta = nb.get('metadata', {}).get('papermill')
+    if pmeta is None: return
+    pmeta['input_path'] = Path(os.path.relpath(source.resolve(), path.resolve().parent)).as_posix()
+    pmeta['output_path'] = name
+    atomic_write(path, json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+
+# %% ../nbs/10_repro.ipynb #ev3a4b5c
+def keep_evidence(out:Path, # output folder
+                  name:str, # experiment name
+                  error:str, # one line: what went wrong
+                  interrupted:bool=False, # Ctrl-C, SIGTERM or killed
+                  when:str|None=None, # time of the attempt (default: now)
+                  source:Path|None=None, # the experiment notebook (to record its path relative to `out`)
+                  timed_out:bool=False, # a cell ran past its execution timeout
+                 ) -> Path|None:
+    "After a failed attempt: restore the earlier results, file the executed copy as `<name>.failed.ipynb` with a failure record; return that notebook."
+    running, failed = _running(out, name), out/f'{name}.failed.ipynb'
+    if _backup_dir(out, name).is_dir(): restore_results(out, name)
+    notebook = None
+    if running.exists():
+        if interrupted or timed_out: mark_stopped(running, error, 'interrupted' if interrupted else 'timed out')
+        if source is not None: relative_papermill_paths(running, source, failed.name)
+        os.replace(running, failed); notebook = failed
+    elif failed.exists(): failed.unlink()   # an older failure's notebook must not pass for this one
+    rec = dict(name=name, attempted=when or time.strftime('%Y-%m-%dT%H:%M:%S%z'), error=error, interrupted=interrupted, timed_out=timed_out,
+               notebook=notebook and notebook.name)
+    atomic_write(failure_record(out, name), json.dumps(rec, indent=1))
+    return notebook
+
+def recover_killed_run(out:Path, name:str) -> bool:
+    "If a run of `name` was killed outright (its backup folder is still there), restore its results and file its notebook as killed."
+    if not _backup_dir(out, name).is_dir(): return False
+    running = _running(out, name)
+    when = time.strftime('%Y-%m-%dT%H:%M:%S%z', time.localtime((running if running.exists() else _backup_dir(out, name)).stat().st_mtime))
+    keep_evidence(out, name, 'killed: the run stopped without cleaning up (found by the next run)', interrupted=True, when=when)
+    return True
+
 # %% ../nbs/10_repro.ipynb #08ef6cbc
 def _file_state(p:Path): return (p.stat().st_mtime_ns, p.stat().st_ino) if p.exists() else None
 
+@contextmanager
+def sigterm_as_interrupt():
+    "Inside the block (main thread only), SIGTERM raises KeyboardInterrupt, so `kill` leaves evidence as Ctrl-C does."
+    def interrupt(signum, frame): raise KeyboardInterrupt('SIGTERM')
+    old = signal.signal(signal.SIGTERM, interrupt) if threading.current_thread() is threading.main_thread() else None
+    try: yield
+    finally:
+        if old is not None: signal.signal(signal.SIGTERM, old)
+
+def _execute(exp:Experiment, out:Path, parameters:dict, kernel:str, limit:int) -> tuple[str|None, str|None]:
+    "Run papermill into `<name>.running.ipynb`; return (error or None, None or how it stopped: 'interrupted' or 'timed out')."
+    running, km = _running(out, exp.name), kernel_manager_class()
+    try:
+        with kernel_environment(FACTORCL_NOTEBOOK=str(exp.path.resolve())), sigterm_as_interrupt():
+            pm.execute_notebook(exp.path, running, parameters=parameters, kernel_name=kernel, progress_bar=False, cwd=out,
+                                execution_timeout=limit, **(dict(kernel_manager_class=km) if km else {}))
+    except PapermillExecutionError as e: return f"{e.ename}: {e.evalue}", 'interrupted' if e.ename == 'KeyboardInterrupt' else None
+    except KeyboardInterrupt as e: return f"interrupted ({str(e) or 'Ctrl-C'})", 'interrupted'
+    except TimeoutError:
+        return (f"a cell ran longer than the execution timeout of {limit} s and was stopped; "
+                f"a longer run needs --timeout SECONDS (run_experiment(..., timeout=...))"), 'timed out'
+    except Exception as e: return f"{type(e).__name__}: {e}", None
+    return None, None
+
 def run_experiment(exp:Experiment, # the experiment notebook
-                   out:str|Path, # output folder
+                   out:str|Path, # output folder (the kernel's working directory)
                    parameters:dict, # papermill parameters (see `experiment_parameters`)
                    kernel:str='python3', # Jupyter kernel name
+                   timeout:float|None=None, # seconds one cell may run (None: CELL_TIMEOUTS of the scale)
                   ) -> dict:
-    "Execute `exp` with papermill into `<out>/<name>.ipynb`; check it wrote `<out>/<name>.json` (or recorded a skip)."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    "Execute `exp` with papermill into `<out>/<name>.ipynb`; check it wrote `<out>/<name>.json` (or recorded a skip); keep the evidence when it fails."
+    out = Path(out).expanduser().resolve(); out.mkdir(parents=True, exist_ok=True)
+    limit = cell_timeout(timeout, parameters.get('scale'))
+    recover_killed_run(out, exp.name)
     executed, result, marker = out/f'{exp.name}.ipynb', out/f'{exp.name}.json', skip_marker(out, exp.name)
     before, marker_before, t0 = _file_state(result), _file_state(marker), time.perf_counter()
-    try:
-        pm.execute_notebook(exp.path, executed, parameters=parameters, kernel_name=kernel,
-                            progress_bar=False, cwd=exp.path.parent)
-    except PapermillExecutionError as e: raise ExperimentError(exp.name, executed, f"{e.ename}: {e.evalue}") from None
-    except Exception as e: raise ExperimentError(exp.name, executed, f"{type(e).__name__}: {e}") from None
+    backup_results(out, exp.name)
+    try: error, stopped = _execute(exp, out, parameters, kernel, limit)
+    except BaseException: keep_evidence(out, exp.name, 'interrupted while starting', interrupted=True, source=exp.path); raise
     skipped = _file_state(marker) not in (None, marker_before)
-    if _file_state(result) in (None, before) and not skipped:
-        raise ExperimentError(exp.name, executed, f"the notebook ran but did not write {result}: an experiment must "
-                              f"call factorcl_nb.core.save_results({exp.name!r}, out_dir, ...) "
-                              f"(or factorcl_nb.repro.save_skipped when it cannot run)")
+    if error is None and _file_state(result) in (None, before) and not skipped:
+        error = (f"the notebook ran but did not write {result.name}: an experiment must call "
+                 f"factorcl_nb.core.save_results({exp.name!r}, out_dir, ...) (or factorcl_nb.repro.save_skipped when it cannot run)")
+    if error is not None:
+        failed = keep_evidence(out, exp.name, error, stopped == 'interrupted', source=exp.path, timed_out=stopped == 'timed out')
+        if stopped == 'interrupted': raise KeyboardInterrupt(f"experiment {exp.name!r} interrupted; executed notebook: {failed}")
+        raise ExperimentError(exp.name, failed or executed, error)
+    relative_papermill_paths(_running(out, exp.name), exp.path, executed.name)
+    os.replace(_running(out, exp.name), executed); shutil.rmtree(_backup_dir(out, exp.name))
+    for stale in (failure_record(out, exp.name), out/f'{exp.name}.failed.ipynb'): stale.unlink(missing_ok=True)
     missing = [] if skipped else [ext for ext in ('png', 'csv') if not (out/f'{exp.name}.{ext}').exists()]
     return dict(name=exp.name, notebook=executed, result=result, parameters=parameters,
                 wall_time_s=time.perf_counter() - t0, missing=missing, skipped=skipped)
@@ -199,6 +351,38 @@ def load_skipped(out:str|Path, # output folder
         if isinstance(meta, dict): found[name] = meta
     return found
 
+# %% ../nbs/10_repro.ipynb #rp1a2b3c
+def load_failures(out:str|Path, # output folder
+                 ) -> dict[str, dict]:
+    "The failure records in `out` that are at least as new as their experiment's `<name>.json`, by name."
+    found = {}
+    for p in sorted(Path(out).glob('*.failed.json')):
+        name, result = p.name[:-len('.failed.json')], Path(out)/p.name.replace('.failed.json', '.json')
+        try: rec = json.loads(p.read_text())
+        except (OSError, ValueError): continue
+        if result.exists() and result.stat().st_mtime_ns > p.stat().st_mtime_ns: continue
+        if isinstance(rec, dict): found[name] = rec
+    return found
+
+def stale_results(out:str|Path, # output folder holding result files
+                  root:str|Path|None=None, # folder holding the current `factorcl_nb` sources (None: this package's)
+                 ) -> dict[str, list[str]]:
+    "Results in `out` whose fingerprint no longer matches the current sources: name -> what changed. Skipped runs are exempt."
+    stale = {}
+    for name, meta in load_results(out).items():
+        if meta.get('skipped'): continue
+        fp = meta.get('fingerprint')
+        changes = ['no fingerprint (written before results recorded one)'] if not fp else fingerprint_changes(fp, out, root)
+        if changes: stale[name] = changes
+    return stale
+
+def failure_note(name:str, rec:dict) -> str:
+    "One markdown paragraph about a failed or interrupted attempt."
+    what = 'was interrupted' if rec.get('interrupted') else 'failed'
+    error = (rec.get('error') or '?').splitlines()[0][:300].replace('`', "'")
+    link = f" Its executed notebook: [{rec['notebook']}]({rec['notebook']})." if rec.get('notebook') else ''
+    return f"**The last attempt ({rec.get('attempted', '?')}) {what}**: `{error}`.{link}"
+
 # %% ../nbs/10_repro.ipynb #e02c28b6
 def _papermill_metadata(notebook:Path) -> dict:
     try: return json.loads(notebook.read_text()).get('metadata', {}).get('papermill', {}) or {}
@@ -219,6 +403,8 @@ def report_section(name:str, # experiment name
                    out:Path, # the output folder (to link the files that exist)
                    title:str|None=None, # the experiment's title
                    skipped:dict|None=None, # the record of a later skipped run (see `load_skipped`), if any
+                   failed:dict|None=None, # the record of a later failed attempt (see `load_failures`), if any
+                   stale:list[str]|None=None, # what changed since this result was produced (see `stale_results`)
                   ) -> str:
     "The REPORT.md section of one experiment: title, scale and wall time, its report, figure and files."
     (scale, wall), params = run_facts(name, meta, out), meta.get('params') or {}
@@ -229,6 +415,9 @@ def report_section(name:str, # experiment name
     if skipped and not meta.get('skipped'):
         lines += [f"**The last run ({skipped.get('finished', '?')}) was skipped**; the results below are those of the "
                   f"earlier run. {skipped.get('report') or ''}".rstrip(), '']
+    if failed: lines += [failure_note(name, failed) + ' The results below are those of the last good run.', '']
+    if stale: lines += [f"**Stale**: the sources changed since this result was produced ({'; '.join(stale)}). "
+                        f"Regenerate it with `factorcl-repro {name}`.", '']
     lines += [meta.get('report') or '_(this experiment wrote no report section)_', '']
     if (out/f'{name}.png').exists() and f'({name}.png)' not in (meta.get('report') or ''):   # once, even if the report shows it
         lines += [f'![{name}]({name}.png)', '']
@@ -243,24 +432,34 @@ def write_report(out:str|Path, # output folder holding the result files
                 ) -> Path:
     "Atomically rewrite `<out>/REPORT.md` from every experiment result in `out`."
     out, experiments = Path(out), experiments or {}
-    results, skipped = load_results(out), load_skipped(out)
-    order = [n for n in experiments if n in results] + sorted(n for n in results if n not in experiments)
+    results, skipped, failures, stale = load_results(out), load_skipped(out), load_failures(out), stale_results(out)
+    names = set(results) | set(failures)
+    order = [n for n in experiments if n in names] + sorted(n for n in names if n not in experiments)
     env = dict(factorcl_nb=factorcl_nb.__version__, papermill=pm.__version__, **environment_info())
     last = f" Last run: scale **{scale}**, device **{device}**." if scale else ''
     lines = ['# FactorCL reproduction report', '',
              f"Written by `factorcl-repro` on {time.strftime('%Y-%m-%d %H:%M %Z')}.{last} Each section comes from "
-             "`<name>.json` in this folder and says the scale it was run at: sections of earlier runs are kept.", '',
+             "`<name>.json` in this folder and says the scale it was run at: sections of earlier runs are kept. A **stale** "
+             "section was produced by other library sources or another notebook than the current ones.", '',
              '| package / machine | version |', '|---|---|']
     lines += [f'| {k} | {v} |' for k, v in env.items() if v is not None]
-    lines += ['', '| experiment | scale | wall time |', '|---|---|---|']
+    lines += ['', '| experiment | scale | wall time | sources |', '|---|---|---|---|']
     for n in order:
+        if n not in results:
+            lines.append(f"| {n} | - | - | no result; last attempt {'interrupted' if failures[n].get('interrupted') else 'failed'} |"); continue
         scale_n, wall = run_facts(n, results[n], out)
         if results[n].get('skipped'): scale_n = f'{scale_n}, skipped'
         elif n in skipped: scale_n = f'{scale_n} (last run skipped)'
-        lines.append(f"| {n} | {scale_n} | {format_seconds(wall)} |")
-    if not order: lines.append('| (no results yet) | | |')
+        state = 'skipped' if results[n].get('skipped') else 'stale' if n in stale else 'current'
+        if n in failures: state += '; last attempt ' + ('interrupted' if failures[n].get('interrupted') else 'failed')
+        lines.append(f"| {n} | {scale_n} | {format_seconds(wall)} | {state} |")
+    if not order: lines.append('| (no results yet) | | | |')
     lines.append('')
-    for n in order: lines.append(report_section(n, results[n], out, experiments[n].title if n in experiments else None, skipped.get(n)))
+    for n in order:
+        title = experiments[n].title if n in experiments else None
+        if n not in results:
+            lines += [f"## {n}" + (f": {title}" if title and title != n else ''), '', '_No result yet._ ' + failure_note(n, failures[n]), '']
+        else: lines.append(report_section(n, results[n], out, title, skipped.get(n), failures.get(n), stale.get(n)))
     return atomic_write(out/'REPORT.md', '\n'.join(lines))
 
 # %% ../nbs/10_repro.ipynb #b2cd75a6
@@ -290,10 +489,12 @@ def run_experiments(names=None, # experiment names (None: all)
                     nbs_dir:str|Path|None=None, # experiments folder (None: the clone's nbs/experiments)
                     kernel:str='python3', # Jupyter kernel name
                     progress:bool=True, # show the overall progress bar
+                    timeout:float|None=None, # seconds one cell may run (None: CELL_TIMEOUTS of the scale)
                    ) -> list[dict]:
     "Run experiment notebooks one after another with papermill, then rewrite `<out>/REPORT.md`."
     if scale not in SCALES: raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)): raise ValueError(f"seed must be an int or None, got {seed!r}")
+    cell_timeout(timeout, scale)   # checks it before anything runs
     if data_dir is not None and not Path(data_dir).expanduser().is_dir(): raise FileNotFoundError(f"data_dir must be an existing folder, got {str(data_dir)!r}")
     experiments = find_experiments(nbs_dir)
     selected = select_experiments(experiments, names)
@@ -308,7 +509,7 @@ def run_experiments(names=None, # experiment names (None: all)
             for exp in bar:
                 bar.set_postfix_str(exp.name)
                 params = experiment_parameters(exp, scale, out, dev, seed, data_dir)
-                r = run_experiment(exp, out, params, kernel)
+                r = run_experiment(exp, out, params, kernel, timeout)
                 done.append(r)
                 note = f" (wrote no {' or '.join(r['missing'])})" if r['missing'] else ''
                 what = 'skipped (see REPORT.md)' if r['skipped'] else 'done'
@@ -329,6 +530,8 @@ def repro_parser() -> argparse.ArgumentParser:
     p.add_argument('--data-dir', type=Path, help='data folder, passed to the experiments that take one')
     p.add_argument('--nbs-dir', type=Path, help='folder of experiment notebooks (default: nbs/experiments of the clone)')
     p.add_argument('--seed', type=int, help="random seed (default: each notebook's own)")
+    p.add_argument('--timeout', type=float, metavar='SECONDS', help='seconds one notebook cell may run before it is stopped '
+                   f'(default by scale: {", ".join(f"{k} {v} s" for k, v in CELL_TIMEOUTS.items())})')
     return p
 
 # %% ../nbs/10_repro.ipynb #0475c8c3
@@ -345,10 +548,13 @@ def main(argv:list[str]|None=None, # command-line arguments (None: sys.argv[1:])
     try: select_experiments(experiments, args.names)
     except ValueError as e: parser.error(str(e))
     out = args.out if args.out is not None else default_out()
-    try: run_experiments(args.names, args.scale, out, args.device, args.seed, args.data_dir, args.nbs_dir)
+    try: run_experiments(args.names, args.scale, out, args.device, args.seed, args.data_dir, args.nbs_dir, timeout=args.timeout)
     except ExperimentError as e:
         print(f"factorcl-repro: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as e:
+        print(f"factorcl-repro: {e or 'interrupted'} (REPORT.md notes it)", file=sys.stderr)
+        return 130
     except (ValueError, FileNotFoundError) as e: parser.error(str(e))
     print(f"report: {Path(out).resolve()/'REPORT.md'}")
     return 0

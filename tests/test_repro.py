@@ -1,5 +1,5 @@
 """Tests of the `factorcl-repro` command on tiny experiment notebooks built here (a few papermill runs)."""
-import json, os, re, subprocess, sys
+import json, os, re, signal, subprocess, sys, time
 from importlib import import_module
 from pathlib import Path
 
@@ -92,8 +92,8 @@ def test_only_declared_parameters_are_passed(good, tmp_path):
     exps = find_experiments(good)
     assert sorted(exps['demo_a'].parameters) == ['device', 'out_dir', 'scale', 'seed']
     full = experiment_parameters(exps['demo_a'], 'paper', tmp_path, 'cpu', seed=1, data_dir=tmp_path)
-    assert full == dict(scale='paper', out_dir=str(tmp_path.resolve()), device='cpu', seed=1)  # no data_dir
-    assert experiment_parameters(exps['demo_b'], 'paper', tmp_path, 'cpu', seed=1) == dict(scale='paper', out_dir=str(tmp_path.resolve()))
+    assert full == dict(scale='paper', out_dir='.', device='cpu', seed=1)  # no data_dir; the kernel runs in out_dir
+    assert experiment_parameters(exps['demo_b'], 'paper', tmp_path, 'cpu', seed=1) == dict(scale='paper', out_dir='.')
     assert 'seed' not in experiment_parameters(exps['demo_a'], 'quick', tmp_path, 'cpu')  # unset: notebook default
 
 
@@ -104,12 +104,12 @@ def test_default_run_stops_at_the_failing_notebook(good, tmp_path, capsys):
     save_results('earlier', out, params=dict(scale='quick'), report='From an earlier run.', wall_time=65)
     assert main(['--nbs-dir', str(nbs), '--out', str(out), '--scale', 'paper', '--seed', '3']) == 1
     err = capsys.readouterr().err
-    failed = out.resolve()/'zz_fails.ipynb'
+    failed = out.resolve()/'zz_fails.failed.ipynb'
     assert "experiment 'zz_fails' failed: RuntimeError: deliberate failure" in err and str(failed) in err
     executed = nbformat.read(failed, as_version=4)
     assert any(o.output_type == 'error' and o.evalue == 'deliberate failure' for c in executed.cells if c.cell_type == 'code' for o in c.outputs)
     # both experiments before it ran, at paper scale, with only the parameters they declare
-    assert papermill_parameters(out/'demo_b.ipynb') == dict(scale='paper', out_dir=str(out.resolve()))
+    assert papermill_parameters(out/'demo_b.ipynb') == dict(scale='paper', out_dir='.')  # relative: the kernel runs in out
     assert papermill_parameters(out/'demo_a.ipynb')['seed'] == 3
     assert not (out/'demo_b.png').exists() and (out/'demo_b.csv').exists()
     report = (out/'REPORT.md').read_text()
@@ -117,7 +117,8 @@ def test_default_run_stops_at_the_failing_notebook(good, tmp_path, capsys):
     assert report.index('## demo_a') < report.index('## demo_b') < report.index('## earlier')
     assert 'Result of demo_b at scale paper.' in report and '| demo_b | paper |' in report
     assert '_scale **quick** · wall time 1 min 05 s' in report and 'From an earlier run.' in report
-    assert 'zz_fails' not in report and not list(out.glob('.*.tmp'))
+    assert '| zz_fails | - | - | no result; last attempt failed |' in report and 'deliberate failure' in report
+    assert not list(out.glob('.*.tmp')) and not list(out.glob('.*.backup')) and not (out/'zz_fails.ipynb').exists()
     assert os.environ.get('FACTORCL_REPRO') is None  # the variable was set for the kernels only
 
 
@@ -127,8 +128,9 @@ def test_a_notebook_that_writes_no_result_is_an_error(tmp_path):
     save_results('silent', out, params=dict(scale='quick'))  # a stale result of an earlier run must not count
     with pytest.raises(ExperimentError, match='did not write') as e:
         run_experiments(nbs_dir=nbs, out=out, device='cpu', progress=False)
-    assert e.value.notebook == out.resolve()/'silent.ipynb' and e.value.notebook.exists()
-    assert papermill_parameters(e.value.notebook) == dict(out_dir=str(out.resolve()))  # no scale declared
+    assert e.value.notebook == out.resolve()/'silent.failed.ipynb' and e.value.notebook.exists()
+    assert papermill_parameters(e.value.notebook) == dict(out_dir='.')  # no scale declared
+    assert json.loads((out/'silent.json').read_text())['params'] == dict(scale='quick')  # the earlier result is kept
 
 
 def test_console_script_runs_one_by_name(good, tmp_path):
@@ -142,7 +144,7 @@ def test_console_script_runs_one_by_name(good, tmp_path):
     assert r.returncode == 0, r.stderr
     assert 'demo_a: done' in r.stderr and f"report: {out/'REPORT.md'}" in r.stdout
     assert sorted(p.name for p in out.iterdir()) == ['REPORT.md', 'demo_a.csv', 'demo_a.ipynb', 'demo_a.json', 'demo_a.png']
-    assert papermill_parameters(out/'demo_a.ipynb') == dict(scale='quick', out_dir=str(out), device='cpu', seed=5)
+    assert papermill_parameters(out/'demo_a.ipynb') == dict(scale='quick', out_dir='.', device='cpu', seed=5)
     params = json.loads((out/'demo_a.json').read_text())['params']
     assert params['seed'] == 5 and params['under_repro'] == '1'
     report = (out/'REPORT.md').read_text()
@@ -151,3 +153,131 @@ def test_console_script_runs_one_by_name(good, tmp_path):
     r = subprocess.run([sys.executable, '-m', 'factorcl_nb.repro', 'bogus', '--nbs-dir', str(good)],
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 2 and 'valid names: demo_a, demo_b' in r.stderr
+
+
+# ---- a failed, interrupted, killed or hanging run keeps the evidence (and the last good result) ----
+SAVE_THEN_FAIL = SAVE + "\nraise RuntimeError('failed after saving')"
+SLEEP = "import time\nprint('started', flush=True)\ntime.sleep(120)"
+
+
+def result_files(out, name):
+    return {p.name: p.read_bytes() for p in Path(out).glob(f'{name}.*') if p.suffix in ('.json', '.csv', '.png') and '.failed' not in p.name}
+
+
+def repro_env():
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
+
+
+def last_cell_running(notebook):
+    "Whether papermill has started the last cell of the notebook it is executing (it saves the notebook when a cell starts)."
+    try: cells = json.loads(Path(notebook).read_text())['cells']
+    except (OSError, ValueError): return False
+    return cells[-1]['metadata'].get('papermill', {}).get('status') == 'running'
+
+
+def wait_for_last_cell(notebook):
+    for _ in range(1200):
+        if last_cell_running(notebook): return time.sleep(1.0)   # and give it a moment to reach time.sleep
+        time.sleep(0.05)
+    pytest.fail('the sleeping cell never started')
+
+
+def test_a_failed_run_keeps_the_last_good_result(tmp_path):
+    nbs, out = tmp_path/'experiments', tmp_path/'figures'
+    make_experiment(nbs, 'exp', 'An experiment', dict(scale='quick', out_dir='x'))
+    assert main(['exp', '--nbs-dir', str(nbs), '--out', str(out)]) == 0
+    good, good_nb = result_files(out, 'exp'), (out/'exp.ipynb').read_bytes()
+    assert sorted(good) == ['exp.csv', 'exp.json', 'exp.png']
+    make_experiment(nbs, 'exp', 'An experiment', dict(scale='quick', out_dir='x'), body=SAVE_THEN_FAIL)
+    with pytest.raises(ExperimentError, match='failed after saving') as e:
+        run_experiments(['exp'], scale='paper', out=out, nbs_dir=nbs, progress=False)
+    assert e.value.notebook == out.resolve()/'exp.failed.ipynb'
+    assert result_files(out, 'exp') == good and (out/'exp.ipynb').read_bytes() == good_nb   # nothing of the good run lost
+    failed = nbformat.read(out/'exp.failed.ipynb', as_version=4)
+    assert any(o.output_type == 'error' and o.evalue == 'failed after saving' for c in failed.cells if c.cell_type == 'code' for o in c.outputs)
+    record = json.loads((out/'exp.failed.json').read_text())
+    assert record['error'] == 'RuntimeError: failed after saving' and not record['interrupted']
+    report = (out/'REPORT.md').read_text()
+    assert f"**The last attempt ({record['attempted']}) failed**: `RuntimeError: failed after saving`" in report
+    assert '[exp.failed.ipynb](exp.failed.ipynb)' in report and 'Result of exp at scale quick.' in report
+    assert '| exp | quick | ' in report and 'last attempt failed |' in report
+    assert not list(out.glob('.*'))    # no backup folder or temporary file left
+    # a later good run replaces the result and clears the failure
+    make_experiment(nbs, 'exp', 'An experiment', dict(scale='quick', out_dir='x'))
+    assert main(['exp', '--nbs-dir', str(nbs), '--out', str(out), '--scale', 'paper']) == 0
+    assert not (out/'exp.failed.ipynb').exists() and not (out/'exp.failed.json').exists()
+    report = (out/'REPORT.md').read_text()
+    assert 'Result of exp at scale paper.' in report and 'last attempt' not in report
+
+
+def test_ctrl_c_keeps_the_good_result_and_marks_the_notebook_interrupted(tmp_path):
+    nbs, out = tmp_path/'experiments', tmp_path/'figures'
+    make_experiment(nbs, 'exp', 'An experiment', dict(scale='quick', out_dir='x'))
+    cmd = [sys.executable, '-m', 'factorcl_nb.repro', 'exp', '--nbs-dir', str(nbs), '--out', str(out)]
+    assert subprocess.run(cmd, capture_output=True, env=repro_env(), timeout=120).returncode == 0
+    good, good_nb = result_files(out, 'exp'), (out/'exp.ipynb').read_bytes()
+    make_experiment(nbs, 'exp', 'An experiment', dict(scale='quick', out_dir='x'), body=SLEEP)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=repro_env(), start_new_session=True)
+    try:
+        wait_for_last_cell(out/'exp.running.ipynb')
+        os.killpg(p.pid, signal.SIGINT)          # what Ctrl-C in a terminal sends: the command and its kernel
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None: os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130 and "experiment 'exp' interrupted" in err
+    assert result_files(out, 'exp') == good and (out/'exp.ipynb').read_bytes() == good_nb
+    nb = json.loads((out/'exp.failed.ipynb').read_text())
+    assert nb['metadata']['factorcl_repro']['status'] == 'interrupted' and nb['metadata']['papermill']['exception']
+    statuses = [c['metadata']['papermill']['status'] for c in nb['cells'] if c['cell_type'] == 'code']
+    assert statuses[-1] == 'interrupted' and 'completed' in statuses[:-1]   # the sleeping cell, not "every cell completed"
+    assert 'Interrupted' in ''.join(nb['cells'][0]['source'])
+    assert json.loads((out/'exp.failed.json').read_text())['interrupted'] is True
+    report = (out/'REPORT.md').read_text()
+    assert 'was interrupted**' in report and 'Result of exp at scale quick.' in report and 'last attempt interrupted |' in report
+
+
+def test_a_killed_run_is_found_and_filed_by_the_next_run(tmp_path):
+    nbs, out = tmp_path/'experiments', tmp_path/'figures'
+    make_experiment(nbs, 'exp', 'An experiment', dict(scale='quick', out_dir='x'))
+    cmd = [sys.executable, '-m', 'factorcl_nb.repro', 'exp', '--nbs-dir', str(nbs), '--out', str(out)]
+    assert subprocess.run(cmd, capture_output=True, env=repro_env(), timeout=120).returncode == 0
+    good = result_files(out, 'exp')
+    # the killed run had already overwritten the table and half the json when it died
+    make_experiment(nbs, 'exp', 'An experiment', dict(scale='quick', out_dir='x'),
+                    body="open('exp.csv', 'w').write('partial'); open('exp.json', 'w').write('{')\n" + SLEEP)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=repro_env(), start_new_session=True)
+    try: wait_for_last_cell(out/'exp.running.ipynb')
+    finally: os.killpg(p.pid, signal.SIGKILL); p.wait(timeout=30)
+    assert (out/'exp.csv').read_text() == 'partial'      # what kill -9 leaves behind
+    assert repro.recover_killed_run(out, 'exp') is True
+    assert result_files(out, 'exp') == good
+    nb = json.loads((out/'exp.failed.ipynb').read_text())
+    assert nb['metadata']['factorcl_repro']['status'] == 'interrupted' and 'killed' in nb['metadata']['factorcl_repro']['reason']
+    report = repro.write_report(out).read_text()
+    assert 'was interrupted**: `killed' in report and 'Result of exp at scale quick.' in report
+    assert repro.recover_killed_run(out, 'exp') is False and not list(out.glob('.*'))
+
+
+def test_a_hanging_cell_is_stopped_by_the_timeout(tmp_path, capsys):
+    nbs, out = tmp_path/'experiments', tmp_path/'figures'
+    make_experiment(nbs, 'hangs', 'Hangs', dict(scale='tiny', out_dir='x'), body=SLEEP)
+    t0 = time.perf_counter()
+    code = main(['hangs', '--nbs-dir', str(nbs), '--out', str(out), '--timeout', '3'])
+    assert code == 1 and time.perf_counter() - t0 < 60
+    err = capsys.readouterr().err
+    assert "experiment 'hangs' failed: a cell ran longer than the execution timeout of 3 s and was stopped" in err and '--timeout' in err
+    record = json.loads((out/'hangs.failed.json').read_text())
+    assert 'execution timeout of 3 s' in record['error'] and record['timed_out']
+    nb = json.loads((out/'hangs.failed.ipynb').read_text())
+    assert nb['metadata']['factorcl_repro']['status'] == 'timed out'
+    assert [c['metadata']['papermill']['status'] for c in nb['cells'] if c['cell_type'] == 'code'][-1] == 'timed out'
+    assert 'execution timeout of 3 s' in (out/'REPORT.md').read_text()
+    with pytest.raises(SystemExit): main(['hangs', '--nbs-dir', str(nbs), '--timeout', '0'])
+    with pytest.raises(ValueError, match='timeout must be a positive number'): run_experiments(nbs_dir=nbs, timeout=-1)
+
+
+def test_no_kernel_transport_warning(good, tmp_path):
+    r = subprocess.run([sys.executable, '-m', 'factorcl_nb.repro', 'demo_b', '--nbs-dir', str(good), '--out', str(tmp_path)],
+                       capture_output=True, text=True, env=repro_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert 'without encryption' not in r.stderr and 'demo_b: done' in r.stderr
