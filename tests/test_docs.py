@@ -126,7 +126,8 @@ def test_site_pages_render_with_figures_and_links_resolve(site, server, browser,
             if target not in checked: checked[target] = status(target)
             if checked[target] != 200: problems.append(f"{page}: link {href} answers {checked[target]}")
         if page in ('nbs/index.html', 'nbs/tutorial_factorcl.html'):
-            shots = tmp_path_factory.getbasetemp()/'screenshots'; shots.mkdir(exist_ok=True)
+            shots = Path(os.environ.get('FACTORCL_DOCS_SCREENSHOTS') or tmp_path_factory.getbasetemp()/'screenshots')
+            shots.mkdir(parents=True, exist_ok=True)      # screenshots to look at: FACTORCL_DOCS_SCREENSHOTS=/tmp/shots
             browser.save_screenshot(str(shots/page.replace('/', '_').replace('.html', '.png')))
     assert not problems, '\n'.join(problems[:40])
     assert len(checked) >= len(notebooks), f"only {len(checked)} local links checked"
