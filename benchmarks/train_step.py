@@ -5,7 +5,7 @@
     python benchmarks/train_step.py --smoke      # tiny sizes (seconds), for the tests
 
 One step = what factorcl_nb.train.fit does per batch: a main step on `model.loss` (critics frozen, own Adam) and
-one critic step on `model.critic_loss` (main parameters frozen, own Adam). Architecture (DESIGN.md section 5):
+one critic step on `model.critic_loss` (main parameters frozen, own Adam). Architecture (the authors' synthetic one):
 encoders MLP 100-512-512-512-128, projection heads 128-128-128, concat critics with two hidden layers of 512 on
 the 128-d projections (256-d on the conditional terms' [z, z'] pairs), views of 100 features.
 

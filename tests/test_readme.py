@@ -1,5 +1,5 @@
 """README.md is generated from nbs/index.ipynb by tools/make_readme.py (nbdev-readme needs Quarto)."""
-import base64, importlib.util, subprocess, sys
+import base64, importlib.util, re, subprocess, sys
 from pathlib import Path
 
 import nbformat
@@ -79,8 +79,12 @@ def python_blocks(markdown:str) -> dict:
 
 def test_readme_examples_run_as_written(tmp_path):
     "The code a new user copies from the README runs unchanged, and the mfeat example reaches a useful probe accuracy."
-    blocks = python_blocks((ROOT/'README.md').read_text())
+    readme = (ROOT/'README.md').read_text()
+    blocks = python_blocks(readme)
     example = blocks['Train FactorCL on real data in ten lines']
+    shown = re.search(re.escape(example) + r'```\n\n```\n(.*?)\n```', readme, re.S)   # the output saved in index.ipynb
+    assert shown, "the README shows no output under its example: execute nbs/index.ipynb"
+    assert 0.9 <= float(shown.group(1).strip().splitlines()[-1]) <= 1.0, shown.group(1)
     assert len([l for l in example.splitlines() if l.strip()]) <= 12
     env = dict(__import__('os').environ, PYTHONPATH=str(ROOT))
     for heading, code in blocks.items():
@@ -89,3 +93,37 @@ def test_readme_examples_run_as_written(tmp_path):
         if heading == 'Train FactorCL on real data in ten lines':
             accuracy = float(r.stdout.strip().splitlines()[-1])
             assert 0.9 <= accuracy <= 1.0, accuracy   # raw pixel+Fourier features reach about 0.97 (08b_mfeat)
+
+
+def local_targets(markdown: str) -> list:
+    "Relative link and image targets of a markdown text (no URLs, no anchors), outside code fences."
+    text = re.sub(r'^(`{3,}).*?^\1', '', markdown, flags=re.S | re.M)
+    targets = re.findall(r'\]\(([^)\s]+)\)', text) + re.findall(r'(?:src|href)\s*=\s*["\']([^"\']+)', text)
+    return [t.split('#')[0] for t in targets if not re.match(r'^([a-z][a-z0-9+.-]*:|#|/)', t, re.I)]
+
+
+def test_links_work_from_the_readme_and_from_the_notebook():
+    "Every relative link and image resolves from README.md (at the root) and from nbs/index.ipynb (in nbs/)."
+    readme = local_targets((ROOT/'README.md').read_text())
+    nb = nbformat.read(ROOT/'nbs'/'index.ipynb', as_version=4)
+    from_nb = local_targets('\n\n'.join(c.source for c in nb.cells if c.cell_type == 'markdown'))
+    assert 'figures/information_diagram.png' in readme and '../figures/information_diagram.png' in from_nb
+    assert 'nbs/tutorial_factorcl.ipynb' in readme and 'CONTRIBUTING.md' in readme
+    missing = [t for t in readme if not (ROOT/t).exists()] + [f'nbs/{t}' for t in from_nb if not (ROOT/'nbs'/t).exists()]
+    assert not missing, f"links to missing files: {missing}"
+
+
+def test_rebase_links():
+    md = '![d](../figures/a.png) [t](01_critics.ipynb#sec) [w](https://x.org/a.png) [a](#top) <img src="../figures/b.png"/>'
+    assert make_readme.rebase_links(md, 'nbs') == ('![d](figures/a.png) [t](nbs/01_critics.ipynb#sec) '
+                                                   '[w](https://x.org/a.png) [a](#top) <img src="figures/b.png"/>')
+    assert make_readme.rebase_links(md, '') == md
+
+
+def test_repository_cites_no_files_outside_it():
+    "No tracked file names documents that are not in the repository, or the retired script-first converter."
+    words = ['DESIGN' + '.md', 'REFERENCE' + '_NOTES', '../' + 'shared', 'STYLE' + '.md', 'py2' + 'nb']
+    r = subprocess.run(['git', 'grep', '-n', '-I', '-F', *sum((['-e', w] for w in words), [])],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode in (0, 1), r.stderr            # 1: no match
+    assert not r.stdout, f"mentions of files that are not in the repository:\n{r.stdout[:3000]}"

@@ -1,6 +1,6 @@
 """Build the package's compact copy of the UCI Multiple Features data: factorcl_nb/data/mfeat.npz.
 
-    python tools/build_mfeat.py                 # reads <repo>/../shared/data/uci-multiple-features
+    python tools/build_mfeat.py --src DIR       # DIR: the six mfeat-*.csv files and their SHA256SUMS
     python tools/build_mfeat.py --src DIR --out factorcl_nb/data/mfeat.npz
 
 Data: UCI Machine Learning Repository, "Multiple Features" (CC BY 4.0). Cite M. van Breukelen,
@@ -10,14 +10,13 @@ Kybernetika 34(4):381-386, 1998, and the UCI Machine Learning Repository (https:
 Every CSV is checked against SHA256SUMS before it is read. The archive holds one float32 array per
 view ([2000, d]), int64 `labels`, the source file names and their sha256, and the attribution.
 It is written with fixed zip timestamps, so rebuilding from the same CSVs with the same zlib gives the same bytes.
-Only this script reads ../shared; the package reads the .npz.
+Only this script reads the CSVs; the package reads the .npz.
 """
 import argparse, hashlib, io, sys, zipfile
 from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SRC = REPO.parent/'shared'/'data'/'uci-multiple-features'
 DEFAULT_OUT = REPO/'factorcl_nb'/'data'/'mfeat.npz'
 VIEWS = {'fou': 76, 'fac': 216, 'kar': 64, 'pix': 240, 'zer': 47, 'mor': 6}  # view -> number of features
 ATTRIBUTION = ("UCI Multiple Features data (CC BY 4.0): M. van Breukelen, R.P.W. Duin, D.M.J. Tax, "
@@ -62,10 +61,10 @@ def write_npz(out: Path, arrays: dict):
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix('.tmp'); tmp.write_bytes(buf.getvalue()); tmp.replace(out)
 
-def build(src: Path = DEFAULT_SRC, out: Path = DEFAULT_OUT) -> Path:
+def build(src: Path, out: Path = DEFAULT_OUT) -> Path:
     "Verify the six CSVs in `src` and write the compressed archive `out`."
     src, out = Path(src), Path(out)
-    if not src.is_dir(): raise FileNotFoundError(f"source folder {src} not found (expected <repo>/../shared/data/uci-multiple-features)")
+    if not src.is_dir(): raise FileNotFoundError(f"source folder {src} not found (expected the folder of the six mfeat-*.csv files and SHA256SUMS)")
     expected = read_checksums(src)
     arrays, labels, digests = {}, None, []
     for view in VIEWS:
@@ -84,7 +83,7 @@ def build(src: Path = DEFAULT_SRC, out: Path = DEFAULT_OUT) -> Path:
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--src', type=Path, default=DEFAULT_SRC, help='folder with the six mfeat-*.csv and SHA256SUMS')
+    p.add_argument('--src', type=Path, required=True, help='folder with the six mfeat-*.csv and SHA256SUMS')
     p.add_argument('--out', type=Path, default=DEFAULT_OUT, help='archive to write')
     a = p.parse_args()
     path = build(a.src, a.out)

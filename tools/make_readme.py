@@ -9,6 +9,10 @@ and HTML outputs are copied; image outputs appear only when they point to a file
 `filenames` entry in the output's metadata), never as embedded base64. Cells marked `#| hide` (or
 `#| include: false`, or tagged `hide`/`remove-cell`) are skipped; `#| echo: false` drops a cell's source,
 `#| output: false` its outputs; stderr streams are left out.
+
+Relative links and images are written for the notebook's folder (so they work when nbs/index.ipynb is opened
+in JupyterLab or on GitHub) and rebased onto the README's folder: `../figures/a.png` becomes `figures/a.png`,
+`01_critics.ipynb` becomes `nbs/01_critics.ipynb`.
 """
 from __future__ import annotations
 import argparse, difflib, json, os, re, sys, tempfile
@@ -23,6 +27,8 @@ BASE64_IMG = re.compile(r'src\s*=\s*["\']data:', re.I)
 HIDE_TAGS = {'hide', 'remove-cell', 'remove_cell'}
 HIDE_INPUT_TAGS = {'hide-input', 'remove-input', 'remove_input'}
 HIDE_OUTPUT_TAGS = {'hide-output', 'remove-output', 'remove_output'}
+MD_LINK = re.compile(r'(!?\[[^\]]*\]\()([^)\s]+)')                      # [text](path and ![alt](path
+HTML_LINK = re.compile(r'((?:src|href)\s*=\s*["\'])([^"\']+)', re.I)      # src="path" and href="path"
 
 
 def text_of(x) -> str:
@@ -45,6 +51,21 @@ def fence(text: str, lang: str = '') -> str:
     "`text` in a code fence longer than any run of backticks inside it."
     ticks = '`' * max(3, 1 + max((len(m) for m in re.findall(r'`+', text)), default=0))
     return f'{ticks}{lang}\n{text.rstrip()}\n{ticks}'
+
+
+def rebase_path(path: str, prefix: str) -> str:
+    "`path`, relative to the notebook's folder, as seen from `prefix` up (e.g. prefix 'nbs'); URLs and anchors unchanged."
+    if not prefix or re.match(r'^([a-z][a-z0-9+.-]*:|#|/)', path, re.I): return path
+    target, _, anchor = path.partition('#')
+    out = os.path.normpath(os.path.join(prefix, target)).replace(os.sep, '/')
+    return out + ('#' + anchor if anchor else '')
+
+
+def rebase_links(text: str, prefix: str) -> str:
+    "Every relative markdown link or image, and HTML src/href, in `text` rebased by `rebase_path`."
+    if not prefix: return text
+    fix = lambda m: m.group(1) + rebase_path(m.group(2), prefix)
+    return HTML_LINK.sub(fix, MD_LINK.sub(fix, text))
 
 
 def split_header(markdown: str) -> tuple[str, str, str]:
@@ -78,8 +99,8 @@ def render_output(out: dict) -> str | None:
     return None
 
 
-def notebook_to_markdown(nb: dict) -> str:
-    "The README text for the notebook `nb` (a dict as read from an .ipynb file)."
+def notebook_to_markdown(nb: dict, prefix: str = '') -> str:
+    "The README text for the notebook `nb` (a dict as read from an .ipynb file); relative links rebased by `prefix`."
     blocks, header_done = [], False
     for cell in nb.get('cells', []):
         tags = set((cell.get('metadata') or {}).get('tags') or [])
@@ -90,12 +111,13 @@ def notebook_to_markdown(nb: dict) -> str:
                 header_done = True
                 title, sub, source = split_header(source)
                 if title: blocks += [f'# {title}'] + ([f'> {sub}'] if sub else []) + [NOTICE]
-            if source.strip(): blocks.append(source.strip('\n'))
+            if source.strip(): blocks.append(rebase_links(source.strip('\n'), prefix))
         elif cell.get('cell_type') == 'code':
             if source.strip() and opts.get('echo') != 'false' and not tags & HIDE_INPUT_TAGS:
                 blocks.append(fence(source, 'python'))
             if opts.get('output') != 'false' and not tags & HIDE_OUTPUT_TAGS:
-                blocks += [r for r in map(render_output, cell.get('outputs', [])) if r]
+                outs = [render_output(o) for o in cell.get('outputs', [])]
+                blocks += [o if o.startswith('`') else rebase_links(o, prefix) for o in outs if o]
     return '\n\n'.join(blocks) + '\n'
 
 
@@ -105,7 +127,8 @@ def main(argv=None) -> int:
     p.add_argument('--out', type=Path, default=ROOT/'README.md', help='README to write or check')
     p.add_argument('--check', action='store_true', help='exit 1 if the README differs from what would be written')
     args = p.parse_args(argv)
-    text = notebook_to_markdown(json.loads(args.nb.read_text(encoding='utf-8')))
+    prefix = os.path.relpath(args.nb.resolve().parent, args.out.resolve().parent)
+    text = notebook_to_markdown(json.loads(args.nb.read_text(encoding='utf-8')), '' if prefix == '.' else prefix)
     current = args.out.read_text(encoding='utf-8') if args.out.exists() else None
     if args.check:
         if current == text: return 0

@@ -1,0 +1,96 @@
+"""Sphinx configuration of the documentation site: the notebooks as they are committed (never executed here)
+plus an API reference from the package's docstrings. Build it with `python tools/build_docs.py`.
+
+The source folder is the repository root, so every relative link a notebook uses in JupyterLab or on GitHub
+(`../figures/x.png`, `01_critics.ipynb`, `../CONTRIBUTING.md`) resolves the same way on the site."""
+import json, re, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))   # autodoc imports this checkout's factorcl_nb
+
+project = 'factorcl_nb'
+author = 'factorcl_nb developers'
+copyright = '2026, factorcl_nb developers'
+
+extensions = ['myst_nb', 'sphinx.ext.autodoc', 'sphinx.ext.mathjax', 'sphinx-mathjax-offline']
+root_doc = 'nbs/index'
+include_patterns = ['nbs/*.ipynb', 'docs/*.md', 'CONTRIBUTING.md']
+exclude_patterns = ['docs/_build', '**/.ipynb_checkpoints']
+
+nb_execution_mode = 'off'            # show the outputs the notebooks carry; never run them
+nb_output_stderr = 'remove'          # warnings and progress bars are not part of the page
+myst_enable_extensions = ['dollarmath', 'amsmath']
+myst_heading_anchors = 3
+suppress_warnings = ['myst.header', 'mystnb.unknown_mime_type']
+
+autodoc_member_order = 'bysource'
+autodoc_typehints = 'signature'
+autodoc_default_options = {'members': True, 'undoc-members': False, 'show-inheritance': True}
+
+html_theme = 'sphinx_book_theme'
+html_title = 'factorcl_nb'
+html_extra_path = ['_extra']    # index.html at the site's root, forwarding to nbs/index.html
+html_theme_options = {'show_toc_level': 2, 'use_download_button': True}
+html_show_sourcelink = False
+
+# The reading route: the order of the left-hand navigation. Notebooks not named here (new ones) follow it.
+ROUTE = [('Start here', ['tutorial_factorcl']),
+         ('The method, step by step', ['01_critics', '02_estimators', '03_augment', '04_encoders', '05_models',
+                                       '06_train', '07_evaluate']),
+         ('Data, experiments and tools', ['08_data', '08a_synthetic', '08b_mfeat', '08c_multibench', '08d_irfl',
+                                          '09_runner', '10_repro', '11_sklearn', '12_clip', 'tutorial_explorer']),
+         ('Engineering', ['00_core', '06a_distributed'])]
+PAGES = [('Reference', ['/docs/results', '/docs/api', '/docs/data', '/docs/distributed', '/CONTRIBUTING'])]
+DIRECTIVE = re.compile(r'^\s*#\s*\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')
+
+
+def toctree_cells() -> list:
+    "Markdown cells holding the hidden navigation (toctrees) of the landing page."
+    present = sorted(p.stem for p in (ROOT/'nbs').glob('*.ipynb') if p.stem != 'index')
+    named = [n for _, names in ROUTE for n in names]
+    groups = [(cap, [n for n in names if n in present]) for cap, names in ROUTE]
+    groups.append(('More notebooks', [n for n in present if n not in named]))
+    cells = []
+    for caption, names in groups + PAGES:
+        if names:
+            body = '\n'.join(names)
+            cells.append({'cell_type': 'markdown', 'metadata': {}, 'id': f'toc{len(cells)}',
+                          'source': f'```{{toctree}}\n:hidden:\n:caption: {caption}\n:maxdepth: 1\n\n{body}\n```'})
+    return cells
+
+
+def clean_cell(cell: dict) -> dict | None:
+    "Apply nbdev's cell directives for readers: `#| hide` drops the cell, `#| echo: false` its code; directive lines go."
+    if cell.get('cell_type') != 'code': return cell
+    src = ''.join(cell.get('source', ''))
+    lines, opts, i = src.splitlines(), {}, 0
+    while i < len(lines) and (DIRECTIVE.match(lines[i]) or not lines[i].strip()):
+        m = DIRECTIVE.match(lines[i])
+        if m: opts[m.group(1).lower()] = m.group(2).lower() or 'true'
+        i += 1
+    if 'hide' in opts or opts.get('include') == 'false': return None
+    cell['source'] = '\n'.join(lines[i:])
+    tags = cell.setdefault('metadata', {}).setdefault('tags', [])
+    if opts.get('echo') == 'false': tags.append('remove-input')
+    if opts.get('output') == 'false': tags.append('remove-output')
+    return cell
+
+
+def prepare_notebook(app, docname, source):
+    "source-read hook: clean nbdev directives, and give the landing page the site's navigation."
+    if not docname.startswith('nbs/'): return
+    nb = json.loads(source[0])
+    nb['cells'] = [c for c in map(clean_cell, nb['cells']) if c is not None]
+    if docname == root_doc: nb['cells'] += toctree_cells()
+    source[0] = json.dumps(nb)
+
+
+def skip_member(app, what, name, obj, skip, options):
+    "Leave out scikit-learn's generated metadata-routing methods (set_fit_request, ...): not this package's API."
+    return True if name.startswith('set_') and name.endswith('_request') else skip
+
+
+def setup(app):
+    app.connect('source-read', prepare_notebook)
+    app.connect('autodoc-skip-member', skip_member)
