@@ -8,9 +8,7 @@ import factorcl_nb.data.mfeat as mfeat
 from factorcl_nb.data.mfeat import MFEAT_FILE, MFEAT_VIEWS, load_mfeat, read_mfeat, stratified_split
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent/'shared'/'data'/'uci-multiple-features'
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"source CSVs not found at {SHARED} (<repo>/../shared): "
-                                  "cannot compare the packaged copy with them")
+PUBLISHED_SUMS = REPO/'tools'/'mfeat.sha256'   # SHA-256 of the six published CSVs
 
 
 def test_packaged_archive_shapes_and_labels():
@@ -59,34 +57,44 @@ def test_views_and_arguments_are_validated():
     with pytest.raises(FileNotFoundError, match='mfeat.npz'): read_mfeat(path=REPO/'no'/'mfeat.npz')
 
 
-def test_package_never_reads_shared():
-    assert 'shared' not in inspect.getsource(mfeat)
+def test_package_reads_only_its_own_archive():
+    "The loader reads the archive inside the package, nothing beside the clone."
+    assert MFEAT_FILE.resolve().parent == Path(mfeat.__file__).resolve().parent
+    assert 'csv' not in inspect.getsource(mfeat.read_mfeat).lower()
 
 
-@needs_shared
-def test_packaged_copy_equals_source_csvs():
-    sums = dict(reversed(line.split()) for line in (SHARED/'SHA256SUMS').read_text().splitlines() if line.strip())
-    arrays, labels = read_mfeat()
+def _sums(path):
+    return dict(reversed(line.split()) for line in path.read_text().splitlines() if line.strip())
+
+
+def test_packaged_copy_was_built_from_the_published_csvs():
+    "The archive records the digest of each CSV it was built from: they must be the published ones."
+    with np.load(MFEAT_FILE) as packaged:
+        recorded = dict(zip(packaged['source_files'].tolist(), packaged['source_sha256'].tolist()))
+    assert recorded == _sums(PUBLISHED_SUMS)
+
+
+def _write_published_layout(src, arrays, labels):
+    "CSVs in the published format (features, then the class), written from the packaged arrays, and their SHA256SUMS."
+    src.mkdir(); lines = []
     for view, d in MFEAT_VIEWS.items():
-        raw = (SHARED/f'mfeat-{view}.csv').read_bytes()
-        assert hashlib.sha256(raw).hexdigest() == sums[f'mfeat-{view}.csv']
-        csv = np.loadtxt(SHARED/f'mfeat-{view}.csv', delimiter=',', skiprows=1)
-        assert csv.shape == (2000, d + 1)
-        np.testing.assert_array_equal(arrays[view], csv[:, :-1].astype(np.float32))
-        np.testing.assert_array_equal(labels, csv[:, -1].astype(np.int64))
+        header = ','.join([f'{view}{j}' for j in range(d)] + ['class'])
+        rows = np.concatenate([arrays[view].astype(np.float64), labels[:, None].astype(np.float64)], 1)
+        np.savetxt(src/f'mfeat-{view}.csv', rows, delimiter=',', header=header, comments='', fmt='%.9g')
+        lines.append(f"{hashlib.sha256((src/f'mfeat-{view}.csv').read_bytes()).hexdigest()}  mfeat-{view}.csv")
+    (src/'SHA256SUMS').write_text('\n'.join(lines) + '\n')
 
 
-@needs_shared
-def test_build_script_is_deterministic_and_matches_package(tmp_path):
+def test_build_script_is_deterministic_and_round_trips(tmp_path):
     spec = importlib.util.spec_from_file_location('build_mfeat', REPO/'tools'/'build_mfeat.py')
     build_mfeat = importlib.util.module_from_spec(spec); spec.loader.exec_module(build_mfeat)
-    first, second = build_mfeat.build(SHARED, tmp_path/'a.npz'), build_mfeat.build(SHARED, tmp_path/'b.npz')
+    arrays, labels = read_mfeat()
+    src = tmp_path/'src'; _write_published_layout(src, arrays, labels)
+    first, second = build_mfeat.build(src, tmp_path/'a.npz'), build_mfeat.build(src, tmp_path/'b.npz')
     assert first.read_bytes() == second.read_bytes()
-    with np.load(first) as rebuilt, np.load(MFEAT_FILE) as packaged:
-        assert sorted(rebuilt.files) == sorted(packaged.files)
-        for key in packaged.files: np.testing.assert_array_equal(rebuilt[key], packaged[key])
-    # a corrupted source is refused
-    bad = tmp_path/'src'; bad.mkdir()
-    for f in SHARED.iterdir(): (bad/f.name).write_bytes(f.read_bytes())
-    (bad/'mfeat-mor.csv').write_bytes((SHARED/'mfeat-mor.csv').read_bytes().replace(b'133.15', b'133.16', 1))
-    with pytest.raises(ValueError, match='mfeat-mor.csv: sha256'): build_mfeat.build(bad, tmp_path/'c.npz')
+    with np.load(first) as rebuilt:
+        for view in MFEAT_VIEWS: np.testing.assert_array_equal(rebuilt[view], arrays[view])
+        np.testing.assert_array_equal(rebuilt['labels'], labels)
+    # a source whose bytes differ from its recorded sum is refused
+    (src/'mfeat-mor.csv').write_bytes((src/'mfeat-mor.csv').read_bytes().replace(b'\n1', b'\n2', 1))
+    with pytest.raises(ValueError, match='mfeat-mor.csv: sha256'): build_mfeat.build(src, tmp_path/'c.npz')
