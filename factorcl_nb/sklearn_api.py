@@ -23,7 +23,7 @@ from .train import TrainConfig, fit
 # %% auto #0
 __all__ = ['SUPERVISED_METHODS', 'SHORT_METHODS', 'FACTORIZED_METHODS', 'resolve_method', 'method_factors', 'check_factors',
            'split_sizes', 'check_view', 'torch_seed', 'preserved_global_rng', 'independent_feature_augment',
-           'is_view_list', 'read_views', 'encode_labels', 'FactorCLEmbedder']
+           'is_view_list', 'read_views', 'encode_labels', 'embed_rows', 'FactorCLEmbedder']
 
 # %% ../nbs/11_sklearn.ipynb #093ea390
 SUPERVISED_METHODS = ('SupCon', 'OurCL-SUP', 'FactorCL-SUP')
@@ -187,6 +187,24 @@ def encode_labels(y, # class labels [n] (array-like or tensor), or None
         raise ValueError(f"y must hold at least 2 classes for method {method!r}, got {len(encoder.classes_)} class")
     return torch.from_numpy(encoder.transform(y).astype(np.int64)), encoder.classes_
 
+# %% ../nbs/11_sklearn.ipynb #8138e7b6
+def embed_rows(model:torch.nn.Module, # a fitted model with `embed(x1, x2) -> dict of factors`
+               x1:torch.Tensor, x2:torch.Tensor, # the two (standardized) views [n, d1], [n, d2]
+               factors:Sequence[str], # the factors to concatenate, in order
+               chunk:int, # rows per call of `embed`
+              ) -> np.ndarray:
+    "The concatenated `factors` `[n, len(factors) * k]` as float32, computed in float64 so a row does not depend on its chunk."
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
+    was_training, out = model.training, []
+    model.eval().double()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(x1), chunk):
+                z = model.embed(*(x[start:start + chunk].to(device, torch.float64) for x in (x1, x2)))
+                out.append(torch.cat([z[f] for f in factors], 1).float().cpu())
+    finally: model.to(dtype).train(was_training)
+    return torch.cat(out).numpy()
+
 # %% ../nbs/11_sklearn.ipynb #c0e951fc
 class FactorCLEmbedder(TransformerMixin, BaseEstimator):
     """FactorCL (or a baseline) trained on two views; `transform` gives the concatenated factors.
@@ -222,7 +240,7 @@ class FactorCLEmbedder(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ['float32']   # the networks compute in float32
+        tags.transformer_tags.preserves_dtype = ['float32']   # the networks are float32; so is transform's output
         tags.target_tags.required = self.method in SUPERVISED_METHODS or (self.method in SHORT_METHODS and self.mode == 'sup')
         return tags
 
@@ -256,16 +274,8 @@ class FactorCLEmbedder(TransformerMixin, BaseEstimator):
         "The concatenated factors `[n, len(factors_) * embed_dim]` of `Xs` (a list of two views, or one matrix)."
         check_is_fitted(self, 'model_')
         views = read_views(self, Xs, reset=False)
-        x1, x2 = (torch.from_numpy(s.transform(v).astype(np.float32)) for s, v in zip(self.scalers_, views))
-        model, device = self.model_, next(self.model_.parameters()).device
-        was_training, out = model.training, []
-        model.eval()
-        try:
-            for start in range(0, len(x1), self.batch_size):
-                z = model.embed(x1[start:start + self.batch_size].to(device), x2[start:start + self.batch_size].to(device))
-                out.append(torch.cat([z[f] for f in self.factors_], 1).float().cpu())
-        finally: model.train(was_training)
-        return torch.cat(out).numpy()
+        x1, x2 = (torch.from_numpy(s.transform(v).astype(np.float64)) for s, v in zip(self.scalers_, views))
+        return embed_rows(self.model_, x1, x2, self.factors_, self.batch_size)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         "Output column names: `<factor>_<index>` for each factor in `factors_`."
