@@ -19,10 +19,11 @@ from .distributed import (
     local_batch_size, average_gradients, broadcast_parameters, mean_over_processes, all_gather_objects, barrier)
 
 # %% auto #0
-__all__ = ['AMP_MODES', 'CHECKPOINT_NAME', 'RESUME_MUST_MATCH', 'TrainConfig', 'EpochBatchSampler', 'TensorBatches',
-           'make_loader', 'prepare_model', 'split_parameters', 'make_optimizers', 'resolve_amp', 'Optimization',
-           'make_optimization', 'frozen', 'main_step', 'critic_step', 'get_rng_state', 'set_rng_state',
-           'save_checkpoint', 'load_checkpoint', 'check_resumable', 'fit']
+__all__ = ['AMP_MODES', 'CHECKPOINT_NAME', 'RESUME_MUST_MATCH', 'CHECKPOINT_MAGIC', 'TrainConfig', 'EpochBatchSampler',
+           'TensorBatches', 'make_loader', 'prepare_model', 'split_parameters', 'make_optimizers', 'resolve_amp',
+           'Optimization', 'make_optimization', 'frozen', 'main_step', 'critic_step', 'get_rng_state', 'set_rng_state',
+           'save_checkpoint', 'load_checkpoint', 'check_resumable', 'model_fingerprint', 'data_fingerprint',
+           'check_same_run', 'check_checkpoint_dir', 'fit']
 
 # %% ../nbs/06_train.ipynb #a55dc4ca
 AMP_MODES = ('off', 'bf16', 'fp16', 'auto')
@@ -320,23 +321,38 @@ def set_rng_state(state:dict, model:nn.Module, loader:DataLoader|None=None):
     for k, s in state['generators'].items(): gens[k].set_state(s)
 
 # %% ../nbs/06_train.ipynb #e345acb5
+import functools, hashlib, os, tempfile, warnings   # used by the checkpoint cells below
 CHECKPOINT_NAME = 'last.pt'
 RESUME_MUST_MATCH = ('batch_size', 'lr', 'critic_lr', 'critic_steps', 'weight_decay', 'grad_clip', 'amp', 'seed', 'shuffle', 'drop_last')
+CHECKPOINT_MAGIC = b'factorcl-checkpoint sha256 '   # then 64 hex digits, a newline and the torch.save bytes
 
 def save_checkpoint(path:str|Path, # file to (re)write atomically
                     state:dict, # tensors, numbers, strings, lists, tuples and dicts
                    ) -> Path:
-    "Write a checkpoint through a temporary file and an atomic rename."
+    "Write a checkpoint with the SHA-256 of its content through a temporary file and an atomic rename."
     buf = io.BytesIO(); torch.save(state, buf)
-    return atomic_write(path, buf.getvalue())
+    payload = buf.getvalue()
+    return atomic_write(path, CHECKPOINT_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b'\n' + payload)
+
+def _corrupt(path, what:str) -> ValueError:
+    return ValueError(f"checkpoint {path} is damaged: {what}. It cannot be resumed; restore the file from a copy, or "
+                      "start a new run (fit(..., overwrite=True) replaces it)")
 
 def load_checkpoint(path:str|Path, # a checkpoint file, or a folder holding last.pt
                    ) -> dict:
-    "Load a checkpoint written by `fit` onto the CPU."
+    "Load a checkpoint written by `fit` onto the CPU, after checking its SHA-256."
     path = Path(path)
     if path.is_dir(): path = path / CHECKPOINT_NAME
     if not path.is_file(): raise FileNotFoundError(f"resume: no checkpoint at {path}")
-    return torch.load(path, map_location='cpu', weights_only=True)
+    raw = path.read_bytes()
+    if raw.startswith(CHECKPOINT_MAGIC):
+        head = len(CHECKPOINT_MAGIC) + 65
+        digest, payload = raw[len(CHECKPOINT_MAGIC):head - 1], raw[head:]
+        if hashlib.sha256(payload).hexdigest().encode() != digest: raise _corrupt(path, 'its content does not match the checksum saved with it')
+    elif raw.startswith(b'PK'): payload = raw   # written before checksums: no check possible
+    else: raise _corrupt(path, 'it does not start like a checkpoint written by fit (empty, truncated or another kind of file)')
+    try: return torch.load(io.BytesIO(payload), map_location='cpu', weights_only=True)
+    except Exception as e: raise _corrupt(path, f"torch cannot read it ({type(e).__name__})") from None
 
 def check_resumable(saved:dict, # the config stored in the checkpoint (as a dict)
                     config:TrainConfig, # the config of the run that continues it
@@ -370,6 +386,105 @@ def _process_rng(ckpt:dict) -> tuple:
     mine = ckpt['rank_rng'][rank()]
     return mine['rng'], mine['epoch_rng']
 
+# %% ../nbs/06_train.ipynb #da83129c
+_SKIP_ATTRS = set(vars(nn.Module())) | {'chunk_size'}   # nn.Module's own state; chunk_size only bounds memory
+
+def _describe(v, depth:int=0):
+    "A plain, comparable description of a setting: numbers and strings as they are, functions by name and bound values."
+    if v is None or isinstance(v, (bool, int, float, str)): return v
+    if isinstance(v, (np.integer, np.floating)): return v.item()
+    if isinstance(v, (torch.dtype, torch.device)): return str(v)
+    if isinstance(v, (tuple, list)): return [_describe(x, depth + 1) for x in v] if depth < 6 else type(v).__name__
+    if isinstance(v, (torch.Tensor, nn.Module, torch.Generator)): return None   # weights and states are in the checkpoint
+    if depth >= 6: return type(v).__name__
+    if isinstance(v, functools.partial):
+        return dict(function=_describe(v.func, depth + 1), args=_describe(list(v.args), depth + 1),
+                    keywords={k: _describe(x, depth + 1) for k, x in v.keywords.items()})
+    if callable(v) and hasattr(v, '__qualname__'):
+        bound = [_describe(c.cell_contents, depth + 1) for c in (getattr(v, '__closure__', None) or ()) if _has_contents(c)]
+        return f"{getattr(v, '__module__', '')}.{v.__qualname__}" + (f"{bound}" if bound else '')
+    if hasattr(v, '__dict__'):   # e.g. an augmentation object: its class and settings
+        return {'class': type(v).__qualname__, **{k: _describe(x, depth + 1) for k, x in vars(v).items() if not k.startswith('__')}}
+    return type(v).__qualname__
+
+def _has_contents(cell):
+    try: cell.cell_contents; return True
+    except ValueError: return False
+
+def model_fingerprint(model:nn.Module) -> dict:
+    "Class and every plain setting (constructor arguments kept as attributes, augmentations by name) of each module."
+    out = {}
+    for name, m in model.named_modules():
+        prefix = f"model.{name}" if name else 'model'
+        out[prefix] = type(m).__qualname__
+        for k, v in vars(m).items():
+            if k not in _SKIP_ATTRS and (d := _describe(v)) is not None: out[f"{prefix}.{k}"] = d
+    return out
+
+# %% ../nbs/06_train.ipynb #8c11e418
+def _tensor_digest(h, t:torch.Tensor, rows:torch.Tensor):
+    "Feed the shape, dtype and the rows `rows` of `t` to the hash `h`."
+    h.update(f"{tuple(t.shape)} {t.dtype};".encode())
+    h.update(t[rows.to(t.device)].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+
+def data_fingerprint(data, # what `fit` was given: tensors, a Dataset or a DataLoader
+                     sample:int=1024, # rows hashed (evenly spaced, first and last included)
+                    ) -> dict:
+    "Row count and a hash of up to `sample` evenly spaced rows of every tensor (None for data that is not in tensors)."
+    source = data.dataset if isinstance(data, DataLoader) else data
+    tensors = (source if isinstance(source, (tuple, list)) else getattr(source, 'tensors', None))
+    try: n = len(source)
+    except TypeError: n = None
+    if n is None or not isinstance(tensors, (tuple, list)) or not all(isinstance(t, torch.Tensor) for t in tensors):
+        return dict(rows=n, hash=None)   # a Dataset is not read here: its items may be expensive or random
+    n = len(tensors[0]) if tensors else 0
+    rows, h = torch.linspace(0, max(n - 1, 0), min(n, sample)).round().long().unique(), hashlib.sha256()
+    for t in tensors: _tensor_digest(h, t, rows)
+    return dict(rows=n, hash=h.hexdigest()[:16])
+
+def check_same_run(saved:dict|None, # the fingerprint stored in the checkpoint (None: written before fingerprints)
+                   now:dict, # the fingerprint of this run
+                   path, # the checkpoint, for the message
+                  ):
+    "Raise a ValueError naming every setting of the model or the data that differs from the checkpoint's run."
+    if saved is None: return
+    flat = lambda fp: {**fp['model'], **{f"data.{k}": v for k, v in fp['data'].items()}}
+    a, b = flat(saved), flat(now)
+    diff = [f"{k}: {a.get(k, '(absent)')!r} in the checkpoint, {b.get(k, '(absent)')!r} now" for k in sorted(set(a) | set(b))
+            if a.get(k, '(absent)') != b.get(k, '(absent)') and not (k.startswith('data.') and None in (a.get(k), b.get(k)))]
+    if diff:
+        raise ValueError(f"cannot resume from {path}: it was written by a different model or data. " + '; '.join(diff[:12])
+                         + (f"; and {len(diff) - 12} more" if len(diff) > 12 else '')
+                         + ". Resume with the same model and data, or start a new run (overwrite=True or another checkpoint_dir)")
+
+# %% ../nbs/06_train.ipynb #0bec9a6d
+def check_checkpoint_dir(config:TrainConfig, # the run's settings (checkpoint_dir None: nothing to check)
+                         resume:str|Path|None=None, # the checkpoint this run continues
+                         overwrite:bool=False, # allow replacing another run's last.pt
+                        ) -> Path | None:
+    "Before the first step: make sure the checkpoint can be written and will not replace another run's; remove killed saves' temp files."
+    if config.checkpoint_dir is None: return None
+    d = Path(config.checkpoint_dir)
+    if d.exists() and not d.is_dir():
+        raise ValueError(f"checkpoint_dir={str(d)!r} is a file, not a folder: pass a folder (it is created if missing) or None")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=d, prefix='.write-test.'); os.close(fd); os.remove(probe)
+    except OSError as e:
+        raise ValueError(f"checkpoint_dir={str(d)!r} is not a writable folder ({e.strerror or e}): "
+                         "choose a folder this process can create files in") from None
+    stale = sorted(d.glob(f".{CHECKPOINT_NAME}.*.tmp"))
+    if stale:
+        size = sum(p.stat().st_size for p in stale)
+        for p in stale: p.unlink(missing_ok=True)
+        warnings.warn(f"removed {len(stale)} temporary file(s) ({size / 2**20:.1f} MB) left in {d} by checkpoint saves that were killed")
+    target = d / CHECKPOINT_NAME
+    continued = resume is not None and Path(resume).resolve() in (target.resolve(), d.resolve())
+    if target.exists() and not (overwrite or continued):
+        raise ValueError(f"checkpoint_dir={str(d)!r} already holds {target.name} of another run, which this run would replace: "
+                         f"pass resume={str(d)!r} to continue it, overwrite=True to replace it, or choose another checkpoint_dir")
+    return target
+
 # %% ../nbs/06_train.ipynb #72abc630
 def _start_epoch(loader:DataLoader, model:nn.Module, epoch:int, position:int, epoch_rng:dict|None):
     "The batch iterator of `epoch` positioned at batch `position`, and the random state at the epoch's start."
@@ -402,6 +517,7 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
         data, # (x1, x2) or (x1, x2, y) tensors, a Dataset yielding such tuples, or a DataLoader
         config:TrainConfig|None=None, # settings (None: defaults, or the checkpoint's when resuming)
         resume:str|Path|None=None, # checkpoint file, or folder holding last.pt, to continue from
+        overwrite:bool=False, # let a fresh run replace another run's last.pt in checkpoint_dir
         **overrides, # TrainConfig fields to change, e.g. epochs=20
        ) -> pd.DataFrame:
     "Train `model` on `data`; return the history: step, epoch, time and every loss term per logged step."
@@ -412,9 +528,12 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
     if launched_by_torchrun(): init_distributed('nccl' if device.type == 'cuda' else 'gloo')
     if is_distributed() and device.type == 'cuda' and device.index is None: device = torch.device('cuda', local_rank())
     model = prepare_model(model, device)
+    if is_main_process(): check_checkpoint_dir(config, resume, overwrite)   # before the first step, not at the first save
     needs_labels = bool(getattr(model, 'needs_labels', False))
     if ckpt is None: set_seed(config.seed + rank())   # one process: seed; process r of several: seed + r
     loader = make_loader(data, config, device, needs_labels)
+    fingerprint = dict(model=model_fingerprint(model), data=data_fingerprint(data))
+    if ckpt: check_same_run(ckpt.get('fingerprint'), fingerprint, resume)
     o = make_optimization(model, config, device)
     steps_per_epoch, step, epoch, position, history, elapsed, epoch_rng = len(loader), 0, 0, 0, [], 0.0, None
     if ckpt:
@@ -451,7 +570,7 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
                 if config.checkpoint_dir and (step == total or (config.checkpoint_every and step % config.checkpoint_every == 0)):
                     states = all_gather_objects(dict(rng=get_rng_state(model, loader), epoch_rng=epoch_rng))  # phase 4
                     if main: save_checkpoint(Path(config.checkpoint_dir) / CHECKPOINT_NAME, dict(
-                        format=1, **o.state_dict(), step=step, epoch=epoch, position=position, steps_per_epoch=steps_per_epoch,
+                        format=2, fingerprint=fingerprint, **o.state_dict(), step=step, epoch=epoch, position=position, steps_per_epoch=steps_per_epoch,
                         config=dataclasses.asdict(config), history=history, elapsed=time.perf_counter() - t0,
                         rng=states[0]['rng'], epoch_rng=states[0]['epoch_rng'], world_size=len(states),
                         rank_rng=states if len(states) > 1 else None))
