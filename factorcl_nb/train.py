@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb #02fc042c
 from __future__ import annotations
-import contextlib, dataclasses, io, math, random, time
+import contextlib, dataclasses, functools, hashlib, io, math, os, random, tempfile, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -20,10 +20,10 @@ from .distributed import (
 
 # %% auto #0
 __all__ = ['AMP_MODES', 'CHECKPOINT_NAME', 'RESUME_MUST_MATCH', 'CHECKPOINT_MAGIC', 'TrainConfig', 'EpochBatchSampler',
-           'TensorBatches', 'make_loader', 'prepare_model', 'split_parameters', 'make_optimizers', 'resolve_amp',
-           'Optimization', 'make_optimization', 'frozen', 'main_step', 'critic_step', 'get_rng_state', 'set_rng_state',
-           'save_checkpoint', 'load_checkpoint', 'check_resumable', 'model_fingerprint', 'data_fingerprint',
-           'check_same_run', 'check_checkpoint_dir', 'fit']
+           'TensorBatches', 'make_loader', 'input_dtypes', 'cast_batch', 'prepare_model', 'split_parameters',
+           'make_optimizers', 'resolve_amp', 'Optimization', 'make_optimization', 'frozen', 'main_step', 'critic_step',
+           'get_rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'check_resumable',
+           'model_fingerprint', 'data_fingerprint', 'check_same_run', 'check_checkpoint_dir', 'fit']
 
 # %% ../nbs/06_train.ipynb #a55dc4ca
 AMP_MODES = ('off', 'bf16', 'fp16', 'auto')
@@ -97,6 +97,11 @@ class EpochBatchSampler(Sampler):
         if not drop_last and 0 < last < self.num_shards:
             raise ValueError(f"the last batch of each epoch has {last} sample(s) ({n} samples, batch_size={batch_size}), "
                              f"fewer than the {self.num_shards} processes: set drop_last=True or choose another batch_size")
+        if not drop_last and last == 1:   # a batch of one pair has no negatives: contrastive losses fail on it
+            self.drop_last = True
+            warnings.warn(f"the last batch of each epoch would hold a single sample ({n} samples, batch_size={batch_size}); "
+                          "contrastive losses need at least 2, so it is dropped (one sample of each shuffled epoch is left out). "
+                          "Choose another batch_size to use it, or pass drop_last=True to silence this")
         self.epoch = 0
 
     def set_epoch(self, epoch:int):
@@ -168,6 +173,26 @@ def _unpack(batch, needs_labels:bool) -> tuple:
     return x1, x2, y
 
 def _to_device(batch, device): return tuple(None if t is None else t.to(device, non_blocking=True) for t in batch)
+
+# %% ../nbs/06_train.ipynb #8001110b
+_LABEL_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool)
+
+def input_dtypes(model:nn.Module) -> tuple:
+    "The floating dtype of `model`'s parameters and whether it reads integer inputs as token ids (it has an nn.Embedding)."
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.get_default_dtype())
+    return dtype, any(isinstance(m, nn.Embedding) for m in model.modules())
+
+def cast_batch(batch:tuple, # (x1, x2, y) with y None when unlabelled
+               dtypes:tuple, # (the model's floating dtype, whether integer features are token ids) from `input_dtypes`
+              ) -> tuple:
+    "Features in the model's dtype (float16, bfloat16, float64, and integers unless they are token ids); integer or bool labels as int64."
+    dtype, token_ids = dtypes
+    def feature(x):
+        if not isinstance(x, torch.Tensor) or x.dtype == dtype or x.dtype == torch.bool or x.is_complex(): return x  # bool, complex: check_views names them
+        return x if (token_ids and not x.is_floating_point()) else x.to(dtype)
+    x1, x2, y = batch
+    if isinstance(y, torch.Tensor) and y.dtype != torch.int64 and y.dtype in _LABEL_DTYPES: y = y.long()
+    return feature(x1), feature(x2), y
 
 # %% ../nbs/06_train.ipynb #8cd9a974
 def prepare_model(model:nn.Module, # follows the training contract (at least `loss`)
@@ -321,7 +346,6 @@ def set_rng_state(state:dict, model:nn.Module, loader:DataLoader|None=None):
     for k, s in state['generators'].items(): gens[k].set_state(s)
 
 # %% ../nbs/06_train.ipynb #e345acb5
-import functools, hashlib, os, tempfile, warnings   # used by the checkpoint cells below
 CHECKPOINT_NAME = 'last.pt'
 RESUME_MUST_MATCH = ('batch_size', 'lr', 'critic_lr', 'critic_steps', 'weight_decay', 'grad_clip', 'amp', 'seed', 'shuffle', 'drop_last')
 CHECKPOINT_MAGIC = b'factorcl-checkpoint sha256 '   # then 64 hex digits, a newline and the torch.save bytes
@@ -529,7 +553,7 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
     if is_distributed() and device.type == 'cuda' and device.index is None: device = torch.device('cuda', local_rank())
     model = prepare_model(model, device)
     if is_main_process(): check_checkpoint_dir(config, resume, overwrite)   # before the first step, not at the first save
-    needs_labels = bool(getattr(model, 'needs_labels', False))
+    needs_labels, dtypes = bool(getattr(model, 'needs_labels', False)), input_dtypes(model)
     if ckpt is None: set_seed(config.seed + rank())   # one process: seed; process r of several: seed + r
     loader = make_loader(data, config, device, needs_labels)
     fingerprint = dict(model=model_fingerprint(model), data=data_fingerprint(data))
@@ -556,7 +580,7 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
                 if step >= total: break
                 batch = next(batches, None)
                 if batch is None: raise ValueError(f"the DataLoader gave fewer batches than its length {steps_per_epoch}")
-                batch = _to_device(_unpack(batch, needs_labels), device)
+                batch = _to_device(cast_batch(_unpack(batch, needs_labels), dtypes), device)
                 terms = main_step(o, batch, step + 1)                                  # phase 1
                 critic_loss = None
                 for k in range(config.critic_steps if o.critic_opt else 0):             # phase 2

@@ -398,3 +398,44 @@ def test_bad_settings_at_fit_time():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match='CUDA is not available'):
             fit(Toy(), toy_data(), **{**BASE, 'device': 'cuda'})
+
+
+# ---------------------------------------------------------------- input dtypes and a last batch of one
+
+def paper_model(method='FactorCL-SUP'):
+    from factorcl_nb.encoders import mlp_encoder
+    from factorcl_nb.models import make_model
+    torch.manual_seed(0)
+    return make_model(method, [mlp_encoder(6, 4, 8, 1), mlp_encoder(5, 4, 8, 1)], 4, n_classes=2, proj_dim=4,
+                      head_hidden=4, critic_hidden=4)
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.int32])
+def test_features_of_any_float_or_integer_dtype_are_cast(dtype):
+    x1, x2, y = toy_data(labels=True)
+    cast = lambda x: (x * 10).round().to(dtype) if not dtype.is_floating_point else x.to(dtype)
+    h = fit(paper_model(), (cast(x1), cast(x2), y), **BASE)
+    reference = fit(paper_model(), (cast(x1).float(), cast(x2).float(), y), **BASE)
+    assert np.isfinite(h['loss']).all()
+    assert h.drop(columns='time').equals(reference.drop(columns='time'))   # exactly as if given float32
+
+
+@pytest.mark.parametrize('dtype', [torch.int32, torch.uint8, torch.int8, torch.bool])
+def test_integer_and_bool_labels_are_class_ids(dtype):
+    x1, x2, y = toy_data(labels=True)
+    h = fit(paper_model(), (x1, x2, y.to(dtype)), **BASE)
+    assert h.drop(columns='time').equals(fit(paper_model(), (x1, x2, y), **BASE).drop(columns='time'))
+
+
+def test_float_labels_are_refused_by_name():
+    x1, x2, y = toy_data(labels=True)
+    with pytest.raises(ValueError, match=r'y must be a 1-d integer tensor of class ids, got torch.float32'):
+        fit(paper_model(), (x1, x2, y.float()), **BASE)
+
+
+@pytest.mark.parametrize('method', ['FactorCL-SSL', 'FactorCL-SUP', 'SimCLR'])
+def test_a_last_batch_of_one_sample_is_dropped_and_said(method):
+    x1, x2, y = toy_data(n=41, labels=True)                                   # 41 = 5 * 8 + 1
+    with pytest.warns(UserWarning, match=r'would hold a single sample \(41 samples, batch_size=8\).*it is dropped'):
+        h = fit(paper_model(method), (x1, x2, y), log_every=1, **BASE)
+    assert list(h['step']) == list(range(1, 16)) and np.isfinite(h['loss']).all()   # 3 epochs of 5 full batches
