@@ -265,3 +265,48 @@ def test_transform_errors():
         emb.transform([x1])
     # a fitted list-form embedder also takes the single matrix (same total width), split as in fit
     np.testing.assert_array_equal(emb.transform(np.hstack([x1, x2])), emb.transform([x1, x2]))
+
+# ---------------------------------------------------------------- defaults that fit a CPU, dtypes, a last batch of one
+
+def test_defaults_are_cpu_friendly_and_concat_is_one_argument_away():
+    e = FactorCLEmbedder()
+    assert e.critic == 'separable' and e.batch_size == 256 and e.progress == 'auto'
+    assert "critic='concat'" in FactorCLEmbedder.__doc__
+    x1, x2, y = toy()
+    model = FactorCLEmbedder(random_state=0, **{**TINY, 'critic': 'concat'}).fit([x1, x2]).model_
+    assert type(model.shared_nce.critic).__name__ == 'ConcatCritic'
+    model = FactorCLEmbedder(random_state=0, **TINY).fit([x1, x2]).model_
+    assert type(model.shared_nce.critic).__name__ == 'SeparableCritic'
+
+
+def test_progress_bar_auto_shows_on_long_fits_only(capsys):
+    x1, x2, y = toy(40)
+    FactorCLEmbedder(random_state=0, **TINY).fit([x1, x2])                        # 3 steps: no bar
+    assert 'fit' not in capsys.readouterr().err
+    FactorCLEmbedder(random_state=0, **{**TINY, 'epochs': 34}).fit([x1, x2])      # 102 steps: a bar
+    assert '102/102' in capsys.readouterr().err
+    with pytest.raises(ValueError, match="progress must be True, False or 'auto', got 'yes'"):
+        FactorCLEmbedder(progress='yes', **TINY).fit([x1, x2])
+
+
+@pytest.mark.parametrize('dtype', [np.float16, np.int64, np.int32])
+def test_features_of_other_dtypes_are_accepted(dtype):
+    x1, x2, y = toy()
+    z = FactorCLEmbedder(random_state=0, **TINY).fit_transform([(x1 * 10).astype(dtype), (x2 * 10).astype(dtype)])
+    assert z.dtype == np.float32 and np.isfinite(z).all()
+
+
+@pytest.mark.parametrize('dtype', [np.int32, np.uint8, np.bool_])
+def test_labels_of_small_integer_or_bool_dtype(dtype):
+    x1, x2, y = toy()
+    labels = (y > 0) if dtype is np.bool_ else y
+    z = FactorCLEmbedder('FactorCL-SUP', random_state=0, **TINY).fit_transform([x1, x2], labels.astype(dtype))
+    ref = FactorCLEmbedder('FactorCL-SUP', random_state=0, **TINY).fit_transform([x1, x2], labels.astype(np.int64))
+    np.testing.assert_array_equal(z, ref)
+
+
+def test_a_last_batch_of_one_sample_is_dropped_with_a_warning():
+    x1, x2, y = toy(257)                                                          # 257 = 16 * 16 + 1
+    with pytest.warns(UserWarning, match=r'would hold a single sample \(257 samples, batch_size=16\)'):
+        emb = FactorCLEmbedder(random_state=0, **TINY).fit([x1, x2])
+    assert len(emb.history_) == 16 and emb.transform([x1, x2]).shape == (257, 16)
