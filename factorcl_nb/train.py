@@ -437,12 +437,13 @@ def _has_contents(cell):
 
 def model_fingerprint(model:nn.Module) -> dict:
     "Class and every plain setting (constructor arguments kept as attributes, augmentations by name) of each module."
+    # weights, buffers and generators are not settings: the checkpoint restores them
     out = {}
     for name, m in model.named_modules():
         prefix = f"model.{name}" if name else 'model'
-        out[prefix] = type(m).__qualname__
+        out[f"{prefix}.<class>"] = type(m).__qualname__
         for k, v in vars(m).items():
-            if k not in _SKIP_ATTRS and (d := _describe(v)) is not None: out[f"{prefix}.{k}"] = d
+            if k not in _SKIP_ATTRS and not isinstance(v, (torch.Tensor, nn.Module, torch.Generator)): out[f"{prefix}.{k}"] = _describe(v)
     return out
 
 # %% ../nbs/06_train.ipynb #8c11e418
@@ -474,8 +475,10 @@ def check_same_run(saved:dict|None, # the fingerprint stored in the checkpoint (
     if saved is None: return
     flat = lambda fp: {**fp['model'], **{f"data.{k}": v for k, v in fp['data'].items()}}
     a, b = flat(saved), flat(now)
-    diff = [f"{k}: {a.get(k, '(absent)')!r} in the checkpoint, {b.get(k, '(absent)')!r} now" for k in sorted(set(a) | set(b))
-            if a.get(k, '(absent)') != b.get(k, '(absent)') and not (k.startswith('data.') and None in (a.get(k), b.get(k)))]
+    def differs(k):   # a setting that is None (unknown, or set lazily at the first step) on one side is not compared
+        x, y = a.get(k), b.get(k)
+        return x != y if k.endswith('.<class>') else (x is not None and y is not None and x != y)
+    diff = [f"{k}: {a.get(k, '(absent)')!r} in the checkpoint, {b.get(k, '(absent)')!r} now" for k in sorted(set(a) | set(b)) if differs(k)]
     if diff:
         raise ValueError(f"cannot resume from {path}: it was written by a different model or data. " + '; '.join(diff[:12])
                          + (f"; and {len(diff) - 12} more" if len(diff) > 12 else '')

@@ -226,6 +226,11 @@ def test_resume_refuses_another_model_or_other_data_of_the_same_shape(tmp_path):
     with pytest.raises(ValueError, match=r"model._augment: .*'std': 0.1.* in the checkpoint, .*'std': 0.3.* now"):
         fit(model(unique_augment=independent(feature_augment(0.3))), toy_data(), resume=d)
     fit(model(), toy_data(), resume=d)                                                # the same model resumes
+    # a setting created lazily at the first step (None before) does not block resuming the same model object
+    m = new_model(); m.lazy = None
+    fit(m, toy_data(), max_steps=3, checkpoint_dir=tmp_path / 'lazy', **BASE)
+    resumed = Toy(); resumed.lazy = 'created at the first step'
+    fit(resumed, toy_data(), resume=tmp_path / 'lazy')
 
 
 def test_temporary_files_of_killed_saves_are_removed(tmp_path):
