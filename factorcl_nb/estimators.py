@@ -22,6 +22,12 @@ def _check_scores(scores, mask=None):
     if mask is not None and (not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != scores.shape):
         got = (mask.dtype, tuple(mask.shape)) if isinstance(mask, torch.Tensor) else type(mask).__name__
         raise ValueError(f"mask must be a bool tensor shaped like scores {tuple(scores.shape)}, got {got}")
+    if mask is not None and not bool(mask.diagonal().all()):   # one check (one device sync) in the common case
+        empty, off = (~mask.any(1)).nonzero().flatten().tolist(), (~mask.diagonal()).nonzero().flatten().tolist()
+        if empty: raise ValueError(f"mask must allow at least the positive pair in every row, got {len(empty)} all-False row(s) "
+                                   f"(first: row {empty[0]}); the bound of an empty row is undefined (NaN)")
+        raise ValueError(f"mask must be True on the diagonal (each row's positive pair), got False in {len(off)} row(s) "
+                         f"(first: row {off[0]}); a masked-out positive gives a wrong bound")
 
 def infonce_bound(scores:torch.Tensor, # [n, n] critic scores, positives on the diagonal
                   mask:torch.Tensor|None=None, # [n, n] bool: candidates j allowed for row i (diagonal must be True)

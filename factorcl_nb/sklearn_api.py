@@ -21,9 +21,10 @@ from .models import METHODS, make_model
 from .train import TrainConfig, fit
 
 # %% auto #0
-__all__ = ['SUPERVISED_METHODS', 'SHORT_METHODS', 'FACTORIZED_METHODS', 'resolve_method', 'method_factors', 'check_factors',
-           'split_sizes', 'check_view', 'torch_seed', 'preserved_global_rng', 'independent_feature_augment',
-           'is_view_list', 'read_views', 'encode_labels', 'FactorCLEmbedder']
+__all__ = ['SUPERVISED_METHODS', 'SHORT_METHODS', 'FACTORIZED_METHODS', 'AUTO_PROGRESS_STEPS', 'resolve_method', 'method_factors',
+           'check_factors', 'split_sizes', 'check_view', 'torch_seed', 'preserved_global_rng',
+           'independent_feature_augment', 'is_view_list', 'read_views', 'encode_labels', 'embed_rows', 'show_progress',
+           'FactorCLEmbedder']
 
 # %% ../nbs/11_sklearn.ipynb #093ea390
 SUPERVISED_METHODS = ('SupCon', 'OurCL-SUP', 'FactorCL-SUP')
@@ -187,12 +188,47 @@ def encode_labels(y, # class labels [n] (array-like or tensor), or None
         raise ValueError(f"y must hold at least 2 classes for method {method!r}, got {len(encoder.classes_)} class")
     return torch.from_numpy(encoder.transform(y).astype(np.int64)), encoder.classes_
 
+# %% ../nbs/11_sklearn.ipynb #8138e7b6
+def embed_rows(model:torch.nn.Module, # a fitted model with `embed(x1, x2) -> dict of factors`
+               x1:torch.Tensor, x2:torch.Tensor, # the two (standardized) views [n, d1], [n, d2]
+               factors:Sequence[str], # the factors to concatenate, in order
+               chunk:int, # rows per call of `embed`
+              ) -> np.ndarray:
+    "The concatenated `factors` `[n, len(factors) * k]` as float32, computed in float64 so a row does not depend on its chunk."
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
+    was_training, out = model.training, []
+    model.eval().double()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(x1), chunk):
+                z = model.embed(*(x[start:start + chunk].to(device, torch.float64) for x in (x1, x2)))
+                out.append(torch.cat([z[f] for f in factors], 1).float().cpu())
+    finally: model.to(dtype).train(was_training)
+    return torch.cat(out).numpy()
+
+# %% ../nbs/11_sklearn.ipynb #8f6558ea
+AUTO_PROGRESS_STEPS = 100   # progress='auto' shows the bar from this many training steps on (or with concat critics)
+
+def show_progress(progress, # True, False or 'auto'
+                  steps:int, # training steps the fit will take
+                  critic:str, # the critic type ('concat' costs O(batch^2) per step)
+                 ) -> bool:
+    "Whether `fit` shows its progress bar: always, never, or ('auto') for a long fit."
+    if progress == 'auto': return steps >= AUTO_PROGRESS_STEPS or critic == 'concat'
+    if not isinstance(progress, bool): raise ValueError(f"progress must be True, False or 'auto', got {progress!r}")
+    return progress
+
 # %% ../nbs/11_sklearn.ipynb #c0e951fc
 class FactorCLEmbedder(TransformerMixin, BaseEstimator):
     """FactorCL (or a baseline) trained on two views; `transform` gives the concatenated factors.
 
     Example: `FactorCLEmbedder('FactorCL-SSL', view_sizes=(240, 76), epochs=20).fit_transform(X)` or
-    `.fit_transform([X1, X2])`; in `make_pipeline(FactorCLEmbedder(view_sizes=(d1, d2)), LogisticRegression())`."""
+    `.fit_transform([X1, X2])`; in `make_pipeline(FactorCLEmbedder(view_sizes=(d1, d2)), LogisticRegression())`.
+
+    The defaults train on a CPU in seconds to minutes for a few thousand rows: separable critics (two MLPs
+    and a dot product, O(batch) per step) at batch 256. The paper's concat critics score every pair of the
+    batch with an MLP, O(batch^2) per step (several seconds per step at batch 256 on a CPU): ask for them with
+    `critic='concat'` (with the default `critic_hidden=512, critic_layers=2`), preferably on a GPU."""
     def __init__(self,
                  method:str='FactorCL-SSL', # a name from METHODS, or 'FactorCL' / 'OurCL' with `mode`
                  mode:str|None=None, # None, 'sup' or 'ssl' (for 'FactorCL' / 'OurCL'; None: 'sup' when fit gets y)
@@ -202,7 +238,7 @@ class FactorCLEmbedder(TransformerMixin, BaseEstimator):
                  embed_dim:int=128, # encoder output = projection hidden = factor size
                  hidden_dim:int=512, # width of the encoders' hidden layers
                  n_hidden:int=3, # hidden layers per encoder
-                 critic:str='concat', # critic type: 'concat' or 'separable'
+                 critic:str='separable', # critic type: 'separable' (fast) or 'concat' (the paper's; O(batch^2) per step)
                  critic_hidden:int=512, # critic width
                  critic_layers:int=2, # critic hidden layers
                  critic_steps:int=1, # critic updates per main step
@@ -212,7 +248,7 @@ class FactorCLEmbedder(TransformerMixin, BaseEstimator):
                  augment:Callable|None=None, # augment(x1, x2) -> (x1', x2') of SSL methods (None: feature_augment per view)
                  device:str='auto', # 'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'
                  random_state=None, # None, an int or a RandomState: weights, batch order, augmentations
-                 progress:bool=False, # show the training progress bar
+                 progress:bool|str='auto', # show the training progress bar: True, False or 'auto' (long fits, concat critics)
                 ):
         self.method, self.mode, self.epochs, self.batch_size, self.lr = method, mode, epochs, batch_size, lr
         self.embed_dim, self.hidden_dim, self.n_hidden = embed_dim, hidden_dim, n_hidden
@@ -222,7 +258,7 @@ class FactorCLEmbedder(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ['float32']   # the networks compute in float32
+        tags.transformer_tags.preserves_dtype = ['float32']   # the networks are float32; so is transform's output
         tags.target_tags.required = self.method in SUPERVISED_METHODS or (self.method in SHORT_METHODS and self.mode == 'sup')
         return tags
 
@@ -231,8 +267,10 @@ class FactorCLEmbedder(TransformerMixin, BaseEstimator):
         method = resolve_method(self.method, self.mode, has_labels=y is not None)
         factors, device, seed = check_factors(self.factors, method), resolve_device(self.device), torch_seed(self.random_state)
         config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, critic_steps=self.critic_steps,
-                             device=str(device), seed=seed, progress=self.progress, log_every=1)
+                             device=str(device), seed=seed, progress=False, log_every=1)
         views = read_views(self, Xs, reset=True)
+        steps = self.epochs * -(-len(views[0]) // self.batch_size)
+        config.progress = show_progress(self.progress, steps, self.critic)
         scalers = [StandardScaler(with_mean=self.standardize, with_std=self.standardize).set_output(transform='default').fit(v)
                    for v in views]                      # NumPy out, whatever the global set_output configuration
         x1, x2 = (torch.from_numpy(s.transform(v).astype(np.float32)) for s, v in zip(scalers, views))
@@ -256,16 +294,8 @@ class FactorCLEmbedder(TransformerMixin, BaseEstimator):
         "The concatenated factors `[n, len(factors_) * embed_dim]` of `Xs` (a list of two views, or one matrix)."
         check_is_fitted(self, 'model_')
         views = read_views(self, Xs, reset=False)
-        x1, x2 = (torch.from_numpy(s.transform(v).astype(np.float32)) for s, v in zip(self.scalers_, views))
-        model, device = self.model_, next(self.model_.parameters()).device
-        was_training, out = model.training, []
-        model.eval()
-        try:
-            for start in range(0, len(x1), self.batch_size):
-                z = model.embed(x1[start:start + self.batch_size].to(device), x2[start:start + self.batch_size].to(device))
-                out.append(torch.cat([z[f] for f in self.factors_], 1).float().cpu())
-        finally: model.train(was_training)
-        return torch.cat(out).numpy()
+        x1, x2 = (torch.from_numpy(s.transform(v).astype(np.float64)) for s, v in zip(self.scalers_, views))
+        return embed_rows(self.model_, x1, x2, self.factors_, self.batch_size)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         "Output column names: `<factor>_<index>` for each factor in `factors_`."

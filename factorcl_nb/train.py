@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb #02fc042c
 from __future__ import annotations
-import contextlib, dataclasses, io, math, random, time
+import contextlib, dataclasses, functools, hashlib, io, math, os, random, tempfile, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -19,10 +19,11 @@ from .distributed import (
     local_batch_size, average_gradients, broadcast_parameters, mean_over_processes, all_gather_objects, barrier)
 
 # %% auto #0
-__all__ = ['AMP_MODES', 'CHECKPOINT_NAME', 'RESUME_MUST_MATCH', 'TrainConfig', 'EpochBatchSampler', 'TensorBatches',
-           'make_loader', 'prepare_model', 'split_parameters', 'make_optimizers', 'resolve_amp', 'Optimization',
-           'make_optimization', 'frozen', 'main_step', 'critic_step', 'get_rng_state', 'set_rng_state',
-           'save_checkpoint', 'load_checkpoint', 'check_resumable', 'fit']
+__all__ = ['AMP_MODES', 'CHECKPOINT_NAME', 'RESUME_MUST_MATCH', 'CHECKPOINT_MAGIC', 'TrainConfig', 'EpochBatchSampler',
+           'TensorBatches', 'make_loader', 'input_dtypes', 'cast_batch', 'prepare_model', 'split_parameters',
+           'make_optimizers', 'resolve_amp', 'Optimization', 'make_optimization', 'frozen', 'main_step', 'critic_step',
+           'get_rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'check_resumable',
+           'model_fingerprint', 'data_fingerprint', 'check_same_run', 'check_checkpoint_dir', 'fit']
 
 # %% ../nbs/06_train.ipynb #a55dc4ca
 AMP_MODES = ('off', 'bf16', 'fp16', 'auto')
@@ -96,6 +97,11 @@ class EpochBatchSampler(Sampler):
         if not drop_last and 0 < last < self.num_shards:
             raise ValueError(f"the last batch of each epoch has {last} sample(s) ({n} samples, batch_size={batch_size}), "
                              f"fewer than the {self.num_shards} processes: set drop_last=True or choose another batch_size")
+        if not drop_last and last == 1:   # a batch of one pair has no negatives: contrastive losses fail on it
+            self.drop_last = True
+            warnings.warn(f"the last batch of each epoch would hold a single sample ({n} samples, batch_size={batch_size}); "
+                          "contrastive losses need at least 2, so it is dropped (one sample of each shuffled epoch is left out). "
+                          "Choose another batch_size to use it, or pass drop_last=True to silence this")
         self.epoch = 0
 
     def set_epoch(self, epoch:int):
@@ -167,6 +173,26 @@ def _unpack(batch, needs_labels:bool) -> tuple:
     return x1, x2, y
 
 def _to_device(batch, device): return tuple(None if t is None else t.to(device, non_blocking=True) for t in batch)
+
+# %% ../nbs/06_train.ipynb #8001110b
+_LABEL_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool)
+
+def input_dtypes(model:nn.Module) -> tuple:
+    "The floating dtype of `model`'s parameters and whether it reads integer inputs as token ids (it has an nn.Embedding)."
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.get_default_dtype())
+    return dtype, any(isinstance(m, nn.Embedding) for m in model.modules())
+
+def cast_batch(batch:tuple, # (x1, x2, y) with y None when unlabelled
+               dtypes:tuple, # (the model's floating dtype, whether integer features are token ids) from `input_dtypes`
+              ) -> tuple:
+    "Features in the model's dtype (float16, bfloat16, float64, and integers unless they are token ids); integer or bool labels as int64."
+    dtype, token_ids = dtypes
+    def feature(x):
+        if not isinstance(x, torch.Tensor) or x.dtype == dtype or x.dtype == torch.bool or x.is_complex(): return x  # bool, complex: check_views names them
+        return x if (token_ids and not x.is_floating_point()) else x.to(dtype)
+    x1, x2, y = batch
+    if isinstance(y, torch.Tensor) and y.dtype != torch.int64 and y.dtype in _LABEL_DTYPES: y = y.long()
+    return feature(x1), feature(x2), y
 
 # %% ../nbs/06_train.ipynb #8cd9a974
 def prepare_model(model:nn.Module, # follows the training contract (at least `loss`)
@@ -322,21 +348,35 @@ def set_rng_state(state:dict, model:nn.Module, loader:DataLoader|None=None):
 # %% ../nbs/06_train.ipynb #e345acb5
 CHECKPOINT_NAME = 'last.pt'
 RESUME_MUST_MATCH = ('batch_size', 'lr', 'critic_lr', 'critic_steps', 'weight_decay', 'grad_clip', 'amp', 'seed', 'shuffle', 'drop_last')
+CHECKPOINT_MAGIC = b'factorcl-checkpoint sha256 '   # then 64 hex digits, a newline and the torch.save bytes
 
 def save_checkpoint(path:str|Path, # file to (re)write atomically
                     state:dict, # tensors, numbers, strings, lists, tuples and dicts
                    ) -> Path:
-    "Write a checkpoint through a temporary file and an atomic rename."
+    "Write a checkpoint with the SHA-256 of its content through a temporary file and an atomic rename."
     buf = io.BytesIO(); torch.save(state, buf)
-    return atomic_write(path, buf.getvalue())
+    payload = buf.getvalue()
+    return atomic_write(path, CHECKPOINT_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b'\n' + payload)
+
+def _corrupt(path, what:str) -> ValueError:
+    return ValueError(f"checkpoint {path} is damaged: {what}. It cannot be resumed; restore the file from a copy, or "
+                      "start a new run (fit(..., overwrite=True) replaces it)")
 
 def load_checkpoint(path:str|Path, # a checkpoint file, or a folder holding last.pt
                    ) -> dict:
-    "Load a checkpoint written by `fit` onto the CPU."
+    "Load a checkpoint written by `fit` onto the CPU, after checking its SHA-256."
     path = Path(path)
     if path.is_dir(): path = path / CHECKPOINT_NAME
     if not path.is_file(): raise FileNotFoundError(f"resume: no checkpoint at {path}")
-    return torch.load(path, map_location='cpu', weights_only=True)
+    raw = path.read_bytes()
+    if raw.startswith(CHECKPOINT_MAGIC):
+        head = len(CHECKPOINT_MAGIC) + 65
+        digest, payload = raw[len(CHECKPOINT_MAGIC):head - 1], raw[head:]
+        if hashlib.sha256(payload).hexdigest().encode() != digest: raise _corrupt(path, 'its content does not match the checksum saved with it')
+    elif raw.startswith(b'PK'): payload = raw   # written before checksums: no check possible
+    else: raise _corrupt(path, 'it does not start like a checkpoint written by fit (empty, truncated or another kind of file)')
+    try: return torch.load(io.BytesIO(payload), map_location='cpu', weights_only=True)
+    except Exception as e: raise _corrupt(path, f"torch cannot read it ({type(e).__name__})") from None
 
 def check_resumable(saved:dict, # the config stored in the checkpoint (as a dict)
                     config:TrainConfig, # the config of the run that continues it
@@ -370,6 +410,108 @@ def _process_rng(ckpt:dict) -> tuple:
     mine = ckpt['rank_rng'][rank()]
     return mine['rng'], mine['epoch_rng']
 
+# %% ../nbs/06_train.ipynb #da83129c
+_SKIP_ATTRS = set(vars(nn.Module())) | {'chunk_size'}   # nn.Module's own state; chunk_size only bounds memory
+
+def _describe(v, depth:int=0):
+    "A plain, comparable description of a setting: numbers and strings as they are, functions by name and bound values."
+    if v is None or isinstance(v, (bool, int, float, str)): return v
+    if isinstance(v, (np.integer, np.floating)): return v.item()
+    if isinstance(v, (torch.dtype, torch.device)): return str(v)
+    if isinstance(v, (tuple, list)): return [_describe(x, depth + 1) for x in v] if depth < 6 else type(v).__name__
+    if isinstance(v, (torch.Tensor, nn.Module, torch.Generator)): return None   # weights and states are in the checkpoint
+    if depth >= 6: return type(v).__name__
+    if isinstance(v, functools.partial):
+        return dict(function=_describe(v.func, depth + 1), args=_describe(list(v.args), depth + 1),
+                    keywords={k: _describe(x, depth + 1) for k, x in v.keywords.items()})
+    if callable(v) and hasattr(v, '__qualname__'):
+        bound = [_describe(c.cell_contents, depth + 1) for c in (getattr(v, '__closure__', None) or ()) if _has_contents(c)]
+        return f"{getattr(v, '__module__', '')}.{v.__qualname__}" + (f"{bound}" if bound else '')
+    if hasattr(v, '__dict__'):   # e.g. an augmentation object: its class and settings
+        return {'class': type(v).__qualname__, **{k: _describe(x, depth + 1) for k, x in vars(v).items() if not k.startswith('__')}}
+    return type(v).__qualname__
+
+def _has_contents(cell):
+    try: cell.cell_contents; return True
+    except ValueError: return False
+
+def model_fingerprint(model:nn.Module) -> dict:
+    "Class and every plain setting (constructor arguments kept as attributes, augmentations by name) of each module."
+    # weights, buffers and generators are not settings: the checkpoint restores them
+    out = {}
+    for name, m in model.named_modules():
+        prefix = f"model.{name}" if name else 'model'
+        out[f"{prefix}.<class>"] = type(m).__qualname__
+        for k, v in vars(m).items():
+            if k not in _SKIP_ATTRS and not isinstance(v, (torch.Tensor, nn.Module, torch.Generator)): out[f"{prefix}.{k}"] = _describe(v)
+    return out
+
+# %% ../nbs/06_train.ipynb #8c11e418
+def _tensor_digest(h, t:torch.Tensor, rows:torch.Tensor):
+    "Feed the shape, dtype and the rows `rows` of `t` to the hash `h`."
+    h.update(f"{tuple(t.shape)} {t.dtype};".encode())
+    h.update(t[rows.to(t.device)].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+
+def data_fingerprint(data, # what `fit` was given: tensors, a Dataset or a DataLoader
+                     sample:int=1024, # rows hashed (evenly spaced, first and last included)
+                    ) -> dict:
+    "Row count and a hash of up to `sample` evenly spaced rows of every tensor (None for data that is not in tensors)."
+    source = data.dataset if isinstance(data, DataLoader) else data
+    tensors = (source if isinstance(source, (tuple, list)) else getattr(source, 'tensors', None))
+    try: n = len(source)
+    except TypeError: n = None
+    if n is None or not isinstance(tensors, (tuple, list)) or not all(isinstance(t, torch.Tensor) for t in tensors):
+        return dict(rows=n, hash=None)   # a Dataset is not read here: its items may be expensive or random
+    n = len(tensors[0]) if tensors else 0
+    rows, h = torch.linspace(0, max(n - 1, 0), min(n, sample)).round().long().unique(), hashlib.sha256()
+    for t in tensors: _tensor_digest(h, t, rows)
+    return dict(rows=n, hash=h.hexdigest()[:16])
+
+def check_same_run(saved:dict|None, # the fingerprint stored in the checkpoint (None: written before fingerprints)
+                   now:dict, # the fingerprint of this run
+                   path, # the checkpoint, for the message
+                  ):
+    "Raise a ValueError naming every setting of the model or the data that differs from the checkpoint's run."
+    if saved is None: return
+    flat = lambda fp: {**fp['model'], **{f"data.{k}": v for k, v in fp['data'].items()}}
+    a, b = flat(saved), flat(now)
+    def differs(k):   # a setting that is None (unknown, or set lazily at the first step) on one side is not compared
+        x, y = a.get(k), b.get(k)
+        return x != y if k.endswith('.<class>') else (x is not None and y is not None and x != y)
+    diff = [f"{k}: {a.get(k, '(absent)')!r} in the checkpoint, {b.get(k, '(absent)')!r} now" for k in sorted(set(a) | set(b)) if differs(k)]
+    if diff:
+        raise ValueError(f"cannot resume from {path}: it was written by a different model or data. " + '; '.join(diff[:12])
+                         + (f"; and {len(diff) - 12} more" if len(diff) > 12 else '')
+                         + ". Resume with the same model and data, or start a new run (overwrite=True or another checkpoint_dir)")
+
+# %% ../nbs/06_train.ipynb #0bec9a6d
+def check_checkpoint_dir(config:TrainConfig, # the run's settings (checkpoint_dir None: nothing to check)
+                         resume:str|Path|None=None, # the checkpoint this run continues
+                         overwrite:bool=False, # allow replacing another run's last.pt
+                        ) -> Path | None:
+    "Before the first step: make sure the checkpoint can be written and will not replace another run's; remove killed saves' temp files."
+    if config.checkpoint_dir is None: return None
+    d = Path(config.checkpoint_dir)
+    if d.exists() and not d.is_dir():
+        raise ValueError(f"checkpoint_dir={str(d)!r} is a file, not a folder: pass a folder (it is created if missing) or None")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=d, prefix='.write-test.'); os.close(fd); os.remove(probe)
+    except OSError as e:
+        raise ValueError(f"checkpoint_dir={str(d)!r} is not a writable folder ({e.strerror or e}): "
+                         "choose a folder this process can create files in") from None
+    stale = sorted(d.glob(f".{CHECKPOINT_NAME}.*.tmp"))
+    if stale:
+        size = sum(p.stat().st_size for p in stale)
+        for p in stale: p.unlink(missing_ok=True)
+        warnings.warn(f"removed {len(stale)} temporary file(s) ({size / 2**20:.1f} MB) left in {d} by checkpoint saves that were killed")
+    target = d / CHECKPOINT_NAME
+    continued = resume is not None and Path(resume).resolve() in (target.resolve(), d.resolve())
+    if target.exists() and not (overwrite or continued):
+        raise ValueError(f"checkpoint_dir={str(d)!r} already holds {target.name} of another run, which this run would replace: "
+                         f"pass resume={str(d)!r} to continue it, overwrite=True to replace it, or choose another checkpoint_dir")
+    return target
+
 # %% ../nbs/06_train.ipynb #72abc630
 def _start_epoch(loader:DataLoader, model:nn.Module, epoch:int, position:int, epoch_rng:dict|None):
     "The batch iterator of `epoch` positioned at batch `position`, and the random state at the epoch's start."
@@ -402,6 +544,7 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
         data, # (x1, x2) or (x1, x2, y) tensors, a Dataset yielding such tuples, or a DataLoader
         config:TrainConfig|None=None, # settings (None: defaults, or the checkpoint's when resuming)
         resume:str|Path|None=None, # checkpoint file, or folder holding last.pt, to continue from
+        overwrite:bool=False, # let a fresh run replace another run's last.pt in checkpoint_dir
         **overrides, # TrainConfig fields to change, e.g. epochs=20
        ) -> pd.DataFrame:
     "Train `model` on `data`; return the history: step, epoch, time and every loss term per logged step."
@@ -412,9 +555,12 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
     if launched_by_torchrun(): init_distributed('nccl' if device.type == 'cuda' else 'gloo')
     if is_distributed() and device.type == 'cuda' and device.index is None: device = torch.device('cuda', local_rank())
     model = prepare_model(model, device)
-    needs_labels = bool(getattr(model, 'needs_labels', False))
+    if is_main_process(): check_checkpoint_dir(config, resume, overwrite)   # before the first step, not at the first save
+    needs_labels, dtypes = bool(getattr(model, 'needs_labels', False)), input_dtypes(model)
     if ckpt is None: set_seed(config.seed + rank())   # one process: seed; process r of several: seed + r
     loader = make_loader(data, config, device, needs_labels)
+    fingerprint = dict(model=model_fingerprint(model), data=data_fingerprint(data))
+    if ckpt: check_same_run(ckpt.get('fingerprint'), fingerprint, resume)
     o = make_optimization(model, config, device)
     steps_per_epoch, step, epoch, position, history, elapsed, epoch_rng = len(loader), 0, 0, 0, [], 0.0, None
     if ckpt:
@@ -437,7 +583,7 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
                 if step >= total: break
                 batch = next(batches, None)
                 if batch is None: raise ValueError(f"the DataLoader gave fewer batches than its length {steps_per_epoch}")
-                batch = _to_device(_unpack(batch, needs_labels), device)
+                batch = _to_device(cast_batch(_unpack(batch, needs_labels), dtypes), device)
                 terms = main_step(o, batch, step + 1)                                  # phase 1
                 critic_loss = None
                 for k in range(config.critic_steps if o.critic_opt else 0):             # phase 2
@@ -451,7 +597,7 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
                 if config.checkpoint_dir and (step == total or (config.checkpoint_every and step % config.checkpoint_every == 0)):
                     states = all_gather_objects(dict(rng=get_rng_state(model, loader), epoch_rng=epoch_rng))  # phase 4
                     if main: save_checkpoint(Path(config.checkpoint_dir) / CHECKPOINT_NAME, dict(
-                        format=1, **o.state_dict(), step=step, epoch=epoch, position=position, steps_per_epoch=steps_per_epoch,
+                        format=2, fingerprint=fingerprint, **o.state_dict(), step=step, epoch=epoch, position=position, steps_per_epoch=steps_per_epoch,
                         config=dataclasses.asdict(config), history=history, elapsed=time.perf_counter() - t0,
                         rng=states[0]['rng'], epoch_rng=states[0]['epoch_rng'], world_size=len(states),
                         rank_rng=states if len(states) > 1 else None))

@@ -53,6 +53,17 @@ def test_masked_bounds_condition_on_labels():
     assert infonce_bound(s) > 1.0
     assert abs(float(infonce_bound(s, same_class(c)))) < 1e-4
 
+@pytest.mark.parametrize('bound', [infonce_bound, nce_club_bound])
+def test_masks_without_the_positive_pair_are_refused(bound):
+    s = torch.randn(6, 6)
+    off_diagonal = same_class(torch.arange(6) % 2); off_diagonal[2, 2] = False        # row 2 keeps other candidates
+    with pytest.raises(ValueError, match=r'mask must be True on the diagonal.*False in 1 row\(s\) \(first: row 2\)'):
+        bound(s, off_diagonal)
+    empty = same_class(torch.arange(6) % 2); empty[4] = False
+    with pytest.raises(ValueError, match=r'at least the positive pair in every row, got 1 all-False row\(s\) \(first: row 4\)'):
+        bound(s, empty)
+    assert torch.isfinite(bound(s, same_class(torch.arange(6) % 2)))              # a valid mask still works
+
 def test_gaussian_acceptance_dim20_mi2():
     "Issue 2: dim 20, batch 64, true MI 2 nats, 1500 critic steps: InfoNCE in [1.4, 2.05], NCE-CLUB in [2.0, 5.0]."
     torch.manual_seed(0)

@@ -62,6 +62,26 @@ def test_bad_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match='path must be a folder'): read_irfl(tmp_path/'nowhere')
     with pytest.raises(ValueError, match='image_size must be an int >= 8'): load_irfl(d, image_size=4)
 
+def test_tasks_may_be_one_name(fixture_dir):
+    data = load_irfl(fixture_dir, image_size=8, tasks='idiom')
+    assert data['info']['tasks'] == ['idiom'] and set(data['train']['pairs'].task) == {'idiom'}
+    assert set(read_irfl(fixture_dir, tasks='simile').task) == {'simile'}
+    with pytest.raises(ValueError, match=r"tasks must be a task name or a non-empty sequence .* got 'idioms'"):
+        read_irfl(fixture_dir, tasks='idioms')
+    with pytest.raises(ValueError, match=r"got \('idiom', 'idiom'\)"): read_irfl(fixture_dir, tasks=('idiom', 'idiom'))
+
+
+@pytest.mark.parametrize('content, message', [
+    ('', r"idiom_understanding_task.csv is empty \(no header, no rows\)"),
+    ('phrase,distractors,answer\n', r"idiom_understanding_task.csv has a header but no rows, so task 'idiom' has no pairs"),
+])
+def test_an_empty_task_file_is_reported_not_dropped(tmp_path, content, message):
+    d = write_irfl_fixture(tmp_path/'irfl', n_per_task=3)
+    (d/IRFL_FILES['idiom']).write_text(content)
+    with pytest.raises(ValueError, match=message): load_irfl(d, image_size=8)
+    assert load_irfl(d, image_size=8, tasks=('simile', 'metaphor'))['info']['tasks'] == ['simile', 'metaphor']
+
+
 def test_clip_encoders_train_inside_factorcl(fixture_dir):
     data = load_irfl(fixture_dir, image_size=32, seed=0)['train']
     tok = WordTokenizer(data['captions'])

@@ -214,3 +214,54 @@ def test_feature_width_mismatch_warns(tmp_path):
     assert len(record) == 1 and data['train']['x1'].shape[2] == 7
     file = edited(tmp_path, 'mosi', lambda d: d['test'].update(vision=d['test']['vision'][:, :, :7]), 'mosi2.pkl')
     with pytest.raises(ValueError, match='the splits disagree on the'): load_multibench('mosi', file)
+
+
+# ---------------------------------------------------------------- reading a pickle runs nothing from it
+
+class _RunsAShellCommand:
+    "Unpickling this calls os.system: what a crafted MultiBench file can do."
+    def __init__(self, command): self.command = command
+    def __reduce__(self):
+        import os
+        return (os.system, (self.command,))
+
+
+@pytest.mark.parametrize('name', ['mosi', 'mimic'])
+def test_a_crafted_pickle_runs_nothing(tmp_path, name):
+    marker = tmp_path / 'the_file_ran'
+    file = tmp_path / MULTIBENCH_FILES[name]
+    with open(file, 'wb') as f: pickle.dump({'train': _RunsAShellCommand(f'touch {marker}')}, f)
+    with pytest.raises(ValueError, match=r'was not loaded: it refers to \w+\.system.*if you trust this file, pass trust_pickle=True') as e:
+        load_multibench(name, tmp_path)
+    assert str(file) in str(e.value)
+    assert not marker.exists()
+    # the same file read with trust_pickle=True does run: the flag is what the safe default protects against
+    with pytest.raises(ValueError): load_multibench(name, tmp_path, trust_pickle=True)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize('protocol', [2, pickle.HIGHEST_PROTOCOL])
+def test_published_format_loads_through_the_safe_unpickler_at_any_protocol(tmp_path, protocol):
+    for name in ('mosi', 'mimic'):
+        fixture = write_multibench_fixture(name, tmp_path / 'fixture')
+        file = tmp_path / f'p{protocol}' / MULTIBENCH_FILES[name]; file.parent.mkdir(exist_ok=True)
+        with open(file, 'wb') as f: pickle.dump(read(fixture), f, protocol=protocol)
+        safe, trusted = load_multibench(name, file), load_multibench(name, file, trust_pickle=True)
+        for split in SPLITS:
+            for k in ('x1', 'x2', 'y', 'mask'): assert torch.equal(safe[split][k], trusted[split][k])
+
+
+def test_a_split_whose_every_sample_is_dropped_names_file_and_split(tmp_path):
+    file = edited(tmp_path, 'mosi', _set('valid', 'text', lambda a: np.zeros_like(a)))
+    with pytest.raises(ValueError, match=r"mosi_data\.pkl: every one of the \d+ samples of split 'valid' has all-zero text"):
+        load_multibench('mosi', file)
+
+
+def test_a_modality_without_any_finite_value_warns(tmp_path):
+    file = edited(tmp_path, 'mosi', _set('train', 'vision', lambda a: np.full_like(a, np.nan)))
+    with pytest.warns(UserWarning, match=r"mosi_data\.pkl: train\['vision'\] has no finite value.*x1 \(vision\) carries no information"):
+        data = load_multibench('mosi', file)
+    assert (data['train']['x1'] == 0).all()
+    file = edited(tmp_path, 'mimic', lambda d: d.update(adm_features_all=np.full_like(d['adm_features_all'], np.nan)))
+    with pytest.warns(UserWarning, match=r"im\.pk: adm_features_all has no finite value.*x1 \(static\)"):
+        load_multibench('mimic', file)

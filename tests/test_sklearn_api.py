@@ -107,9 +107,16 @@ def test_transform_is_row_wise_and_chunk_independent():
     x1, x2, y = toy()
     emb = FactorCLEmbedder(random_state=0, **SMALL).fit([x1, x2])
     full = emb.transform([x1, x2])
-    emb.batch_size = 7                                                # transform chunks by batch_size
-    np.testing.assert_allclose(emb.transform([x1, x2]), full, atol=1e-6)
-    np.testing.assert_allclose(emb.transform([x1[50:53], x2[50:53]]), full[50:53], atol=1e-6)
+    # bit for bit: a row's factors do not depend on its chunk (transform chunks by batch_size), its position
+    # or the other rows (in float32 a chunk of one row differs from a chunk of many in the last bit)
+    for chunk in (1, 7, 1000):
+        emb.batch_size = chunk
+        np.testing.assert_array_equal(emb.transform([x1, x2]), full)
+    np.testing.assert_array_equal(emb.transform([x1[50:53], x2[50:53]]), full[50:53])
+    np.testing.assert_array_equal(emb.transform([x1[50:51], x2[50:51]]), full[50:51])
+    order = np.random.default_rng(0).permutation(120)
+    emb.batch_size = 16
+    np.testing.assert_array_equal(emb.transform([x1[order], x2[order]]), full[order])
 
 def test_factor_selection_picks_columns_and_names():
     x1, x2, y = toy()
@@ -258,3 +265,48 @@ def test_transform_errors():
         emb.transform([x1])
     # a fitted list-form embedder also takes the single matrix (same total width), split as in fit
     np.testing.assert_array_equal(emb.transform(np.hstack([x1, x2])), emb.transform([x1, x2]))
+
+# ---------------------------------------------------------------- defaults that fit a CPU, dtypes, a last batch of one
+
+def test_defaults_are_cpu_friendly_and_concat_is_one_argument_away():
+    e = FactorCLEmbedder()
+    assert e.critic == 'separable' and e.batch_size == 256 and e.progress == 'auto'
+    assert "critic='concat'" in FactorCLEmbedder.__doc__
+    x1, x2, y = toy()
+    model = FactorCLEmbedder(random_state=0, **{**TINY, 'critic': 'concat'}).fit([x1, x2]).model_
+    assert type(model.shared_nce.critic).__name__ == 'ConcatCritic'
+    model = FactorCLEmbedder(random_state=0, **TINY).fit([x1, x2]).model_
+    assert type(model.shared_nce.critic).__name__ == 'SeparableCritic'
+
+
+def test_progress_bar_auto_shows_on_long_fits_only(capsys):
+    x1, x2, y = toy(40)
+    FactorCLEmbedder(random_state=0, **TINY).fit([x1, x2])                        # 3 steps: no bar
+    assert 'fit' not in capsys.readouterr().err
+    FactorCLEmbedder(random_state=0, **{**TINY, 'epochs': 34}).fit([x1, x2])      # 102 steps: a bar
+    assert '102/102' in capsys.readouterr().err
+    with pytest.raises(ValueError, match="progress must be True, False or 'auto', got 'yes'"):
+        FactorCLEmbedder(progress='yes', **TINY).fit([x1, x2])
+
+
+@pytest.mark.parametrize('dtype', [np.float16, np.int64, np.int32])
+def test_features_of_other_dtypes_are_accepted(dtype):
+    x1, x2, y = toy()
+    z = FactorCLEmbedder(random_state=0, **TINY).fit_transform([(x1 * 10).astype(dtype), (x2 * 10).astype(dtype)])
+    assert z.dtype == np.float32 and np.isfinite(z).all()
+
+
+@pytest.mark.parametrize('dtype', [np.int32, np.uint8, np.bool_])
+def test_labels_of_small_integer_or_bool_dtype(dtype):
+    x1, x2, y = toy()
+    labels = (y > 0) if dtype is np.bool_ else y
+    z = FactorCLEmbedder('FactorCL-SUP', random_state=0, **TINY).fit_transform([x1, x2], labels.astype(dtype))
+    ref = FactorCLEmbedder('FactorCL-SUP', random_state=0, **TINY).fit_transform([x1, x2], labels.astype(np.int64))
+    np.testing.assert_array_equal(z, ref)
+
+
+def test_a_last_batch_of_one_sample_is_dropped_with_a_warning():
+    x1, x2, y = toy(257)                                                          # 257 = 16 * 16 + 1
+    with pytest.warns(UserWarning, match=r'would hold a single sample \(257 samples, batch_size=16\)'):
+        emb = FactorCLEmbedder(random_state=0, **TINY).fit([x1, x2])
+    assert len(emb.history_) == 16 and emb.transform([x1, x2]).shape == (257, 16)

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from factorcl_nb.train import (TrainConfig, fit, EpochBatchSampler, make_loader, load_checkpoint, rank, world_size,
-                               is_main_process, CHECKPOINT_NAME)
+from factorcl_nb.train import (TrainConfig, fit, EpochBatchSampler, make_loader, load_checkpoint, save_checkpoint, rank,
+                               world_size, is_main_process, CHECKPOINT_NAME)
 
 # ---------------------------------------------------------------- a toy model that follows the contract
 
@@ -126,7 +126,7 @@ def test_resume_after_a_crash_is_exact(tmp_path, uninterrupted, every):
     with pytest.raises(RuntimeError, match='injected failure'):
         fit(m, toy_data(), checkpoint_dir=str(tmp_path), checkpoint_every=every, **BASE)
     assert load_checkpoint(tmp_path / CHECKPOINT_NAME)['step'] == (11 // every) * every
-    resumed = Toy()
+    resumed = Toy(fail_at=12)   # the same settings as the checkpoint's model; its 5 or 6 remaining steps never reach call 12
     fit(resumed, toy_data(), resume=tmp_path)
     assert same_weights(resumed, full)
     assert [f for f in os.listdir(tmp_path)] == [CHECKPOINT_NAME]   # atomic writes leave no temporary file
@@ -175,12 +175,90 @@ def test_resume_with_an_incompatible_config_or_data_fails(tmp_path):
         fit(Toy(), toy_data(), resume=tmp_path, lr=1e-3)
     with pytest.raises(ValueError, match='batch_size'):
         fit(Toy(), toy_data(), TrainConfig(**{**BASE, 'batch_size': 4}), resume=tmp_path)
-    with pytest.raises(ValueError, match='batches per epoch'):
+    with pytest.raises(ValueError, match='data.rows: 40 in the checkpoint, 80 now'):
         fit(Toy(), toy_data(n=80), resume=tmp_path)
-    with pytest.raises(ValueError, match='weights do not fit this model'):
+    with pytest.raises(ValueError, match='model.needs_labels: False in the checkpoint, True now'):
         fit(Toy(n_classes=2), toy_data(labels=True), resume=tmp_path)
     with pytest.raises(FileNotFoundError, match='no checkpoint at'):
         fit(Toy(), toy_data(), resume=tmp_path / 'missing')
+
+# ---------------------------------------------------------------- checkpoints that cannot lose work
+
+def test_unusable_checkpoint_dir_fails_before_the_first_step(tmp_path):
+    (tmp_path / 'a_file').write_text('not a folder')
+    m = new_model()
+    with pytest.raises(ValueError, match=r"checkpoint_dir='.*a_file' is a file, not a folder"):
+        fit(m, toy_data(), checkpoint_dir=tmp_path / 'a_file', **BASE)
+    with pytest.raises(ValueError, match=r"checkpoint_dir='.*a_file/sub' is not a writable folder"):
+        fit(m, toy_data(), checkpoint_dir=tmp_path / 'a_file' / 'sub', **BASE)
+    assert m.calls == 0                                  # nothing was trained (and lost)
+
+
+def test_a_fresh_run_does_not_replace_another_runs_checkpoint(tmp_path):
+    fit(new_model(), toy_data(), checkpoint_dir=tmp_path, **BASE)                  # 15 steps
+    with pytest.raises(ValueError, match=r"already holds last.pt of another run.*resume=.*overwrite=True"):
+        fit(new_model(), toy_data(), checkpoint_dir=tmp_path, max_steps=4, **BASE)
+    assert load_checkpoint(tmp_path)['step'] == 15                                    # untouched
+    fit(Toy(), toy_data(), resume=tmp_path, epochs=4)                                 # continuing it is allowed
+    assert load_checkpoint(tmp_path)['step'] == 20
+    fit(new_model(), toy_data(), checkpoint_dir=tmp_path, max_steps=4, overwrite=True, **BASE)
+    assert load_checkpoint(tmp_path)['step'] == 4
+
+
+def test_resume_refuses_another_model_or_other_data_of_the_same_shape(tmp_path):
+    from factorcl_nb.encoders import mlp_encoder
+    from factorcl_nb.models import make_model, independent
+    from factorcl_nb.augment import feature_augment
+    fit(new_model(), toy_data(), max_steps=3, checkpoint_dir=tmp_path, **BASE)
+    with pytest.raises(ValueError, match=r"model.noise: 0.1 in the checkpoint, 0.2 now"):
+        fit(Toy(noise=0.2), toy_data(), resume=tmp_path)
+    with pytest.raises(ValueError, match=r"data.hash: '\w+' in the checkpoint, '\w+' now"):
+        fit(Toy(), toy_data(seed=1), resume=tmp_path)                                 # same size, other values
+    # the paper's models: another removal_weight, or another augmentation, with the same shapes
+    def model(**kw):
+        torch.manual_seed(0)
+        return make_model('FactorCL-SSL', [mlp_encoder(6, 4, 8, 1), mlp_encoder(5, 4, 8, 1)], 4, proj_dim=4,
+                          head_hidden=4, critic_hidden=4, **kw)
+    d = tmp_path / 'paper'
+    fit(model(), toy_data(), max_steps=3, checkpoint_dir=d, **BASE)
+    with pytest.raises(ValueError, match=r"model.removal_weight: 1.0 in the checkpoint, 2.0 now"):
+        fit(model(removal_weight=2.0), toy_data(), resume=d)
+    with pytest.raises(ValueError, match=r"model._augment: .*'std': 0.1.* in the checkpoint, .*'std': 0.3.* now"):
+        fit(model(unique_augment=independent(feature_augment(0.3))), toy_data(), resume=d)
+    fit(model(), toy_data(), resume=d)                                                # the same model resumes
+    # a setting created lazily at the first step (None before) does not block resuming the same model object
+    m = new_model(); m.lazy = None
+    fit(m, toy_data(), max_steps=3, checkpoint_dir=tmp_path / 'lazy', **BASE)
+    resumed = Toy(); resumed.lazy = 'created at the first step'
+    fit(resumed, toy_data(), resume=tmp_path / 'lazy')
+
+
+def test_temporary_files_of_killed_saves_are_removed(tmp_path):
+    for i in range(3): (tmp_path / f'.{CHECKPOINT_NAME}.killed{i}.tmp').write_bytes(b'x' * 1000)
+    (tmp_path / 'notes.txt').write_text('kept')
+    with pytest.warns(UserWarning, match=r'removed 3 temporary file\(s\)'):
+        fit(new_model(), toy_data(), checkpoint_dir=tmp_path, max_steps=2, **BASE)
+    assert sorted(os.listdir(tmp_path)) == [CHECKPOINT_NAME, 'notes.txt']
+
+
+def test_damaged_checkpoints_are_reported_never_loaded(tmp_path):
+    fit(new_model(), toy_data(), max_steps=3, checkpoint_dir=tmp_path, **BASE)
+    path = tmp_path / CHECKPOINT_NAME
+    good = path.read_bytes()
+    def refused(raw, match):
+        path.write_bytes(raw)
+        with pytest.raises(ValueError, match=match) as e: load_checkpoint(tmp_path)
+        assert str(path) in str(e.value) and 'weights_only' not in str(e.value) and 'overwrite=True' in str(e.value)
+        with pytest.raises(ValueError, match=match): fit(Toy(), toy_data(), resume=tmp_path)
+    rng = np.random.default_rng(0)
+    for pos in rng.choice(np.arange(100, len(good)), 20, replace=False):             # 20 single-bit flips
+        flipped = bytearray(good); flipped[pos] ^= 1 << int(rng.integers(8))
+        refused(bytes(flipped), 'does not match the checksum')
+    refused(good[:len(good) // 2], 'does not match the checksum')                     # truncated
+    refused(b'', 'does not start like a checkpoint')                                   # empty
+    refused(b'PK\x03\x04 not a zip', r'torch cannot read it')                         # damaged old-format file
+    path.write_bytes(good); assert load_checkpoint(tmp_path)['step'] == 3
+
 
 # ---------------------------------------------------------------- the two phases
 
@@ -325,3 +403,44 @@ def test_bad_settings_at_fit_time():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match='CUDA is not available'):
             fit(Toy(), toy_data(), **{**BASE, 'device': 'cuda'})
+
+
+# ---------------------------------------------------------------- input dtypes and a last batch of one
+
+def paper_model(method='FactorCL-SUP'):
+    from factorcl_nb.encoders import mlp_encoder
+    from factorcl_nb.models import make_model
+    torch.manual_seed(0)
+    return make_model(method, [mlp_encoder(6, 4, 8, 1), mlp_encoder(5, 4, 8, 1)], 4, n_classes=2, proj_dim=4,
+                      head_hidden=4, critic_hidden=4)
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.int32])
+def test_features_of_any_float_or_integer_dtype_are_cast(dtype):
+    x1, x2, y = toy_data(labels=True)
+    cast = lambda x: (x * 10).round().to(dtype) if not dtype.is_floating_point else x.to(dtype)
+    h = fit(paper_model(), (cast(x1), cast(x2), y), **BASE)
+    reference = fit(paper_model(), (cast(x1).float(), cast(x2).float(), y), **BASE)
+    assert np.isfinite(h['loss']).all()
+    assert h.drop(columns='time').equals(reference.drop(columns='time'))   # exactly as if given float32
+
+
+@pytest.mark.parametrize('dtype', [torch.int32, torch.uint8, torch.int8, torch.bool])
+def test_integer_and_bool_labels_are_class_ids(dtype):
+    x1, x2, y = toy_data(labels=True)
+    h = fit(paper_model(), (x1, x2, y.to(dtype)), **BASE)
+    assert h.drop(columns='time').equals(fit(paper_model(), (x1, x2, y), **BASE).drop(columns='time'))
+
+
+def test_float_labels_are_refused_by_name():
+    x1, x2, y = toy_data(labels=True)
+    with pytest.raises(ValueError, match=r'y must be a 1-d integer tensor of class ids, got torch.float32'):
+        fit(paper_model(), (x1, x2, y.float()), **BASE)
+
+
+@pytest.mark.parametrize('method', ['FactorCL-SSL', 'FactorCL-SUP', 'SimCLR'])
+def test_a_last_batch_of_one_sample_is_dropped_and_said(method):
+    x1, x2, y = toy_data(n=41, labels=True)                                   # 41 = 5 * 8 + 1
+    with pytest.warns(UserWarning, match=r'would hold a single sample \(41 samples, batch_size=8\).*it is dropped'):
+        h = fit(paper_model(method), (x1, x2, y), log_every=1, **BASE)
+    assert list(h['step']) == list(range(1, 16)) and np.isfinite(h['loss']).all()   # 3 epochs of 5 full batches

@@ -12,8 +12,8 @@ import pandas as pd
 import torch
 
 # %% auto #0
-__all__ = ['IRFL_TASKS', 'IRFL_FILES', 'image_file_name', 'read_irfl', 'irfl_manifest', 'phrase_split', 'load_irfl',
-           'write_irfl_fixture']
+__all__ = ['IRFL_TASKS', 'IRFL_FILES', 'image_file_name', 'check_tasks', 'read_irfl', 'irfl_manifest', 'phrase_split',
+           'load_irfl', 'write_irfl_fixture']
 
 # %% ../../nbs/08d_irfl.ipynb #7ed97bd2
 IRFL_TASKS = {'idiom': 0, 'simile': 1, 'metaphor': 2}   # label of each task file
@@ -53,22 +53,41 @@ def _decode_image(entry:str, local:Path|None, file:Path, row:int, size:int) -> t
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.).permute(2, 0, 1).contiguous()
 
 # %% ../../nbs/08d_irfl.ipynb #87c2fd15
+def check_tasks(tasks) -> tuple:
+    "The task names `tasks` stands for: one name ('idiom') or a non-empty sequence of names from `IRFL_TASKS`."
+    names = (tasks,) if isinstance(tasks, str) else tasks
+    if not isinstance(names, (tuple, list)) or not names or any(t not in IRFL_TASKS for t in names) or len(set(names)) != len(names):
+        raise ValueError(f"tasks must be a task name or a non-empty sequence of distinct names from {list(IRFL_TASKS)}, got {tasks!r}")
+    return tuple(names)
+
+def _read_task_csv(file:Path, task:str) -> pd.DataFrame:
+    "The task file as a table with the expected columns and at least one row; ValueError naming the file otherwise."
+    try: df = pd.read_csv(file)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{file} is empty (no header, no rows): restore it from the IRFL repository's assets/tasks "
+                         f"folder, or leave task {task!r} out with tasks=...") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ValueError(f"{file} is not a readable CSV ({type(e).__name__}: {e})") from None
+    missing = [c for c in _COLUMNS if c not in df.columns]
+    if missing: raise ValueError(f"{file} must have columns {list(_COLUMNS)}; missing {missing}, has {list(df.columns)}")
+    if df.empty:
+        raise ValueError(f"{file} has a header but no rows, so task {task!r} has no pairs: restore the file, or leave "
+                         f"{task!r} out with tasks=...")
+    return df
+
 def read_irfl(path:str|Path, # folder holding the *_understanding_task.csv files
-              tasks:tuple=tuple(IRFL_TASKS), # which tasks (labels stay idiom 0, simile 1, metaphor 2)
+              tasks:tuple|str=tuple(IRFL_TASKS), # which tasks, or one task name (labels stay idiom 0, simile 1, metaphor 2)
              ) -> pd.DataFrame:
     "One row per (phrase, answer image) pair of the IRFL understanding tasks: task, label, phrase, image, file, row."
     path = Path(path).expanduser()
     if not path.is_dir(): raise FileNotFoundError(f"path must be a folder holding the IRFL task CSVs, got {str(path)!r}")
-    bad = [t for t in tasks if t not in IRFL_TASKS]
-    if bad or not tasks: raise ValueError(f"tasks must be a non-empty subset of {list(IRFL_TASKS)}, got {list(tasks)!r}")
+    tasks = check_tasks(tasks)
     rows = []
     for task in tasks:
         file = path/IRFL_FILES[task]
         if not file.is_file():
             raise FileNotFoundError(f"{IRFL_FILES[task]} is missing from {path} (the IRFL repository's assets/tasks folder)")
-        df = pd.read_csv(file)
-        missing = [c for c in _COLUMNS if c not in df.columns]
-        if missing: raise ValueError(f"{file} must have columns {list(_COLUMNS)}; missing {missing}, has {list(df.columns)}")
+        df = _read_task_csv(file, task)
         for i, r in enumerate(df[list(_COLUMNS)].itertuples(index=False), start=2):   # row 1 is the header
             if not isinstance(r.phrase, str) or not r.phrase.strip():
                 raise ValueError(f"{file}: row {i}, column 'phrase' must be a non-empty string, got {r.phrase!r}")
@@ -115,13 +134,14 @@ def load_irfl(path:str|Path, # folder holding the *_understanding_task.csv files
               image_size:int=224, # images are resized to image_size x image_size
               test_fraction:float=0.2, # fraction of each task's distinct phrases held out for the test split
               seed:int=0, # seed of the phrase split
-              tasks:tuple=tuple(IRFL_TASKS), # which tasks to read
+              tasks:tuple|str=tuple(IRFL_TASKS), # which tasks to read, or one task name
               missing_images:str='raise', # 'raise' (FileNotFoundError) or 'drop' (leave those pairs out)
              ) -> dict:
     "IRFL as {'train', 'test', 'info'}: images [n, 3, s, s] in [0, 1], captions (phrases), labels y, the pairs table."
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
         raise ValueError(f"image_size must be an int >= 8, got {image_size!r}")
     if missing_images not in ('raise', 'drop'): raise ValueError(f"missing_images must be 'raise' or 'drop', got {missing_images!r}")
+    tasks = check_tasks(tasks)
     pairs = read_irfl(path, tasks)
     image_dir = Path(image_dir).expanduser() if image_dir is not None else Path(path).expanduser()/'images'
     local = [None if (n := image_file_name(e)) is None else image_dir/n for e in pairs.image]

@@ -11,9 +11,9 @@ import torch
 from ..core import resolve_device
 
 # %% auto #0
-__all__ = ['MULTIBENCH_FILES', 'AFFECT_DIMS', 'SENTIMENT_SETS', 'SPLITS', 'MIMIC_KEYS', 'where_to_get', 'multibench_file',
-           'znorm_sequences', 'affect_labels', 'mimic_labels', 'mimic_split', 'load_multibench',
-           'write_multibench_fixture']
+__all__ = ['MULTIBENCH_FILES', 'AFFECT_DIMS', 'SENTIMENT_SETS', 'SPLITS', 'SAFE_PICKLE_GLOBALS', 'MIMIC_KEYS', 'where_to_get',
+           'multibench_file', 'SafeUnpickler', 'znorm_sequences', 'affect_labels', 'mimic_labels', 'mimic_split',
+           'load_multibench', 'write_multibench_fixture']
 
 # %% ../../nbs/08c_multibench.ipynb #58da0f50
 MULTIBENCH_FILES = {'mosi': 'mosi_data.pkl', 'mosei': 'mosei_senti_data.pkl', 'mustard': 'sarcasm.pkl',
@@ -50,12 +50,30 @@ def multibench_file(name:str, # 'mosi', 'mosei', 'mustard', 'urfunny' or 'mimic'
                                 f"folder containing it). {where_to_get(name)}")
     return file
 
-def _read_pickle(file:Path):
-    "Unpickle `file`; ValueError naming the file if it is not a readable pickle."
+# %% ../../nbs/08c_multibench.ipynb #feecc443
+SAFE_PICKLE_GLOBALS = {(m, n) for m in ('numpy.core.multiarray', 'numpy._core.multiarray') for n in ('_reconstruct', 'scalar')} | {
+    ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'), ('numpy', 'ndarray'), ('numpy', 'dtype'),
+    ('collections', 'OrderedDict'), ('builtins', 'set'), ('builtins', 'frozenset'), ('__builtin__', 'set'),
+    ('__builtin__', 'frozenset'), ('_codecs', 'encode')}
+
+class SafeUnpickler(pickle.Unpickler):
+    "An unpickler that rebuilds NumPy arrays and plain containers only; any other global is refused before it runs."
+    def find_class(self, module, name):
+        if (module, name) in SAFE_PICKLE_GLOBALS: return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it refers to {module}.{name}, which is neither a NumPy array nor a plain container")
+
+def _read_pickle(file:Path, trust_pickle:bool=False):
+    "Unpickle `file` (only arrays and containers unless `trust_pickle`); ValueError naming the file if that fails."
+    load = (lambda f, **kw: pickle.load(f, **kw)) if trust_pickle else (lambda f, **kw: SafeUnpickler(f, **kw).load())
     try:
-        with open(file, 'rb') as f: return pickle.load(f)
-    except UnicodeDecodeError:  # pickles written by Python 2 need latin-1 for their numpy buffers
-        with open(file, 'rb') as f: return pickle.load(f, encoding='latin1')
+        try:
+            with open(file, 'rb') as f: return load(f)
+        except UnicodeDecodeError:  # pickles written by Python 2 need latin-1 for their numpy buffers
+            with open(file, 'rb') as f: return load(f, encoding='latin1')
+    except pickle.UnpicklingError as e:
+        if trust_pickle or 'refers to' not in str(e): raise ValueError(f"{file} is not a readable MultiBench pickle ({e})") from None
+        raise ValueError(f"{file} was not loaded: {e}, and unpickling it could run code from the file. MultiBench files "
+                         "hold only arrays; if you trust this file, pass trust_pickle=True") from None
     except Exception as e:
         raise ValueError(f"{file} is not a readable MultiBench pickle ({type(e).__name__}: {e})") from None
 
@@ -158,6 +176,20 @@ def _affect_split(a:dict, name:str, modalities:tuple, task:str, z_norm:bool, zer
     y = affect_labels(a['labels'], name, task, zero_is_positive)
     return dict(x1=xs[0], x2=xs[1], y=y, mask=mask), dict(dropped=int((~keep).sum()), nonfinite_zeroed=nonfinite)
 
+# %% ../../nbs/08c_multibench.ipynb #421fdda3
+def _warn_no_finite(x:np.ndarray, file:Path, key:str, what:str):
+    "Warn when `x` has no finite value at all: zeroing it leaves `what` without any information."
+    if x.size and not np.isfinite(x).any():
+        warnings.warn(f"{file}: {key} has no finite value (all NaN or inf): it is zeroed, so {what} carries no information")
+
+def _check_affect_content(a:dict, file:Path, split:str, modalities:tuple):
+    "Refuse a split whose every sample would be dropped (no word in its text); warn about a chosen modality with no finite value."
+    if not (a['text'] != 0).any():
+        raise ValueError(f"{file}: every one of the {len(a['text'])} samples of split '{split}' has all-zero text, and samples "
+                         "without text are dropped (as MultiBench does), which would leave the split empty; is this the right file?")
+    for i, m in enumerate(modalities):
+        _warn_no_finite(a[m], file, f"{split}['{m}']", f"x{i + 1} ({m})")
+
 # %% ../../nbs/08c_multibench.ipynb #d249edac
 def _check_affect_options(name, task, modalities, zero_is_positive, padding, max_seq_len) -> tuple:
     task = 'classification' if task is None else task
@@ -175,11 +207,12 @@ def _check_affect_options(name, task, modalities, zero_is_positive, padding, max
         raise ValueError(f"max_seq_len must be None or a positive int, got {max_seq_len!r}")
     return task, modalities
 
-def _load_affect(name, file, task, modalities, z_norm, zero_is_positive, padding, max_seq_len):
+def _load_affect(name, file, task, modalities, z_norm, zero_is_positive, padding, max_seq_len, trust_pickle=False):
     task, modalities = _check_affect_options(name, task, modalities, zero_is_positive, padding, max_seq_len)
-    raw = _affect_arrays(_read_pickle(file), file, name)
+    raw = _affect_arrays(_read_pickle(file, trust_pickle), file, name)
     splits, counts = {}, {}
     for split in SPLITS:
+        _check_affect_content(raw[split], file, split, modalities)
         splits[split], counts[split] = _affect_split(raw[split], name, modalities, task, z_norm, zero_is_positive, padding, max_seq_len)
     rule = ('raw sentiment score' if task == 'regression' else
             'positive if score >= 0' if zero_is_positive else 'positive if label > 0 (MultiBench)')
@@ -240,8 +273,9 @@ def _zscore(x:np.ndarray, axes:tuple) -> np.ndarray:
     mean, std = x.mean(axes, keepdims=True), x.std(axes, keepdims=True)
     return (x - mean) / np.where(std > 0, std, 1)
 
-def _load_mimic(file, task, seed):
-    a = _mimic_arrays(_read_pickle(file), file)
+def _load_mimic(file, task, seed, trust_pickle=False):
+    a = _mimic_arrays(_read_pickle(file, trust_pickle), file)
+    for key, what in (('adm_features_all', 'x1 (static)'), ('ep_tdata', 'x2 (timeseries)')): _warn_no_finite(a[key], file, key, what)
     task = _check_mimic_task(task, a['y_icd9'].shape[1])
     static, series = a['adm_features_all'], a['ep_tdata']
     nonfinite = int((~np.isfinite(static)).sum() + (~np.isfinite(series)).sum())
@@ -266,16 +300,20 @@ def load_multibench(name:str, # 'mosi', 'mosei', 'mustard' (sarcasm.pkl), 'urfun
                     max_seq_len:int|None=None, # affect: keep the first max_seq_len real steps (None: all 50)
                     seed:int=10, # mimic: seed of MultiBench's shuffle before the split
                     device:str|torch.device='cpu', # where the tensors are created
+                    trust_pickle:bool=False, # read with the full unpickler (can run code from the file); default: NumPy arrays and plain containers only
                    ) -> dict:
-    "Train/valid/test splits (x1, x2, y, mask tensors) of a MultiBench dataset, cleaned as MultiBench does."
+    """Train/valid/test splits (x1, x2, y, mask tensors) of a MultiBench dataset, cleaned as MultiBench does.
+
+    The pickle is read by `SafeUnpickler`, which rebuilds NumPy arrays and plain containers only and refuses any
+    other object before it runs; `trust_pickle=True` reads a file you trust with the full (code-running) unpickler."""
     name = _check_name(name)
     file = multibench_file(name, path)
     if name == 'mimic':
         for arg, value, default in [('modalities', modalities, None), ('z_norm', z_norm, False), ('zero_is_positive', zero_is_positive, False),
                                     ('padding', padding, 'right'), ('max_seq_len', max_seq_len, None)]:
             if value != default: raise ValueError(f"{arg} applies to the affect datasets only, not 'mimic' (got {arg}={value!r})")
-        splits, info = _load_mimic(file, task, seed)
-    else: splits, info = _load_affect(name, file, task, modalities, z_norm, zero_is_positive, padding, max_seq_len)
+        splits, info = _load_mimic(file, task, seed, trust_pickle)
+    else: splits, info = _load_affect(name, file, task, modalities, z_norm, zero_is_positive, padding, max_seq_len, trust_pickle)
     device = resolve_device(device)
     out = {s: {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in d.items()} for s, d in splits.items()}
     out['info'] = dict(name=name, file=str(file), sizes={s: len(d['y']) for s, d in splits.items()}, **info)
