@@ -452,4 +452,5 @@ d = { 'settings': { 'branch': 'main',
                                    'factorcl_nb.train.save_checkpoint': ('train.html#save_checkpoint', 'factorcl_nb/train.py'),
                                    'factorcl_nb.train.set_main_lr': ('train.html#set_main_lr', 'factorcl_nb/train.py'),
                                    'factorcl_nb.train.set_rng_state': ('train.html#set_rng_state', 'factorcl_nb/train.py'),
-                                   'factorcl_nb.train.split_parameters': ('train.html#split_parameters', 'factorcl_nb/train.py')}}}
+                                   'factorcl_nb.train.split_parameters': ('train.html#split_parameters', 'factorcl_nb/train.py'),
+                                   'factorcl_nb.train.warmup_steps': ('train.html#warmup_steps', 'factorcl_nb/train.py')}}}

@@ -21,9 +21,9 @@ from .distributed import (
 # %% auto #0
 __all__ = ['AMP_MODES', 'CHECKPOINT_NAME', 'RESUME_MUST_MATCH', 'TrainConfig', 'EpochBatchSampler', 'TensorBatches',
            'make_loader', 'prepare_model', 'split_parameters', 'make_optimizers', 'resolve_amp', 'Optimization',
-           'make_optimization', 'frozen', 'main_step', 'critic_step', 'main_lr', 'critic_phase', 'set_main_lr',
-           'bound_validity', 'get_rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'check_resumable',
-           'fit']
+           'make_optimization', 'frozen', 'main_step', 'critic_step', 'warmup_steps', 'main_lr', 'critic_phase',
+           'set_main_lr', 'bound_validity', 'get_rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint',
+           'check_resumable', 'fit']
 
 # %% ../nbs/06_train.ipynb #a55dc4ca
 AMP_MODES = ('off', 'bf16', 'fp16', 'auto')
@@ -297,13 +297,20 @@ def critic_step(o:Optimization, batch:tuple, step:int) -> torch.Tensor | None:
     return loss.detach()
 
 # %% ../nbs/06_train.ipynb #b7c1a2f1
+def warmup_steps(config:TrainConfig, total:int|None=None) -> tuple:
+    "(critic warm-up, lr ramp) in steps; each at most a tenth of a run of `total` steps, so short runs still train."
+    cap = math.inf if total is None else total // 10
+    return min(config.critic_warmup, cap), min(config.lr_warmup, cap)
+
 def main_lr(config:TrainConfig, # lr, critic_warmup, lr_warmup
             step:int, # 0-based index of the main step
+            total:int|None=None, # main steps of the whole run (caps the warm-up; None: no cap)
            ) -> float:
     "Learning rate of the main optimizer at `step`: 0 during the critic warm-up, then a linear ramp up to `config.lr`."
-    t = step - config.critic_warmup
+    wc, wl = warmup_steps(config, total)
+    t = step - wc
     if t < 0: return 0.0
-    return config.lr * (t + 1) / (config.lr_warmup + 1) if t < config.lr_warmup else config.lr
+    return config.lr * (t + 1) / (wl + 1) if t < wl else config.lr
 
 def critic_phase(o:Optimization, batch:tuple, step:int, n:int) -> torch.Tensor | None:
     "`n` critic steps on `batch` (none when the model has no critics); the last critic loss."
@@ -311,9 +318,9 @@ def critic_phase(o:Optimization, batch:tuple, step:int, n:int) -> torch.Tensor |
     for _ in range(n if o.critic_opt else 0): loss = critic_step(o, batch, step)
     return loss
 
-def set_main_lr(o:Optimization, config:TrainConfig, step:int):
-    "Set the main optimizer's learning rate for `step` (a no-op without warm-up)."
-    for g in o.main_opt.param_groups: g['lr'] = main_lr(config, step)
+def set_main_lr(o:Optimization, config:TrainConfig, step:int, total:int|None=None):
+    "Set the main optimizer's learning rate for `step` of a run of `total` steps."
+    for g in o.main_opt.param_groups: g['lr'] = main_lr(config, step, total)
 
 
 # %% ../nbs/06_train.ipynb #b7c1a2f3
@@ -464,6 +471,7 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
         set_rng_state(rng, model, loader)
     broadcast_parameters(model)   # several processes: every one starts from rank 0's weights
     total = min(config.epochs * steps_per_epoch, config.max_steps or math.inf)
+    planned = config.epochs * steps_per_epoch   # caps the warm-up; max_steps (a pause) does not change the schedule
     main = is_main_process()
     bar = tqdm(total=total, initial=min(step, total), desc='fit', disable=not (config.progress and main), dynamic_ncols=True)
     was_training, t0 = model.training, time.perf_counter() - elapsed
@@ -477,7 +485,7 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
                 if batch is None: raise ValueError(f"the DataLoader gave fewer batches than its length {steps_per_epoch}")
                 batch = _to_device(_unpack(batch, needs_labels), device)
                 if config.critic_first: critic_loss = critic_phase(o, batch, step + 1, config.critic_steps)   # phase 2 first
-                set_main_lr(o, config, step)                                           # warm-up schedule
+                set_main_lr(o, config, step, planned)                                         # warm-up schedule
                 terms = main_step(o, batch, step + 1)                                  # phase 1
                 if not config.critic_first: critic_loss = critic_phase(o, batch, step + 1, config.critic_steps)  # phase 2
                 step, position, step_epoch = step + 1, position + 1, epoch
