@@ -175,16 +175,17 @@ class FactorCL(ContrastiveModel):
         c = self._conditions(fa, y)
         cat = torch.cat
         shared_nce = self.shared_nce(f['s1'], f['s2'])
-        shared_club = self.shared_club(cat([f['s1'], c['cs1']], 1), cat([f['s2'], c['cs2']], 1), c['mask'])
+        shared_club_infonce, shared_club = self.shared_club.both(cat([f['s1'], c['cs1']], 1), cat([f['s2'], c['cs2']], 1), c['mask'])
         unique_nce_x1 = self.unique_nce_x1(f['u1'], c['c1'])
         unique_nce_x2 = self.unique_nce_x2(f['u2'], c['c2'])
-        unique_club = self.unique_club(f['u1'], f['u2'])
+        unique_club_infonce, unique_club = self.unique_club.both(f['u1'], f['u2'])
         unique_cond_nce = self.unique_cond_nce(cat([f['u1'], c['cu1']], 1), cat([f['u2'], c['cu2']], 1), c['mask'])
         S = shared_nce - shared_club
         U = unique_nce_x1 + unique_nce_x2 + self.removal_weight * (unique_cond_nce - unique_club)
         return dict(loss=-(S + U), S=S.detach(), U=U.detach(), shared_nce=shared_nce, shared_club=shared_club,
                     unique_nce_x1=unique_nce_x1, unique_nce_x2=unique_nce_x2, unique_club=unique_club,
-                    unique_cond_nce=unique_cond_nce)
+                    unique_cond_nce=unique_cond_nce, shared_club_infonce=shared_club_infonce.detach(),
+                    unique_club_infonce=unique_club_infonce.detach())   # the NCE-CLUB critics' own InfoNCE: monitors
 
     def critic_loss(self, x1, x2, y=None):
         "InfoNCE learning loss of the two NCE-CLUB critics on detached factors (the encoders are not trained by it)."

@@ -22,8 +22,9 @@ from .distributed import (
 __all__ = ['AMP_MODES', 'CHECKPOINT_NAME', 'RESUME_MUST_MATCH', 'CHECKPOINT_MAGIC', 'TrainConfig', 'EpochBatchSampler',
            'TensorBatches', 'make_loader', 'input_dtypes', 'cast_batch', 'prepare_model', 'split_parameters',
            'make_optimizers', 'resolve_amp', 'Optimization', 'make_optimization', 'frozen', 'main_step', 'critic_step',
-           'get_rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'check_resumable',
-           'model_fingerprint', 'data_fingerprint', 'check_same_run', 'check_checkpoint_dir', 'fit']
+           'warmup_steps', 'main_lr', 'critic_phase', 'set_main_lr', 'bound_validity', 'get_rng_state', 'set_rng_state',
+           'save_checkpoint', 'load_checkpoint', 'check_resumable', 'model_fingerprint', 'data_fingerprint',
+           'check_same_run', 'check_checkpoint_dir', 'fit']
 
 # %% ../nbs/06_train.ipynb #a55dc4ca
 AMP_MODES = ('off', 'bf16', 'fp16', 'auto')
@@ -34,8 +35,12 @@ class TrainConfig:
     epochs: int = 10                  # passes over the data
     batch_size: int = 256             # samples per step over all processes (the global batch; each of N takes batch_size/N)
     lr: float = 1e-4                  # learning rate of the main optimizer (encoders, heads, InfoNCE critics)
-    critic_lr: float | None = None    # learning rate of the critics' own Adam (None: same as lr)
-    critic_steps: int = 1             # critic updates per main step, on the same batch (the authors use 1)
+    critic_lr: float | None = None    # learning rate of the critics' own Adam (None: critic_lr_factor * lr)
+    critic_lr_factor: float = 5.0     # critic lr relative to lr when critic_lr is None (the authors: 1)
+    critic_steps: int = 5             # critic updates per main step, on the same batch (the authors: 1)
+    critic_first: bool = True         # critic steps before the main step on each batch (the authors: after it, False)
+    critic_warmup: int = 10           # first main steps with the main lr at 0: only the critics learn (the authors: 0)
+    lr_warmup: int = 10               # main steps after those over which the main lr ramps linearly up to lr (the authors: 0)
     weight_decay: float = 0.0         # decoupled weight decay of the main optimizer (AdamW; 0 is plain Adam)
     grad_clip: float = 0.0            # clip each optimizer's gradient norm to this (0: no clipping)
     device: str = 'auto'              # 'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'
@@ -62,14 +67,15 @@ def _validate_config(c:TrainConfig):
     def need(ok, name, expected):
         if not ok: raise ValueError(f"TrainConfig.{name} must be {expected}, got {getattr(c, name)!r}")
     for name in ('epochs', 'batch_size', 'log_every'): need(_is_int(getattr(c, name)) and getattr(c, name) >= 1, name, 'an int >= 1')
-    for name in ('critic_steps', 'checkpoint_every', 'num_workers', 'seed'): need(_is_int(getattr(c, name)) and getattr(c, name) >= 0, name, 'an int >= 0')
+    for name in ('critic_steps', 'critic_warmup', 'lr_warmup', 'checkpoint_every', 'num_workers', 'seed'): need(_is_int(getattr(c, name)) and getattr(c, name) >= 0, name, 'an int >= 0')
     need(_is_num(c.lr) and c.lr > 0, 'lr', 'a number > 0')
     need(c.critic_lr is None or (_is_num(c.critic_lr) and c.critic_lr > 0), 'critic_lr', 'None or a number > 0')
+    need(_is_num(c.critic_lr_factor) and c.critic_lr_factor > 0, 'critic_lr_factor', 'a number > 0')
     for name in ('weight_decay', 'grad_clip'): need(_is_num(getattr(c, name)) and getattr(c, name) >= 0, name, 'a number >= 0')
     need(isinstance(c.device, (str, torch.device)), 'device', "'auto', 'cpu', 'cuda' or 'cuda:N'")
     c.device = str(c.device)
     need(c.amp in AMP_MODES, 'amp', f"one of {AMP_MODES}")
-    for name in ('shuffle', 'drop_last', 'progress'): need(isinstance(getattr(c, name), bool), name, 'True or False')
+    for name in ('critic_first', 'shuffle', 'drop_last', 'progress'): need(isinstance(getattr(c, name), bool), name, 'True or False')
     need(c.checkpoint_dir is None or isinstance(c.checkpoint_dir, (str, Path)), 'checkpoint_dir', 'None or a folder path')
     if c.checkpoint_dir is not None: c.checkpoint_dir = str(c.checkpoint_dir)
     need(not (c.checkpoint_every and c.checkpoint_dir is None), 'checkpoint_every', '0 when checkpoint_dir is None (set checkpoint_dir to save checkpoints)')
@@ -219,7 +225,7 @@ def split_parameters(model:nn.Module) -> tuple[list, list]:
 def make_optimizers(main:list, critic:list, config:TrainConfig) -> tuple:
     "AdamW for the main parameters and Adam for the critics (None when there are none)."
     main_opt = torch.optim.AdamW(main, lr=config.lr, weight_decay=config.weight_decay)
-    critic_opt = torch.optim.Adam(critic, lr=config.critic_lr or config.lr) if critic else None
+    critic_opt = torch.optim.Adam(critic, lr=config.critic_lr or config.critic_lr_factor * config.lr) if critic else None
     return main_opt, critic_opt
 
 # %% ../nbs/06_train.ipynb #b8b517f7
@@ -316,6 +322,45 @@ def critic_step(o:Optimization, batch:tuple, step:int) -> torch.Tensor | None:
         _update(loss, o.critic_opt, o.critic_scaler, o.critic_params, o.grad_clip)
     return loss.detach()
 
+# %% ../nbs/06_train.ipynb #b7c1a2f1
+def warmup_steps(config:TrainConfig, total:int|None=None) -> tuple:
+    "(critic warm-up, lr ramp) in steps; each at most a tenth of a run of `total` steps, so short runs still train."
+    cap = math.inf if total is None else total // 10
+    return min(config.critic_warmup, cap), min(config.lr_warmup, cap)
+
+def main_lr(config:TrainConfig, # lr, critic_warmup, lr_warmup
+            step:int, # 0-based index of the main step
+            total:int|None=None, # main steps of the whole run (caps the warm-up; None: no cap)
+           ) -> float:
+    "Learning rate of the main optimizer at `step`: 0 during the critic warm-up, then a linear ramp up to `config.lr`."
+    wc, wl = warmup_steps(config, total)
+    t = step - wc
+    if t < 0: return 0.0
+    return config.lr * (t + 1) / (wl + 1) if t < wl else config.lr
+
+def critic_phase(o:Optimization, batch:tuple, step:int, n:int) -> torch.Tensor | None:
+    "`n` critic steps on `batch` (none when the model has no critics); the last critic loss."
+    loss = None
+    for _ in range(n if o.critic_opt else 0): loss = critic_step(o, batch, step)
+    return loss
+
+def set_main_lr(o:Optimization, config:TrainConfig, step:int, total:int|None=None):
+    "Set the main optimizer's learning rate for `step` of a run of `total` steps."
+    for g in o.main_opt.param_groups: g['lr'] = main_lr(config, step, total)
+
+
+# %% ../nbs/06_train.ipynb #b7c1a2f3
+def bound_validity(history:pd.DataFrame, # fit's history, with columns `<critic>` and `<critic>_infonce` per NCE-CLUB critic
+                   after:int=0, # count only the steps after this one (e.g. the warm-up)
+                  ) -> dict:
+    "Share of logged steps after `after` with 0 <= InfoNCE <= NCE-CLUB, per NCE-CLUB critic found in `history`."
+    critics = [c[:-len('_infonce')] for c in history.columns if c.endswith('_infonce') and c[:-len('_infonce')] in history.columns]
+    if not critics: raise ValueError(f"history must have columns '<critic>' and '<critic>_infonce', got {list(history.columns)}")
+    h = history[history.step > after]
+    if not len(h): raise ValueError(f"no logged step after step {after} (the history ends at step {int(history.step.max())})")
+    return {c: float(((h[f'{c}_infonce'] >= 0) & (h[f'{c}_infonce'] <= h[c])).mean()) for c in critics}
+
+
 # %% ../nbs/06_train.ipynb #c1eb260d
 def _generators(model:nn.Module, loader:DataLoader|None=None) -> dict:
     "Every torch.Generator held by the loader, its samplers, or the model's modules, by name."
@@ -347,7 +392,7 @@ def set_rng_state(state:dict, model:nn.Module, loader:DataLoader|None=None):
 
 # %% ../nbs/06_train.ipynb #e345acb5
 CHECKPOINT_NAME = 'last.pt'
-RESUME_MUST_MATCH = ('batch_size', 'lr', 'critic_lr', 'critic_steps', 'weight_decay', 'grad_clip', 'amp', 'seed', 'shuffle', 'drop_last')
+RESUME_MUST_MATCH = ('batch_size', 'lr', 'critic_lr', 'critic_lr_factor', 'critic_steps', 'critic_first', 'critic_warmup', 'lr_warmup', 'weight_decay', 'grad_clip', 'amp', 'seed', 'shuffle', 'drop_last')
 CHECKPOINT_MAGIC = b'factorcl-checkpoint sha256 '   # then 64 hex digits, a newline and the torch.save bytes
 
 def save_checkpoint(path:str|Path, # file to (re)write atomically
@@ -572,6 +617,7 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
         set_rng_state(rng, model, loader)
     broadcast_parameters(model)   # several processes: every one starts from rank 0's weights
     total = min(config.epochs * steps_per_epoch, config.max_steps or math.inf)
+    planned = config.epochs * steps_per_epoch   # caps the warm-up; max_steps (a pause) does not change the schedule
     main = is_main_process()
     bar = tqdm(total=total, initial=min(step, total), desc='fit', disable=not (config.progress and main), dynamic_ncols=True)
     was_training, t0 = model.training, time.perf_counter() - elapsed
@@ -584,10 +630,10 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
                 batch = next(batches, None)
                 if batch is None: raise ValueError(f"the DataLoader gave fewer batches than its length {steps_per_epoch}")
                 batch = _to_device(cast_batch(_unpack(batch, needs_labels), dtypes), device)
+                if config.critic_first: critic_loss = critic_phase(o, batch, step + 1, config.critic_steps)   # phase 2 first
+                set_main_lr(o, config, step, planned)                                         # warm-up schedule
                 terms = main_step(o, batch, step + 1)                                  # phase 1
-                critic_loss = None
-                for k in range(config.critic_steps if o.critic_opt else 0):             # phase 2
-                    critic_loss = critic_step(o, batch, step + 1)
+                if not config.critic_first: critic_loss = critic_phase(o, batch, step + 1, config.critic_steps)  # phase 2
                 step, position, step_epoch = step + 1, position + 1, epoch
                 if position == steps_per_epoch: epoch, position, epoch_rng = epoch + 1, 0, None
                 if step % config.log_every == 0 or step == total:                       # phase 3

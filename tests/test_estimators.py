@@ -64,6 +64,30 @@ def test_masks_without_the_positive_pair_are_refused(bound):
         bound(s, empty)
     assert torch.isfinite(bound(s, same_class(torch.arange(6) % 2)))              # a valid mask still works
 
+
+def test_bounds_pinned_to_hand_computed_values_on_a_lopsided_matrix():
+    """InfoNCE and NCE-CLUB of small lopsided score matrices against the formulas, term by term with math.log/exp:
+    I_NCE = mean_i [s_ii - log((1/|J_i|) sum_{j in J_i} exp s_ij)], I_CLUB = mean_i [s_ii - (1/|J_i|) sum_{j in J_i} s_ij],
+    with J_i all columns (unmasked) or the columns the mask allows in row i. A logsumexp or mean over the wrong
+    axis gives other values on these matrices (rows and columns differ)."""
+    e, log = math.exp, math.log
+    # [[0, 0], [5, 0]]: row 0 holds only zeros, row 1 a large off-diagonal score
+    s = torch.tensor([[0., 0.], [5., 0.]], dtype=torch.float64)
+    assert float(infonce_bound(s)) == pytest.approx(((0 - log((e(0) + e(0)) / 2)) + (0 - log((e(5) + e(0)) / 2))) / 2, abs=1e-12)
+    assert float(nce_club_bound(s)) == pytest.approx(((0 - (0 + 0) / 2) + (0 - (5 + 0) / 2)) / 2, abs=1e-12)
+    m = torch.tensor([[True, True], [False, True]])   # row 1 may not use column 0: its only candidate is itself
+    assert float(infonce_bound(s, m)) == pytest.approx(((0 - log((e(0) + e(0)) / 2)) + (0 - log(e(0) / 1))) / 2, abs=1e-7)
+    assert float(nce_club_bound(s, m)) == pytest.approx(((0 - (0 + 0) / 2) + (0 - 0 / 1)) / 2, abs=1e-12)
+    # a 3x3 matrix whose rows and columns differ, and a mask with 3, 2 and 1 candidates per row
+    s = torch.tensor([[1., 4., 2.], [5., 0., 0.], [0., 3., 1.]], dtype=torch.float64)
+    rows = [(1., [1., 4., 2.]), (0., [5., 0., 0.]), (1., [0., 3., 1.])]
+    assert float(infonce_bound(s)) == pytest.approx(sum(d - log(sum(map(e, r)) / 3) for d, r in rows) / 3, abs=1e-12)
+    assert float(nce_club_bound(s)) == pytest.approx(sum(d - sum(r) / 3 for d, r in rows) / 3, abs=1e-12)
+    m = torch.tensor([[True, True, True], [True, True, False], [False, False, True]])
+    allowed = [(1., [1., 4., 2.]), (0., [5., 0.]), (1., [1.])]
+    assert float(infonce_bound(s, m)) == pytest.approx(sum(d - log(sum(map(e, r)) / len(r)) for d, r in allowed) / 3, abs=1e-7)
+    assert float(nce_club_bound(s, m)) == pytest.approx(sum(d - sum(r) / len(r) for d, r in allowed) / 3, abs=1e-12)
+
 def test_gaussian_acceptance_dim20_mi2():
     "Issue 2: dim 20, batch 64, true MI 2 nats, 1500 critic steps: InfoNCE in [1.4, 2.05], NCE-CLUB in [2.0, 5.0]."
     torch.manual_seed(0)

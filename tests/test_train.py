@@ -65,6 +65,8 @@ def new_model(**kw):
 
 
 BASE = dict(epochs=3, batch_size=8, lr=1e-2, progress=False, device='cpu')  # 40 samples: 5 steps per epoch, 15 in all
+# the authors' schedule: one critic step after each main step, critic lr = lr, no warm-up
+AUTHORS = dict(critic_steps=1, critic_first=False, critic_lr_factor=1.0, critic_warmup=0, lr_warmup=0)
 
 
 def same_weights(a, b): return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
@@ -163,8 +165,9 @@ def test_resume_mid_epoch_with_a_dataset_or_a_user_dataloader(tmp_path, kind):
 
 
 def test_resume_can_extend_the_number_of_epochs(tmp_path):
-    five = new_model(); fit(five, toy_data(), **{**BASE, 'epochs': 5})
-    m = new_model(); fit(m, toy_data(), checkpoint_dir=str(tmp_path), **BASE)
+    "Without warm-up the schedule does not depend on the run's length (a warm-up is capped at a tenth of it)."
+    five = new_model(); fit(five, toy_data(), **{**BASE, 'epochs': 5}, **AUTHORS)
+    m = new_model(); fit(m, toy_data(), checkpoint_dir=str(tmp_path), **BASE, **AUTHORS)
     resumed = Toy(); fit(resumed, toy_data(), resume=tmp_path, epochs=5)
     assert same_weights(resumed, five)
 
@@ -283,7 +286,7 @@ def test_steps_equal_a_manual_reference_without_gradient_leaks():
     x1, x2 = toy_data(16)
     torch.manual_seed(0); m = HeavyPenalty(noise=0.)
     torch.manual_seed(0); ref = HeavyPenalty(noise=0.)
-    fit(m, (x1, x2), epochs=3, batch_size=16, shuffle=False, lr=1e-2, critic_lr=3e-2, progress=False)
+    fit(m, (x1, x2), epochs=3, batch_size=16, shuffle=False, lr=1e-2, critic_lr=3e-2, progress=False, **AUTHORS)
     main, critic = ref.main_parameters(), ref.critic_parameters()
     main_opt, critic_opt = torch.optim.Adam(main, lr=1e-2), torch.optim.Adam(critic, lr=3e-2)
     for _ in range(3):
@@ -295,12 +298,38 @@ def test_steps_equal_a_manual_reference_without_gradient_leaks():
         assert torch.allclose(p, q, atol=1e-6), name
 
 
+def test_default_schedule_equals_a_manual_reference():
+    "Ours: each step, `critic_steps` critic updates (lr x critic_lr_factor) first, then the main update at main_lr(step)."
+    from factorcl_nb.train import main_lr
+    x1, x2 = toy_data(16)
+    torch.manual_seed(0); m = HeavyPenalty(noise=0.)
+    torch.manual_seed(0); ref = HeavyPenalty(noise=0.)
+    cfg = TrainConfig(epochs=20, batch_size=16, shuffle=False, lr=1e-2, progress=False, critic_steps=3, critic_warmup=2, lr_warmup=2)
+    assert cfg.critic_first and cfg.critic_lr is None
+    h = fit(m, (x1, x2), cfg, log_every=1)
+    main, critic = ref.main_parameters(), ref.critic_parameters()
+    main_opt, critic_opt = torch.optim.Adam(main, lr=1e-2), torch.optim.Adam(critic, lr=cfg.critic_lr_factor * 1e-2)
+    start = [p.detach().clone() for p in main], [p.detach().clone() for p in critic]
+    for t in range(20):
+        for _ in range(3):
+            for p, g in zip(critic, torch.autograd.grad(ref.critic_loss(x1, x2), critic)): p.grad = g
+            critic_opt.step()
+        for g_ in main_opt.param_groups: g_['lr'] = main_lr(cfg, t, 20)
+        for p, g in zip(main, torch.autograd.grad(ref.loss(x1, x2)['loss'], main)): p.grad = g
+        main_opt.step()
+        if t == 1:   # end of the critic warm-up: the main parameters have not moved, the critic has
+            assert all(torch.equal(p, q) for p, q in zip(main, start[0])) and not torch.equal(critic[0], start[1][0])
+    for (name, p), q in zip(m.named_parameters(), ref.parameters()):
+        assert torch.allclose(p, q, atol=1e-6), name
+    assert [main_lr(cfg, t, 20) for t in range(6)] == [0, 0, 1e-2 / 3, 2e-2 / 3, 1e-2, 1e-2]
+
+
 def test_grad_clip_clips():
     "Adam's first step moves a weight by about lr; a gradient clipped far below Adam's eps hardly moves it."
     w0 = new_model().enc1.weight.detach().clone()
     a, b = new_model(noise=0.), new_model(noise=0.)
-    fit(a, toy_data(16), epochs=1, batch_size=16, lr=1e-2, progress=False)
-    fit(b, toy_data(16), epochs=1, batch_size=16, lr=1e-2, grad_clip=1e-12, progress=False)
+    fit(a, toy_data(16), epochs=1, batch_size=16, lr=1e-2, progress=False, **AUTHORS)
+    fit(b, toy_data(16), epochs=1, batch_size=16, lr=1e-2, grad_clip=1e-12, progress=False, **AUTHORS)
     assert (a.enc1.weight - w0).abs().max() > 1e-3 and (b.enc1.weight - w0).abs().max() < 1e-5
 
 # ---------------------------------------------------------------- history
@@ -355,8 +384,10 @@ def test_nan_in_a_batch_names_the_step_and_the_input():
     x1, x2 = toy_data(); x1[21, 2] = float('nan')                   # third batch of 8 when not shuffled
     m = new_model(); w = m.enc1.weight.detach().clone()
     with pytest.raises(ValueError, match=r'non-finite loss at step 3: nce=nan.*the batch has NaN or inf in x1'):
-        fit(m, (x1, x2), shuffle=False, **BASE)
+        fit(m, (x1, x2), shuffle=False, **BASE, **AUTHORS)
     assert torch.isfinite(m.enc1.weight).all() and not torch.equal(m.enc1.weight, w)   # two good steps were taken
+    with pytest.raises(ValueError, match=r'non-finite critic_loss at step 3: .*the batch has NaN or inf in x1'):
+        fit(new_model(), (x1, x2), shuffle=False, **BASE)   # by default the critic steps come first
 
 
 def test_divergence_names_the_term():
@@ -444,3 +475,33 @@ def test_a_last_batch_of_one_sample_is_dropped_and_said(method):
     with pytest.warns(UserWarning, match=r'would hold a single sample \(41 samples, batch_size=8\).*it is dropped'):
         h = fit(paper_model(method), (x1, x2, y), log_every=1, **BASE)
     assert list(h['step']) == list(range(1, 16)) and np.isfinite(h['loss']).all()   # 3 epochs of 5 full batches
+
+
+# ---------------------------------------------------------------- the NCE-CLUB critics keep up
+
+def small_factorcl_run(method, seed=0, **schedule):
+    "FactorCL on a small synthetic run (1500 samples, 8 epochs of 12 steps), a history row per step."
+    from factorcl_nb.data import make_synthetic
+    from factorcl_nb.augment import latent_augment
+    from factorcl_nb.runner import build_encoders
+    from factorcl_nb.models import make_model
+    d = make_synthetic(1500, seed=seed)
+    mu1, sd1, mu2, sd2 = d.x1.mean(0), d.x1.std(0), d.x2.mean(0), d.x2.std(0)
+    x1, x2 = (d.x1 - mu1) / sd1, (d.x2 - mu2) / sd2
+    aug = lambda a, b: (latent_augment(a, d.mixing1 / sd1, 10, 0.5), latent_augment(b, d.mixing2 / sd2, 10, 0.5))
+    torch.manual_seed(seed)
+    net = make_model(method, build_encoders((100, 100), embed_dim=32, hidden_dim=64, n_hidden=1), 32, n_classes=2,
+                     unique_augment=aug, proj_dim=16, head_hidden=32, critic='separable', critic_hidden=64, critic_layers=1)
+    data = (x1, x2, d.y) if net.needs_labels else (x1, x2)
+    return fit(net, data, epochs=8, batch_size=128, lr=1e-3, seed=seed, log_every=1, progress=False, device='cpu', **schedule)
+
+@pytest.mark.parametrize('method', ['FactorCL-SUP', 'FactorCL-SSL'])
+def test_default_critics_give_valid_bounds_after_warmup(method):
+    "With the default schedule, >= 95% of the steps after warm-up have 0 <= InfoNCE <= NCE-CLUB for every NCE-CLUB critic."
+    from factorcl_nb.train import bound_validity
+    c = TrainConfig()
+    h = small_factorcl_run(method)
+    assert {'shared_club_infonce', 'unique_club_infonce'} <= set(h.columns)
+    assert (h.shared_club_infonce <= h.shared_club + 1e-6).all() and (h.unique_club_infonce <= h.unique_club + 1e-6).all()
+    share = bound_validity(h, after=c.critic_warmup + c.lr_warmup)
+    assert set(share) == {'shared_club', 'unique_club'} and min(share.values()) >= 0.95, share
