@@ -14,7 +14,8 @@ from .train import fit
 from .evaluate import linear_probe
 
 # %% auto #0
-__all__ = ['ENCODER_OUTPUTS', 'build_encoders', 'probe_features', 'run_method']
+__all__ = ['ENCODER_OUTPUTS', 'FACTORISED', 'PAPER_CLAIMS', 'build_encoders', 'probe_features', 'run_method', 'equal_width',
+           'paper_claims']
 
 # %% ../nbs/09_runner.ipynb #bfb8e1ad
 def build_encoders(in_dims:tuple, # input features of x1 and x2
@@ -91,4 +92,36 @@ def run_method(method:str, # one of METHODS
     net = net.cpu()
     out = dict(method=method, accuracy=accuracies(net), model=net, history=history, seconds=seconds)
     if untrained: out.update(accuracy_untrained=accuracies(initial), untrained=initial)
+    return out
+
+# %% ../nbs/09_runner.ipynb #0f42c382
+FACTORISED = ('Cross+Self+Fact', 'FactorCL-SUP', 'FactorCL-SSL', 'FactorCL-IndAug')  # four heads (s1, s2, u1, u2)
+
+def equal_width(method:str, # one of METHODS
+                model:dict, # make_model options (proj_dim is replaced)
+                width:int, # total probed width of the heads' representation
+               ) -> dict:
+    "`model` with `proj_dim` set so that `method`'s concatenated heads are `width` wide (width/4 per head if factorised, else width/2)."
+    if method not in METHODS: raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    heads = 4 if method in FACTORISED else 2
+    if not isinstance(width, int) or width <= 0 or width % heads:
+        raise ValueError(f"width must be a positive multiple of {heads} for {method}, got {width!r}")
+    return dict(model, proj_dim=width // heads)
+
+# %% ../nbs/09_runner.ipynb #cf861e75
+PAPER_CLAIMS = (('FactorCL-SUP', 'SimCLR'), ('FactorCL-SSL', 'SimCLR'), ('FactorCL-SUP', 'SupCon'),
+                ('Cross+Self+Fact', 'Cross+Self'), ('FactorCL-SSL', 'OurCL-SSL'), ('FactorCL-SUP', 'OurCL-SUP'),
+                ('FactorCL-SSL', 'FactorCL-IndAug'))  # (claimed better, other)
+
+def paper_claims(methods, # the methods an experiment ran
+                 reference:dict|None=None, # selects reference rows (e.g. {'method': 'raw [x1, x2]'}); None: none
+                 **where, # columns fixed in every selection (e.g. protocol='encoder')
+                ) -> list:
+    "(claim, better, worse) triples: the paper's comparisons among `methods`, each method vs its untrained network, vs `reference`."
+    bad = [m for m in methods if m not in METHODS]
+    if bad: raise ValueError(f"methods must be among {list(METHODS)}, got {bad}")
+    T = lambda m, state='trained': dict(where, method=m, state=state)
+    out = [(f'{a} > {b}', T(a), T(b)) for a, b in PAPER_CLAIMS if a in methods and b in methods]
+    out += [(f'{m} > its untrained network', T(m), T(m, 'untrained')) for m in methods]
+    if reference: out += [(f"{m} > {reference.get('method', reference)}", T(m), dict(where, **reference)) for m in methods]
     return out

@@ -10,7 +10,8 @@ import pandas as pd
 from scipy import stats as _st
 
 # %% auto #0
-__all__ = ['VERDICTS', 'mean_ci', 'verdict', 'paired_difference', 'summarize', 'compare', 'format_ci']
+__all__ = ['VERDICTS', 'mean_ci', 'verdict', 'paired_difference', 'summarize', 'compare', 'format_ci', 'claims_table',
+           't_errorbar', 'markdown_table']
 
 # %% ../nbs/07a_stats.ipynb #20729e7f
 def _values(values, name:str) -> np.ndarray:
@@ -92,3 +93,35 @@ def format_ci(r:dict, digits:int=3) -> str:
     "'mean [lo, hi]' (or just the mean when there is no interval)."
     if math.isnan(r['lo']): return f"{r['mean']:.{digits}f}"
     return f"{r['mean']:.{digits}f} [{r['lo']:.{digits}f}, {r['hi']:.{digits}f}]"
+
+# %% ../nbs/07a_stats.ipynb #180ffefc
+def claims_table(table:pd.DataFrame, # long table with a `pair_on` column
+                 value:str, # column compared
+                 claims:list, # (claim text, better selection, worse selection) triples, selections as for `compare`
+                 pair_on:str='seed',
+                 confidence:float=0.95,
+                ) -> pd.DataFrame:
+    "One row per claim: paired difference `better - worse` of `value`, its interval, pairs and verdict."
+    if not claims: raise ValueError("claims must hold at least one (claim, better, worse) triple, got none")
+    rows = []
+    for claim in claims:
+        if len(claim) != 3: raise ValueError(f"each claim must be (text, better, worse), got {claim!r}")
+        text, better, worse = claim
+        r = compare(table, value, better, worse, pair_on, confidence)
+        rows.append(dict(claim=text, difference=r['mean'], lo=r['lo'], hi=r['hi'], pairs=r['pairs'], verdict=r['verdict']))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/07a_stats.ipynb #36c20d9b
+def t_errorbar(values, confidence:float=0.95) -> tuple:
+    "(lo, hi) Student-t interval of the mean of `values`: pass as seaborn's `errorbar=` (the mean itself for one value)."
+    r = mean_ci(values, confidence)
+    return (r['mean'], r['mean']) if r['n'] < 2 else (r['lo'], r['hi'])
+
+def markdown_table(df:pd.DataFrame, # small table (its index is ignored)
+                   digits:int=3, # decimals of float cells
+                  ) -> str:
+    "A Markdown table of `df` (floats rounded to `digits`)."
+    if not isinstance(df, pd.DataFrame) or df.columns.empty: raise ValueError(f"df must be a DataFrame with columns, got {type(df).__name__}")
+    cell = lambda v: f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) else str(v)
+    lines = ['| ' + ' | '.join(map(str, df.columns)) + ' |', '|' + '---|' * len(df.columns)]
+    return '\n'.join(lines + ['| ' + ' | '.join(cell(v) for v in row) + ' |' for row in df.itertuples(index=False)])

@@ -6,6 +6,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT/'nbs'/'experiments').glob('*.ipynb'))
+STATS_EXPERIMENTS = ('synthetic_probe', 'synthetic_sweep', 'mfeat')  # seeds, intervals, references, both probes, verdicts
 
 @pytest.fixture(autouse=True)
 def kernel_imports_this_checkout(monkeypatch):
@@ -26,6 +27,19 @@ def test_experiment_runs_at_tiny_scale(nb, tmp_path):
     if (tmp_path/f'{nb.stem}.csv').exists(): assert len(pd.read_csv(tmp_path/f'{nb.stem}.csv')) > 0
     if not meta.get('skipped'):
         for ext in ('png', 'csv'): assert (tmp_path/f'{nb.stem}.{ext}').stat().st_size > 0
+    if nb.stem in STATS_EXPERIMENTS: check_statistics(pd.read_csv(tmp_path/f'{nb.stem}.csv'), meta['report'])
+
+def check_statistics(table, report):
+    "Several seeds, trained / untrained / raw rows for both probes, and a verdict for every claim in the report."
+    acc = table[table['accuracy'].notna()]
+    assert acc['seed'].nunique() >= 2
+    assert set(acc['state']) == {'trained', 'untrained', 'raw'}
+    assert acc['protocol'].nunique() == 2
+    trained = acc[acc.state == 'trained']
+    untrained = acc[acc.state == 'untrained'].set_index(['seed', 'method', 'protocol'])
+    assert set(trained.set_index(['seed', 'method', 'protocol']).index) <= set(untrained.index)  # every run has its initialisation
+    assert 'its untrained network' in report and 'raw [x1, x2]' in report
+    assert any(v in report for v in ('holds', 'does not hold', 'inconclusive')) and ' [' in report  # verdicts and intervals
 
 def test_experiment_rejects_unknown_scale(tmp_path):
     import papermill as pm
