@@ -13,8 +13,8 @@ from .core import check_matrix, check_same_rows
 
 # %% auto #0
 __all__ = ['check_sequence', 'padding_mask', 'gaussian_noise', 'feature_drop', 'half_swap', 'mixup', 'time_permutation',
-           'time_drop', 'identity', 'RandomChoice', 'sequence_augment', 'feature_augment', 'SharedFeatures',
-           'fit_shared_features', 'unique_augment', 'latent_augment']
+           'time_drop', 'identity', 'RandomChoice', 'sequence_augment', 'feature_augment', 'near_identity_augment',
+           'SharedFeatures', 'fit_shared_features', 'unique_augment', 'latent_augment']
 
 # %% ../nbs/03_augment.ipynb #d54b4677
 def _check_generator(generator):
@@ -265,6 +265,14 @@ def feature_augment(std:float=0.1, # noise standard deviation
     "Per sample one of {Gaussian noise, mixup, identity}, uniformly."
     _check_positive(std, 'std', allow_zero=True); _check_positive(alpha, 'alpha')
     return RandomChoice([partial(gaussian_noise, std=std), partial(mixup, alpha=alpha), identity])
+
+# %% ../nbs/03_augment.ipynb #f8c333ff
+def near_identity_augment(std:float=0.1, # noise standard deviation
+                          rate:float=0.2, # fraction of features zeroed by feature_drop
+                         ) -> RandomChoice:
+    "Per sample one of {half swap, Gaussian noise, feature drop, identity}, uniformly (the authors' synthetic set)."
+    _check_positive(std, 'std', allow_zero=True); _check_rate(rate)
+    return RandomChoice([half_swap, partial(gaussian_noise, std=std), partial(feature_drop, rate=rate), identity])
 
 # %% ../nbs/03_augment.ipynb #cf646173
 class SharedFeatures(NamedTuple):

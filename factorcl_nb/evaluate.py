@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 # %% auto #0
-__all__ = ['linear_probe', 'probe_mi']
+__all__ = ['linear_probe', 'probe_mi', 'probe_mi_kernel']
 
 # %% ../nbs/07_evaluate.ipynb #e6c3c181
 def _as_numpy(a, name:str, ndim:int):
@@ -78,3 +78,48 @@ def probe_mi(z, # [n, dz] representation
     coef = np.linalg.solve(A.T @ A + ridge * np.eye(A.shape[1]), A.T @ (W[fit] - wm))
     w_hat = Zs[held] @ coef + wm
     return _gaussian_mi_nats(W[held], w_hat) / math.log(2)
+
+# %% ../nbs/07_evaluate.ipynb #6e7eb20a
+def _sq_dist(a:np.ndarray, b:np.ndarray) -> np.ndarray:
+    return np.maximum((a ** 2).sum(1)[:, None] + (b ** 2).sum(1)[None] - 2 * a @ b.T, 0)
+
+def _kernel_readout(Z:np.ndarray, T:np.ndarray, fit:np.ndarray, held:np.ndarray, ridges) -> np.ndarray:
+    "Held-out predictions of the centred targets T from RBF kernel ridge fitted on `fit` (lambda per column by leave-one-out)."
+    Zs = (Z - Z[fit].mean(0)) / (Z[fit].std(0) + 1e-8)
+    D = _sq_dist(Zs[fit], Zs[fit]); pos = D[D > 0]
+    gamma = 1 / np.median(pos) if len(pos) else 1.0
+    lam, Q = np.linalg.eigh(np.exp(-gamma * D))
+    QT, Q2 = Q.T @ T, Q ** 2
+    loo = np.stack([(((T - Q @ ((lam / (lam + r))[:, None] * QT)) / (1 - Q2 @ (lam / (lam + r)))[:, None]) ** 2).sum(0)
+                    for r in ridges])                                      # [ridges, targets]
+    r = np.asarray(ridges)[loo.argmin(0)]                                  # best ridge per target column
+    alpha = Q @ (QT / (lam[:, None] + r[None]))
+    return np.exp(-gamma * _sq_dist(Zs[held], Zs[fit])) @ alpha
+
+
+# %% ../nbs/07_evaluate.ipynb #91de5ba0
+def probe_mi_kernel(z, # [n, dz] representation
+                    w, # [n, dw] (or [n]) latent, or a dict name -> latent (one kernel fit, one estimate each)
+                    max_fit:int=1000, # at most this many fit points (cost grows as its cube)
+                    ridges:tuple=(1e-3, 1e-2, 1e-1, 1.0, 10.0), # candidate ridge penalties (leave-one-out choice)
+                    seed:int=0, # seed of the two-way split
+                   ):
+    "Held-out Gaussian estimate of I(Z; w) in bits with a kernel ridge (nonlinear) read-out fitted on half the samples."
+    Z = _as_numpy(z, 'z', 2).astype(np.float64)
+    named = isinstance(w, dict)
+    ws = {k: (_as_numpy(v, f'w[{k!r}]', 1)[:, None] if np.asarray(v).ndim == 1 else _as_numpy(v, f'w[{k!r}]', 2)).astype(np.float64)
+          for k, v in (w.items() if named else [('w', w)])}
+    if not ws: raise ValueError("w must hold at least one latent, got an empty dict")
+    bad = {k: len(v) for k, v in ws.items() if len(v) != len(Z)}
+    if bad: raise ValueError(f"z and w must have as many rows: z has {len(Z)}, w has {bad}")
+    if len(Z) < 20: raise ValueError(f"probe_mi_kernel needs at least 20 samples, got {len(Z)}")
+    if isinstance(max_fit, bool) or not isinstance(max_fit, int) or max_fit < 10: raise ValueError(f"max_fit must be an int >= 10, got {max_fit!r}")
+    if not len(ridges) or any(not r > 0 for r in ridges): raise ValueError(f"ridges must be positive numbers, got {ridges!r}")
+    idx = np.random.default_rng(seed).permutation(len(Z)); fit, held = idx[:len(Z) // 2][:max_fit], idx[len(Z) // 2:]
+    W = np.concatenate(list(ws.values()), 1); wm = W[fit].mean(0)
+    pred = _kernel_readout(Z, W[fit] - wm, fit, held, ridges) + wm
+    out, k0 = {}, 0
+    for k, v in ws.items():
+        out[k] = _gaussian_mi_nats(W[held, k0:k0 + v.shape[1]], pred[:, k0:k0 + v.shape[1]]) / math.log(2); k0 += v.shape[1]
+    return out if named else out['w']
+

@@ -15,8 +15,8 @@ from .augment import feature_augment
 from .distributed import gather_batch
 
 # %% auto #0
-__all__ = ['METHODS', 'check_views', 'independent', 'ContrastiveModel', 'FactorCL', 'SimCLR', 'supcon_loss', 'SupCon',
-           'CrossSelf', 'make_model']
+__all__ = ['METHODS', 'TERM_HEADS', 'check_views', 'independent', 'ContrastiveModel', 'FactorCL', 'SimCLR', 'supcon_loss',
+           'SupCon', 'CrossSelf', 'make_model', 'FactorCLTermHeads']
 
 # %% ../nbs/05_models.ipynb #e8b043c1
 def check_views(x1, x2, y=None, n_classes:int|None=None, needs_labels:bool=False):
@@ -325,3 +325,71 @@ def make_model(method:str, # one of METHODS
     return FactorCL(encoders, embed_dim, mode='sup' if sup else 'ssl', n_classes=n_classes if sup else None,
                     augment=None if sup else (ind if method == 'FactorCL-IndAug' else uniq),
                     factorized=method.startswith('FactorCL'), **options)
+
+# %% ../nbs/05_models.ipynb #6c61c4f3
+TERM_HEADS = ('shared_club', 'unique_club', 'unique_cond')   # head pairs beyond shared_x{1,2} and unique_x{1,2}
+
+class FactorCLTermHeads(FactorCL):
+    "FactorCL with the authors' layout: a separate pair of projection heads for every term of the objective."
+    def __init__(self, encoders:Sequence[nn.Module], # [encoder of x1, encoder of x2]
+                 embed_dim:int, # encoder output size
+                 proj_dim:int=128, # size of each head's output
+                 head_hidden:int=128, # hidden width of the heads
+                 **options): # FactorCL options: mode, n_classes, critic, augment, ...
+        if options.get('factorized', True) is False: raise ValueError("FactorCLTermHeads has factorized heads by construction, got factorized=False")
+        super().__init__(encoders, embed_dim, proj_dim=proj_dim, head_hidden=head_hidden, **options)
+        for term in TERM_HEADS:
+            for i in (1, 2): setattr(self, f'{term}_x{i}', ProjectionHead(embed_dim, head_hidden, proj_dim))
+
+    def factors(self, h1, h2) -> dict:
+        "Every head on the encoder outputs: s1, s2, u1, u2 and the extra pairs (e.g. shared_club1)."
+        f = super().factors(h1, h2)
+        for term in TERM_HEADS: f[f'{term}1'], f[f'{term}2'] = getattr(self, f'{term}_x1')(h1), getattr(self, f'{term}_x2')(h2)
+        return f
+
+
+# %% ../nbs/05_models.ipynb #cea27696
+from fastcore.basics import patch
+
+@patch
+def _term_inputs(self:FactorCLTermHeads, x1, x2, y=None) -> dict:
+    "Inputs of every estimator: each term reads its own heads (and, in SSL, its own heads on the augmented views)."
+    f, fa, y = self._global_factors(x1, x2, y)
+    cat = torch.cat
+    if self.mode == 'sup':
+        c = self.onehot(y); mask = same_class(y)
+        cond = lambda key: (c, c)
+    else:
+        mask = None
+        cond = lambda key: (fa[f'{key}1'], fa[f'{key}2'])
+    pair = lambda key: (cat([f[f'{key}1'], cond(key)[0]], 1), cat([f[f'{key}2'], cond(key)[1]], 1))
+    u = cond('u')
+    return dict(shared_nce=(f['s1'], f['s2']), shared_club=(*pair('shared_club'), mask),
+                unique_nce_x1=(f['u1'], u[0]), unique_nce_x2=(f['u2'], u[1]),
+                unique_club=(f['unique_club1'], f['unique_club2']), unique_cond_nce=(*pair('unique_cond'), mask))
+
+@patch
+def loss(self:FactorCLTermHeads, x1, x2, y=None) -> dict:
+    "The FactorCL objective with every term on its own heads; the same named terms as `FactorCL.loss`."
+    self.check(x1, x2, y)
+    inp = self._term_inputs(x1, x2, y)
+    t = {name: getattr(self, name)(*args) for name, args in inp.items()}
+    S = t['shared_nce'] - t['shared_club']
+    U = t['unique_nce_x1'] + t['unique_nce_x2'] + self.removal_weight * (t['unique_cond_nce'] - t['unique_club'])
+    return dict(loss=-(S + U), S=S.detach(), U=U.detach(), **t)
+
+@patch
+def critic_loss(self:FactorCLTermHeads, x1, x2, y=None):
+    "InfoNCE learning loss of the two NCE-CLUB critics on their own (detached) heads."
+    self.check(x1, x2, y)
+    with torch.no_grad(): inp = self._term_inputs(x1, x2, y)
+    return self.shared_club.learning_loss(*inp['shared_club']) + self.unique_club.learning_loss(*inp['unique_club'])
+
+@patch
+@torch.no_grad()
+def embed(self:FactorCLTermHeads, x1, x2) -> dict:
+    "s1, s2 (the I(X1;X2) heads) and u1, u2 (the I(Xi;Y) or I(Xi;Xi') heads) of un-augmented views."
+    check_views(x1, x2)
+    f = self.factors(*self.encode(x1, x2))
+    return {k: f[k] for k in ('s1', 's2', 'u1', 'u2')}
+

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 import torch
 
 # %% auto #0
-__all__ = ['SyntheticData', 'relevant_coordinates', 'make_synthetic']
+__all__ = ['SyntheticData', 'relevant_coordinates', 'make_synthetic', 'view_information']
 
 # %% ../../nbs/08a_synthetic.ipynb #0848e8e5
 @dataclass
 class SyntheticData:
     "Views, labels and the latents that generated them (all torch tensors)."
-    x1: torch.Tensor          # [n, view_dim] view 1 = [w_s, w1] @ mixing1
-    x2: torch.Tensor          # [n, view_dim] view 2 = [w_s, w2] @ mixing2
+    x1: torch.Tensor          # [n, view_dim] view 1 = [w_s, w1] @ mixing1 (+ noise * eps)
+    x2: torch.Tensor          # [n, view_dim] view 2 = [w_s, w2] @ mixing2 (+ noise * eps)
     y: torch.Tensor           # [n] binary label
     w_s: torch.Tensor         # [n, shared_dim] shared latents
     w1: torch.Tensor          # [n, unique_dims[0]] latents only view 1 sees
@@ -23,6 +23,7 @@ class SyntheticData:
     mixing1: torch.Tensor     # [shared_dim + unique_dims[0], view_dim]
     mixing2: torch.Tensor     # [shared_dim + unique_dims[1], view_dim]
     relevant: dict            # label-relevant coordinate indices: {'shared': [...], 'unique1': [...], 'unique2': [...]}
+    noise: float = 0.0        # standard deviation of the Gaussian noise added to every view coordinate
 
     def __len__(self): return len(self.y)
 
@@ -30,7 +31,7 @@ class SyntheticData:
         "The samples `idx` (same mixing matrices)."
         f = lambda t: t[idx]
         return SyntheticData(f(self.x1), f(self.x2), f(self.y), f(self.w_s), f(self.w1), f(self.w2),
-                             self.mixing1, self.mixing2, self.relevant)
+                             self.mixing1, self.mixing2, self.relevant, self.noise)
 
     def split(self, test_size:float=0.2, seed:int=0) -> tuple:
         "Reproducible (train, test) split."
@@ -60,6 +61,7 @@ def make_synthetic(n_samples:int=30000, # number of samples
                    n_relevant:int=8, # label-relevant coordinates when `ratio` is given
                    label_fn:str='linear', # 'linear' (sign of the mean) or 'nonlinear' (random tanh network)
                    seed:int=0, # fixes latents, mixing matrices and the label network
+                   noise:float=0.0, # std of Gaussian noise added to each view coordinate (0: the authors' noiseless views)
                   ) -> SyntheticData:
     "Two views from shared and unique latents and a binary label of a chosen mix of them (authors' generator)."
     for v, name in [(n_samples, 'n_samples'), (shared_dim, 'shared_dim'), (view_dim, 'view_dim'), (n_relevant, 'n_relevant')]:
@@ -67,6 +69,8 @@ def make_synthetic(n_samples:int=30000, # number of samples
     if len(unique_dims) != 2 or any(not isinstance(u, int) or u < 1 for u in unique_dims):
         raise ValueError(f"unique_dims must be two positive ints, got {unique_dims!r}")
     if label_fn not in ('linear', 'nonlinear'): raise ValueError(f"label_fn must be 'linear' or 'nonlinear', got {label_fn!r}")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < float('inf'):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     rel = relevant_coordinates(ratio, shared_dim, unique_dims, n_relevant)
     g = torch.Generator().manual_seed(seed)
     std = 0.5 ** 0.5
@@ -81,4 +85,23 @@ def make_synthetic(n_samples:int=30000, # number of samples
         W = torch.randn(chosen.shape[1], 16, generator=g); v = torch.randn(16, generator=g)
         score = torch.tanh(chosen @ W) @ v          # odd function of the latents: classes stay balanced
     y = (torch.sigmoid(score) >= 0.5).long()
-    return SyntheticData(torch.cat([w_s, w1], 1) @ A1, torch.cat([w_s, w2], 1) @ A2, y, w_s, w1, w2, A1, A2, rel)
+    x1, x2 = torch.cat([w_s, w1], 1) @ A1, torch.cat([w_s, w2], 1) @ A2
+    if noise > 0:                                  # drawn last: the noiseless data stay as they were
+        x1 = x1 + noise * torch.randn(x1.shape, generator=g)
+        x2 = x2 + noise * torch.randn(x2.shape, generator=g)
+    return SyntheticData(x1, x2, y, w_s, w1, w2, A1, A2, rel, float(noise))
+
+# %% ../../nbs/08a_synthetic.ipynb #f2a16d9c
+def view_information(data:SyntheticData, # from make_synthetic (its mixing matrices and noise)
+                     view:int, # 1 or 2
+                     latent:str, # 'w_s' or 'unique' (w1 for view 1, w2 for view 2)
+                    ) -> float:
+    "Closed-form I(X_view; latent) in bits (inf without noise): the most any representation of that view can hold."
+    if view not in (1, 2): raise ValueError(f"view must be 1 or 2, got {view!r}")
+    if latent not in ('w_s', 'unique'): raise ValueError(f"latent must be 'w_s' or 'unique', got {latent!r}")
+    if data.noise == 0: return float('inf')
+    A = (data.mixing1 if view == 1 else data.mixing2).double(); d_s = data.w_s.shape[1]
+    rest = A[d_s:] if latent == 'w_s' else A[:d_s]
+    eye = torch.eye(A.shape[1], dtype=A.dtype) * data.noise ** 2
+    ld = lambda M: torch.linalg.slogdet(0.5 * M.T @ M + eye)[1]
+    return float((ld(A) - ld(rest)) / (2 * torch.log(torch.tensor(2.0, dtype=A.dtype))))
