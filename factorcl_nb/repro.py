@@ -22,7 +22,8 @@ __all__ = ['SCALES', 'PASSED_PARAMETERS', 'CELL_TIMEOUTS', 'RESULT_SUFFIXES', 'p
            'backup_results', 'restore_results', 'mark_stopped', 'relative_papermill_paths', 'keep_evidence',
            'recover_killed_run', 'sigterm_as_interrupt', 'run_experiment', 'format_seconds', 'load_results',
            'skip_marker', 'save_skipped', 'load_skipped', 'load_failures', 'stale_results', 'failure_note', 'run_facts',
-           'report_section', 'write_report', 'select_experiments', 'run_experiments', 'repro_parser', 'main']
+           'report_section', 'write_report', 'in_default_run', 'select_experiments', 'run_experiments', 'repro_parser',
+           'main']
 
 # %% ../nbs/10_repro.ipynb #d7aec0f9
 SCALES = ('tiny', 'quick', 'paper')  # tiny: seconds, a smoke test (numbers mean nothing); quick: minutes on a laptop CPU; paper: the paper's settings (GPU)
@@ -463,11 +464,16 @@ def write_report(out:str|Path, # output folder holding the result files
     return atomic_write(out/'REPORT.md', '\n'.join(lines))
 
 # %% ../nbs/10_repro.ipynb #b2cd75a6
+def in_default_run(exp:Experiment) -> bool:
+    "False when the notebook's parameters cell sets `in_default_run = False`: a long experiment that runs only when named."
+    declared = exp.parameters.get('in_default_run')
+    return not (declared and str(declared.get('default', '')).strip() == 'False')
+
 def select_experiments(experiments:dict[str, Experiment], # all experiments, by name
-                       names=None, # names to run (None or empty: all)
+                       names=None, # names to run (None or empty: every experiment `in_default_run`)
                       ) -> list[Experiment]:
-    "The experiments named in `names` (in that order, without repeats), or all of them."
-    if not names: return list(experiments.values())
+    "The experiments named in `names` (in that order, without repeats), or all those in the default run."
+    if not names: return [e for e in experiments.values() if in_default_run(e)]
     unknown = [n for n in names if n not in experiments]
     if unknown: raise ValueError(f"unknown experiment {', '.join(map(repr, unknown))}; valid names: {', '.join(experiments)}")
     return [experiments[n] for n in dict.fromkeys(names)]
@@ -543,7 +549,7 @@ def main(argv:list[str]|None=None, # command-line arguments (None: sys.argv[1:])
     except (FileNotFoundError, ValueError) as e: parser.error(str(e))
     if args.list:
         width = max(map(len, experiments))
-        for e in experiments.values(): print(f'{e.name:<{width}}  {e.title}')
+        for e in experiments.values(): print(f'{e.name:<{width}}  {e.title}' + ('' if in_default_run(e) else '  (runs only when named)'))
         return 0
     try: select_experiments(experiments, args.names)
     except ValueError as e: parser.error(str(e))
