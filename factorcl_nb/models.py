@@ -373,10 +373,13 @@ def loss(self:FactorCLTermHeads, x1, x2, y=None) -> dict:
     "The FactorCL objective with every term on its own heads; the same named terms as `FactorCL.loss`."
     self.check(x1, x2, y)
     inp = self._term_inputs(x1, x2, y)
-    t = {name: getattr(self, name)(*args) for name, args in inp.items()}
+    clubs = ('shared_club', 'unique_club')   # both bounds from one score matrix: the critics' own InfoNCE is a monitor
+    t = {name: getattr(self, name)(*args) for name, args in inp.items() if name not in clubs}
+    monitors = {}
+    for name in clubs: monitors[f'{name}_infonce'], t[name] = getattr(self, name).both(*inp[name])
     S = t['shared_nce'] - t['shared_club']
     U = t['unique_nce_x1'] + t['unique_nce_x2'] + self.removal_weight * (t['unique_cond_nce'] - t['unique_club'])
-    return dict(loss=-(S + U), S=S.detach(), U=U.detach(), **t)
+    return dict(loss=-(S + U), S=S.detach(), U=U.detach(), **t, **{k: v.detach() for k, v in monitors.items()})
 
 @patch
 def critic_loss(self:FactorCLTermHeads, x1, x2, y=None):

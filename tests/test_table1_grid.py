@@ -105,9 +105,12 @@ def test_term_heads_sup_conditions_on_labels_with_same_class_negatives():
     m = FactorCLTermHeads(encoders(), 16, mode='sup', n_classes=3, **SMALL)
     x1, x2, y = torch.randn(12, 6), torch.randn(12, 6), torch.tensor([0, 1, 2] * 4)
     seen = {}
-    hooks = [getattr(m, n).register_forward_pre_hook(lambda mod, a, n=n: seen.__setitem__(n, a)) for n in ('shared_club', 'unique_cond_nce', 'unique_nce_x1')]
+    hooks = [getattr(m, n).register_forward_pre_hook(lambda mod, a, n=n: seen.__setitem__(n, a)) for n in ('unique_cond_nce', 'unique_nce_x1')]
+    both = m.shared_club.both   # the NCE-CLUB critics are read through `both` (the bound and the critic's own InfoNCE)
+    m.shared_club.both = lambda *a: (seen.__setitem__('shared_club', a), both(*a))[1]
     m.loss(x1, x2, y)
     for h in hooks: h.remove()
+    del m.shared_club.both
     onehot = torch.nn.functional.one_hot(y, 3).float()
     for n in ('shared_club', 'unique_cond_nce'):
         assert torch.equal(seen[n][2], y[:, None] == y[None]), n
