@@ -120,7 +120,7 @@ class ConcatCritic(nn.Module):
                  activation:str='relu', # nonlinearity after each hidden layer
                  chunk_size:int|None=None, # rows of the score matrix per recomputed chunk (None: keep what backward needs)
                  fused:bool=True, # ReLU critics: the fused PairMLP (False: the module-by-module path)
-                 block_pairs:int=8192, # fused path: pairs per block (cache-sized work unit)
+                 block_pairs:int=32768, # fused path: pairs per block (work unit; fewer, larger ops pay off on a loaded CPU)
                 ):
         super().__init__()
         for v, n in [(x_dim, 'x_dim'), (y_dim, 'y_dim'), (hidden_dim, 'hidden_dim'), (hidden_layers, 'hidden_layers'),
