@@ -48,6 +48,7 @@ class PairMLP(torch.autograd.Function):
     otherwise recompute each block's forward in backward."""
     @staticmethod
     def forward(ctx, a, c, block_rows:int, store:bool, *params):
+        "Scores `[n, m]` block by block; keeps the masks or activations of layers 2..L when `store`."
         ws, bs, w_out, b_out = params[0:-2:2], params[1:-2:2], params[-2], params[-1]
         (n, h), m = a.shape, len(c)
         wgrad = any(ctx.needs_input_grad[4:])                       # False when the critic is frozen
@@ -72,6 +73,7 @@ class PairMLP(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gs):
+        "Gradients of a, c and the trained parameters from `gs = dL/dS`, block by block (frozen weights: skipped)."
         a, c, *rest = ctx.saved_tensors
         L, r, keep, wgrad = ctx.layers, ctx.block_rows, ctx.keep, ctx.wgrad
         params, kept = rest[:2 * L + 2], rest[2 * L + 2:]
