@@ -3,6 +3,14 @@
     python benchmarks/train_step.py              # batch 256, the authors' synthetic architecture (several minutes)
     python benchmarks/train_step.py --accuracy   # also: probe accuracy after float32 vs bf16 training (~1-2 min)
     python benchmarks/train_step.py --smoke      # tiny sizes (seconds), for the tests
+    python benchmarks/train_step.py --batch 1024 --chunk-size 128 --impls concat concat-bf16 --repeat 1 --no-memory
+
+Besides the time, each implementation's FLOPs are counted (torch.utils.flop_counter, one step) and set beside the
+FLOPs a step cannot avoid: the pairwise hidden-to-hidden products of the concat critics (per pair and critic
+2 h^2 per h x h layer forward, the same for the gradient to the input, and again for the weight gradient of the
+trained critics: the main step runs the 6 critics forward and backward to their inputs with frozen weights, the
+critic step the 2 NCE-CLUB critics with weight gradients). The floor is that count at this machine's matmul
+throughput, measured in the same run (interleaved with the steps) at the critics' shape [n*m or chunk*m, h] @ [h, h].
 
 One step = what factorcl_nb.train.fit does per batch: a main step on `model.loss` (critics frozen, own Adam) and
 one critic step on `model.critic_loss` (main parameters frozen, own Adam). Architecture (the authors' synthetic one):
@@ -17,24 +25,27 @@ copies them) and computes the same loss (tests/test_benchmarks.py checks it in f
 Times: median of several steps, the implementations interleaved. Memory: increase of the peak RSS during one step,
 each case in a fresh process (benchmarks/common.py), so one case's allocations do not hide another's.
 """
-import argparse, math, sys, time
+import argparse, math, os, sys, time
 from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
 sys.path.insert(0, str(Path(__file__).parent)); sys.path.insert(0, str(Path(__file__).parents[1]))
-from common import timeit_interleaved, isolated_run
+from common import timeit_interleaved, isolated_run, _status_mb
 from factorcl_nb.augment import feature_augment
 from factorcl_nb.encoders import mlp_encoder, ProjectionHead
 from factorcl_nb.models import FactorCL, independent
 from factorcl_nb.train import TrainConfig, make_optimization, main_step, critic_step, frozen, fit
+from factorcl_nb.critics import ConcatCritic
 
 ARCHS = {  # 'full': the authors' synthetic model; 'smoke': the same shape of model, tiny, for the tests
     'full': dict(in_dim=100, hidden=512, n_hidden=3, embed=128, proj=128, head_hidden=128, critic_hidden=512, critic_layers=2),
     'smoke': dict(in_dim=12, hidden=32, n_hidden=2, embed=16, proj=8, head_hidden=16, critic_hidden=32, critic_layers=2),
 }
 IMPLS = {'naive': 'naive (tiled, per-sample aug)', 'naive-bf16': 'naive, bf16 autocast',
+         'concat-modules': 'ours concat modules float32', 'concat-modules-bf16': 'ours concat modules bf16',
          'concat': 'ours concat float32', 'concat-bf16': 'ours concat bf16 autocast', 'separable': 'ours separable float32'}
+DEFAULT_IMPLS = ['naive', 'concat-modules', 'concat-modules-bf16', 'concat', 'concat-bf16', 'separable']
 
 # ----------------------------------------------------------------------------------------------- our model
 def build_model(critic='concat', size='full', chunk_size=None, augment=None, seed=0, mode='ssl') -> FactorCL:
@@ -154,22 +165,59 @@ def naive_train_step(model, main_opt, critic_opt, x1, x2, bf16=False):
     return loss.detach(), closs.detach()
 
 # ----------------------------------------------------------------------------------------------- one step
-def make_step(impl='concat', n=256, size='full', chunk_size=None, seed=0, lr=1e-4):
-    "A closure running one FactorCL-SSL training step of `impl` (a key of IMPLS) on a fixed random batch of `n`."
+def make_step(impl='concat', n=256, size='full', chunk_size=None, seed=0, lr=1e-4, block_pairs=None, return_model=False):
+    """A closure running one FactorCL-SSL training step of `impl` (a key of IMPLS) on a fixed random batch of `n`.
+    'concat-modules*': the concat critics run module by module (ConcatCritic(fused=False), the implementation
+    before the fused PairMLP); `block_pairs` sets the fused critics' block size. `return_model`: (step, model)."""
     if impl not in IMPLS: raise ValueError(f"impl must be one of {list(IMPLS)}, got {impl!r}")
     model = build_model('separable' if impl == 'separable' else 'concat', size, chunk_size, seed=seed)
+    for m in model.modules():
+        if isinstance(m, ConcatCritic):
+            m.fused = m.fused and not impl.startswith('concat-modules')
+            if block_pairs is not None: m.block_pairs = block_pairs
     g = torch.Generator().manual_seed(seed + 1)
     x1, x2 = torch.randn(2, n, ARCHS[size]['in_dim'], generator=g)
     if impl.startswith('naive'):
         naive = NaiveFactorCLSSL.from_model(model, size)
         main_opt, critic_opt = torch.optim.Adam(naive.main_parameters(), lr), torch.optim.Adam(naive.critic_parameters(), lr)
-        return lambda: naive_train_step(naive, main_opt, critic_opt, x1, x2, bf16=impl.endswith('bf16'))
+        step = lambda: naive_train_step(naive, main_opt, critic_opt, x1, x2, bf16=impl.endswith('bf16'))
+        return (step, model) if return_model else step
     config = TrainConfig(lr=lr, device='cpu', amp='bf16' if impl.endswith('bf16') else 'off', progress=False)
     o = make_optimization(model, config, torch.device('cpu'))
     def step():
         main_step(o, (x1, x2), 1)
         critic_step(o, (x1, x2), 1)
-    return step
+    return (step, model) if return_model else step
+
+# ----------------------------------------------------------------------------------------------- FLOPs and floor
+MAIN_TERMS = ('shared_nce', 'shared_club', 'unique_nce_x1', 'unique_nce_x2', 'unique_club', 'unique_cond_nce')
+CRITIC_STEP_TERMS = ('shared_club', 'unique_club')
+
+def hidden_layers_of(critic:ConcatCritic):
+    "The h x h layers of a concat critic, as (h_in, h_out) pairs (the first layer is per sample, the last is h x 1)."
+    lins = [l for l in critic.rest if isinstance(l, nn.Linear)]
+    return [(l.in_features, l.out_features) for l in lins[:-1]]
+
+def necessary_flops(model:FactorCL, n:int) -> float:
+    """FLOPs of one step that no implementation can avoid: the pairwise h x h products of the concat critics,
+    2 h_in h_out per pair and layer, counted once forward and once for the input gradient for the 6 critics of
+    the main step (weights frozen) and once more for the weight gradient of the 2 critics trained in the critic step."""
+    per = lambda name: n * n * sum(2 * a * b for a, b in hidden_layers_of(getattr(model, name).critic))
+    return sum(2 * per(t) for t in MAIN_TERMS) + sum(3 * per(t) for t in CRITIC_STEP_TERMS)
+
+def executed_flops(step) -> float:
+    "FLOPs one call of `step` executes, as torch.utils.flop_counter counts them (matmul-like ops)."
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc: step()
+    return float(fc.get_total_flops())
+
+def matmul_probe(rows:int, h:int, dtype, calls=2):
+    "A closure running `calls` products [rows, h] @ [h, h] in `dtype`, and the FLOPs it executes."
+    g = torch.Generator().manual_seed(0)
+    a, w = torch.randn(rows, h, generator=g).to(dtype), torch.randn(h, h, generator=g).to(dtype)
+    def run():
+        for _ in range(calls): a @ w
+    return run, calls * 2.0 * rows * h * h
 
 # ----------------------------------------------------------------------------------------------- accuracy
 def synthetic_task(n, seed=0, shared=10, unique=6, dim=100):
@@ -211,10 +259,15 @@ def accuracy_check(mode='sup', size='full', n_train=1024, n_test=1024, epochs=2,
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--batch', type=int, default=256)
+    ap.add_argument('--chunk-size', type=int, default=None, help='rows per chunk of the concat critics (ours; naive ignores it)')
+    ap.add_argument('--block-pairs', type=int, default=None, help="fused concat critics: pairs per block (default: the critic's)")
+    ap.add_argument('--impls', nargs='+', choices=list(IMPLS), default=None, help=f'implementations (default {DEFAULT_IMPLS})')
     ap.add_argument('--repeat', type=int, default=5, help='timed steps per implementation (median reported)')
+    ap.add_argument('--warmup', type=int, default=1, help='untimed steps per implementation first (the FLOP count is one more)')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--naive-bf16', action='store_true', help='also time the naive step under bf16 autocast')
     ap.add_argument('--no-memory', action='store_true', help='skip the isolated peak-memory processes')
+    ap.add_argument('--no-flops', action='store_true', help='skip counting the FLOPs of each implementation')
     ap.add_argument('--accuracy', action='store_true', help='probe accuracy after float32 vs bf16 training')
     ap.add_argument('--accuracy-mode', choices=['sup', 'ssl'], default='sup', help='FactorCL mode of the accuracy check')
     ap.add_argument('--smoke', action='store_true', help='tiny model and batch (seconds), for the tests')
@@ -222,31 +275,66 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     size = 'smoke' if a.smoke else 'full'
     n = 32 if a.smoke else a.batch
-    repeat, warmup = (1, 1) if a.smoke else (a.repeat, 1)
+    repeat, warmup = (1, 1) if a.smoke else (a.repeat, a.warmup)
     arch = ARCHS[size]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    impls = a.impls or (DEFAULT_IMPLS[:1] + (['naive-bf16'] if a.naive_bf16 else []) + DEFAULT_IMPLS[1:])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; machine load average at start "
+          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())} (shared machine: times are noisy, ratios and shares are the figure)")
     print(f"FactorCL-SSL training step (main step + 1 critic step), batch {n}, views of {arch['in_dim']} features; "
           f"encoders {arch['in_dim']}-{'-'.join([str(arch['hidden'])] * arch['n_hidden'])}-{arch['embed']}, "
-          f"critics {arch['critic_layers']} x {arch['critic_hidden']} hidden")
-    impls = ['naive'] + (['naive-bf16'] if a.naive_bf16 else []) + ['concat', 'concat-bf16', 'separable']
-    times = timeit_interleaved({k: make_step(k, n, size) for k in impls}, repeat=repeat, warmup=warmup)
-    mem = {k: (dict(status='skipped') if a.no_memory else isolated_run('train_step', 'make_step', dict(impl=k, n=n, size=size)))
+          f"critics {arch['critic_layers']} x {arch['critic_hidden']} hidden" + (f", chunk_size {a.chunk_size}" if a.chunk_size else ''))
+    kw = dict(n=n, size=size, chunk_size=a.chunk_size, block_pairs=a.block_pairs)
+    built = {k: make_step(k, return_model=True, **kw) for k in impls}
+    steps = {k: v[0] for k, v in built.items()}
+    model = next(iter(built.values()))[1]
+    need = necessary_flops(model, n)
+    h = arch['critic_hidden']
+    rows = n * (min(a.chunk_size, n) if a.chunk_size else n)
+    probes = {dt: matmul_probe(rows, h, getattr(torch, dt)) for dt in ('float32', 'bfloat16')}
+    flops = {k: (None if a.no_flops else executed_flops(steps[k])) for k in impls}
+    rss = {}
+    def with_rss(k, fn):
+        "`fn` with the peak-RSS increase of its calls recorded (in this process; Linux)."
+        def run():
+            try:
+                with open('/proc/self/clear_refs', 'w') as f: f.write('5')
+                before = _status_mb('VmRSS'); fn(); rss[k] = max(rss.get(k, 0.0), _status_mb('VmHWM') - before)
+            except OSError: fn()
+        return run
+    timed = {k: with_rss(k, fn) for k, fn in steps.items()}
+    timed.update({f'matmul {dt}': fn for dt, (fn, _) in probes.items()})
+    times = timeit_interleaved(timed, repeat=repeat, warmup=warmup)
+    thru = {dt: probes[dt][1] / times[f'matmul {dt}'] for dt in probes}
+    floor = {dt: need / thru[dt] for dt in thru}
+    print(f"\n  matmul [{rows} x {h}] @ [{h} x {h}] measured in this run: float32 {thru['float32'] / 1e9:.0f} GFLOP/s, "
+          f"bf16 {thru['bfloat16'] / 1e9:.0f} GFLOP/s")
+    print(f"  necessary FLOPs per step (pairwise h x h products of the concat critics): {need / 1e9:.1f} GFLOP -> "
+          f"floor {floor['float32']:.2f} s float32, {floor['bfloat16']:.2f} s bf16")
+    mem = {k: (dict(status='skipped') if a.no_memory else isolated_run('train_step', 'make_step', dict(impl=k, **kw)))
            for k in impls}
     mb = {k: m.get('peak_increase_mb') for k, m in mem.items()}
-    print(f"\n  {'implementation':<32} {'ms/step':>10} {'speed-up vs naive':>18} {'peak MB':>9} {'memory vs naive':>16}")
+    base = 'naive' if 'naive' in impls else impls[0]
+    print(f"\n  {'implementation':<32} {'ms/step':>10} {'speed-up vs ' + base:>20} {'GFLOP run':>10} {'necessary':>10} "
+          f"{'floor ms':>9} {'share of floor':>15} {'peak MB':>9} {'memory vs naive':>16} {'RSS+ MB':>8}")
+    share = {}
     for k in impls:
-        speed = times['naive'] / times[k]
-        mem_ratio = f"{mb[k] / mb['naive']:15.2f}x" if (mb[k] is not None and mb['naive']) else f"{'n/a':>16}"
+        speed = times[base] / times[k]
+        dt = 'bfloat16' if k.endswith('bf16') else 'float32'
+        share[k] = floor[dt] / times[k]
+        mem_ratio = f"{mb[k] / mb['naive']:15.2f}x" if (mb[k] is not None and mb.get('naive')) else f"{'n/a':>16}"
         peak = f"{mb[k]:9.0f}" if mb[k] is not None else f"{'n/a':>9}"
         note = '' if mem[k]['status'] in ('ok', 'skipped') else f"   memory: {mem[k]['status']}: {mem[k].get('message', '')}"
-        print(f"  {IMPLS[k]:<32} {times[k] * 1e3:10.1f} {speed:17.2f}x {peak} {mem_ratio}{note}")
-    print("\n  targets (issue): concat float32 faster than naive; concat bf16 >= 2x; separable >= 30x"
-          + (" (smoke sizes: not meaningful)" if a.smoke else ''))
-    for k, target, met in (('concat', '> 1x', lambda s: s > 1), ('concat-bf16', '>= 2x', lambda s: s >= 2),
-                           ('separable', '>= 30x', lambda s: s >= 30)):
-        s = times['naive'] / times[k]
-        print(f"    {IMPLS[k]:<30} {s:7.2f}x  {'met' if met(s) else 'NOT met'} (target {target})")
-    print("  (timings on a shared machine are noisy; re-run on a quiet one for final numbers)")
+        fl = f"{flops[k] / 1e9:10.1f}" if flops[k] is not None else f"{'n/a':>10}"
+        print(f"  {IMPLS[k]:<32} {times[k] * 1e3:10.1f} {speed:19.2f}x {fl} {need / 1e9:10.1f} {floor[dt] * 1e3:9.0f} "
+              f"{share[k]:14.0%} {peak} {mem_ratio} {rss.get(k, float('nan')):8.0f}{note}")
+    print("  (share of floor = necessary FLOPs at the measured matmul throughput of the step's dtype / step time; "
+          "RSS+ = largest peak-RSS increase of a timed step, in this process)")
+    print("\n  targets (issue 13)" + (" (smoke sizes: not meaningful)" if a.smoke else ''))
+    targets = [('concat', 'float32 >= 85% of its floor', lambda s: s >= 0.85), ('concat-bf16', 'bf16 >= 50% of its floor', lambda s: s >= 0.5)]
+    if a.chunk_size: targets = [(k, 'chunked: step <= 2x its floor', lambda s: s >= 0.5) for k in ('concat', 'concat-bf16')]
+    for k, target, met in targets:
+        if k in share:
+            print(f"    {IMPLS[k]:<30} {share[k]:6.0%} of floor  {'met' if met(share[k]) else 'NOT met'} ({target})")
     if any(m['status'] == 'error' for m in mem.values()): sys.exit("a memory measurement failed (see 'memory: error' above)")
     if a.accuracy:
         kw = dict(size='smoke', n_train=256, n_test=128, epochs=1, batch_size=32) if a.smoke else {}

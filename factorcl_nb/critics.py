@@ -11,7 +11,8 @@ from torch.utils.checkpoint import checkpoint
 from .core import check_matrix
 
 # %% auto #0
-__all__ = ['CRITICS', 'make_activation', 'ConcatCritic', 'naive_concat_scores', 'mlp', 'SeparableCritic', 'make_critic']
+__all__ = ['CRITICS', 'make_activation', 'PairMLP', 'ConcatCritic', 'naive_concat_scores', 'mlp', 'SeparableCritic',
+           'make_critic']
 
 # %% ../nbs/01_critics.ipynb #b621c64f
 _ACTIVATIONS = {'relu': nn.ReLU, 'gelu': nn.GELU, 'tanh': nn.Tanh, 'silu': nn.SiLU, 'leaky_relu': nn.LeakyReLU}
@@ -27,6 +28,87 @@ def _check_positive_int(value, name, allow_none=False):
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
 
+# %% ../nbs/01_critics.ipynb #37bcc0a5
+def _relu_grad_(g, h):
+    "In place `g <- g * (h > 0)`: ReLU's backward written into `g` (one pass, no mask tensor)."
+    return torch.ops.aten.threshold_backward.grad_input(g, h, 0, grad_input=g)
+
+def _first_hidden(a, c, rows:slice, out):
+    "`relu(a[rows, None] + c[None])` as `[r * m, h]`, added straight into the buffer `out` and rectified in place."
+    r, (m, h) = len(a[rows]), c.shape
+    o = out[:r * m]
+    torch.add(a[rows, None, :], c[None, :, :], out=o.view(r, m, h))
+    return o.relu_()
+
+# %% ../nbs/01_critics.ipynb #66763d6a
+class PairMLP(torch.autograd.Function):
+    """`S[i, j] = w_out . h_L(i, j) + b_out` with `h_1 = relu(a_i + c_j)`, `h_k = relu(W_k h_(k-1) + b_k)`,
+    computed `block_rows` rows of S at a time. `params` = W_2, b_2, ..., W_L, b_L, w_out `[1, h]`, b_out `[1]`.
+    `store`: keep the masks (or, when weights are trained, the activations) of layers 2..L for backward;
+    otherwise recompute each block's forward in backward."""
+    @staticmethod
+    def forward(ctx, a, c, block_rows:int, store:bool, *params):
+        "Scores `[n, m]` block by block; keeps the masks or activations of layers 2..L when `store`."
+        ws, bs, w_out, b_out = params[0:-2:2], params[1:-2:2], params[-2], params[-1]
+        (n, h), m = a.shape, len(c)
+        wgrad = any(ctx.needs_input_grad[4:])                       # False when the critic is frozen
+        keep = store and any(ctx.needs_input_grad) and len(ws) > 0
+        kept = [a.new_empty(n * m, h) if wgrad else torch.empty(n * m, h, dtype=torch.bool, device=a.device)
+                for _ in ws] if keep else []
+        r = max(1, min(block_rows, n))
+        buf = [a.new_empty(r * m, h) for _ in range(1 + len(ws))]
+        scores = a.new_empty(n, m)
+        for i0 in range(0, n, r):
+            i1 = min(n, i0 + r); rows = slice(i0 * m, i1 * m)
+            x = _first_hidden(a, c, slice(i0, i1), buf[0])
+            for k, (W, b) in enumerate(zip(ws, bs)):
+                out = kept[k][rows] if keep and wgrad else buf[k + 1][:(i1 - i0) * m]
+                x = torch.addmm(b, x, W.t(), out=out).relu_()
+                if keep and not wgrad: torch.gt(x, 0, out=kept[k][rows])
+            torch.addmv(b_out, x, w_out[0], out=scores[i0:i1].view(-1))
+        ctx.block_rows, ctx.keep, ctx.wgrad, ctx.layers = r, keep, wgrad, len(ws)
+        ctx.save_for_backward(a, c, *params, *kept)
+        return scores
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gs):
+        "Gradients of a, c and the trained parameters from `gs = dL/dS`, block by block (frozen weights: skipped)."
+        a, c, *rest = ctx.saved_tensors
+        L, r, keep, wgrad = ctx.layers, ctx.block_rows, ctx.keep, ctx.wgrad
+        params, kept = rest[:2 * L + 2], rest[2 * L + 2:]
+        ws, bs, w_out = params[0:-2:2], params[1:-2:2], params[-2]
+        (n, h), m = a.shape, len(c)
+        acc = torch.float32 if a.dtype in (torch.bfloat16, torch.float16) else a.dtype   # sums over blocks
+        need = ctx.needs_input_grad
+        gs = gs.contiguous()
+        ga = a.new_empty(n, h) if need[0] else None
+        gc = torch.zeros(m, h, dtype=acc, device=a.device) if need[1] else None
+        gp = [torch.zeros(p.shape, dtype=acc, device=p.device) if need[4 + i] else None for i, p in enumerate(params)]
+        buf = [a.new_empty(r * m, h) for _ in range(1 + (0 if keep else L))]
+        gbuf = [a.new_empty(r * m, h), a.new_empty(r * m, h)]
+        for i0 in range(0, n, r):
+            i1 = min(n, i0 + r); R = (i1 - i0) * m; rows = slice(i0 * m, i1 * m)
+            xs = [_first_hidden(a, c, slice(i0, i1), buf[0])]          # h_1, recomputed (one add)
+            for k, (W, b) in enumerate(zip(ws, bs)):
+                if keep: xs.append(kept[k][rows] if wgrad else None)
+                else: xs.append(torch.addmm(b, xs[-1], W.t(), out=buf[k + 1][:R]).relu_())
+            g = gs[i0:i1].reshape(-1)
+            if gp[-2] is not None: gp[-2][0] += (xs[-1].t() @ g).to(acc)
+            if gp[-1] is not None: gp[-1] += g.sum(dtype=acc)
+            d = torch.mul(g[:, None], w_out, out=gbuf[0][:R])           # dL/dh_L
+            for k in range(L - 1, -1, -1):
+                if keep and not wgrad: d.mul_(kept[k][rows])            # dL/dz_(k+2), boolean mask
+                else: _relu_grad_(d, xs[k + 1])
+                if gp[2 * k] is not None: gp[2 * k] += (d.t() @ xs[k]).to(acc)
+                if gp[2 * k + 1] is not None: gp[2 * k + 1] += d.sum(0, dtype=acc)
+                d = torch.mm(d, ws[k], out=gbuf[(L - k) % 2][:R])       # dL/dh_(k+1)
+            d = _relu_grad_(d, xs[0]).view(i1 - i0, m, h)               # dL/d(a_i + c_j)
+            if ga is not None: torch.sum(d, 1, out=ga[i0:i1])
+            if gc is not None: gc += d.sum(0, dtype=acc)
+        grads = [None if t is None else t.to(p.dtype) for t, p in zip(gp, params)]
+        return ga, None if gc is None else gc.to(c.dtype), None, None, *grads
+
 # %% ../nbs/01_critics.ipynb #7c3f7a15
 class ConcatCritic(nn.Module):
     """MLP critic on concatenated pairs, `scores[i, j] = MLP([x_i, y_j])`, computed without tiling.
@@ -38,13 +120,18 @@ class ConcatCritic(nn.Module):
                  hidden_dim:int=512, # width of each hidden layer
                  hidden_layers:int=1, # number of hidden layers of width hidden_dim
                  activation:str='relu', # nonlinearity after each hidden layer
-                 chunk_size:int|None=None, # rows of the score matrix per checkpointed chunk (None: all at once)
+                 chunk_size:int|None=None, # rows of the score matrix per recomputed chunk (None: keep what backward needs)
+                 fused:bool=True, # ReLU critics: the fused PairMLP (False: the module-by-module path)
+                 block_pairs:int=32768, # fused path: pairs per block (work unit; fewer, larger ops pay off on a loaded CPU)
                 ):
         super().__init__()
-        for v, n in [(x_dim, 'x_dim'), (y_dim, 'y_dim'), (hidden_dim, 'hidden_dim'), (hidden_layers, 'hidden_layers')]:
+        for v, n in [(x_dim, 'x_dim'), (y_dim, 'y_dim'), (hidden_dim, 'hidden_dim'), (hidden_layers, 'hidden_layers'),
+                     (block_pairs, 'block_pairs')]:
             _check_positive_int(v, n)
         _check_positive_int(chunk_size, 'chunk_size', allow_none=True)
-        self.x_dim, self.y_dim, self.chunk_size = x_dim, y_dim, chunk_size
+        if not isinstance(fused, bool): raise ValueError(f"fused must be a bool, got {fused!r}")
+        self.x_dim, self.y_dim, self.chunk_size, self.block_pairs = x_dim, y_dim, chunk_size, block_pairs
+        self.fused = fused and activation == 'relu'
         self.first = nn.Linear(x_dim + y_dim, hidden_dim)   # applied to x and y separately
         layers = [make_activation(activation)]
         for _ in range(hidden_layers - 1): layers += [nn.Linear(hidden_dim, hidden_dim), make_activation(activation)]
@@ -59,9 +146,20 @@ class ConcatCritic(nn.Module):
 
     def _rows(self, a, c): return self.rest(a[:, None, :] + c[None, :, :]).squeeze(-1)
 
+    def _fused(self, a, c):
+        "PairMLP on `a`, `c` in their dtype (bf16 under autocast, like the autocast Linear modules)."
+        rows = max(1, self.block_pairs // len(c))
+        if self.chunk_size is not None: rows = min(rows, self.chunk_size)
+        dt = a.dtype
+        with torch.autocast(a.device.type, enabled=False):
+            params = [t.to(dt) for l in self.rest if isinstance(l, nn.Linear) for t in (l.weight, l.bias)]
+            store = self.chunk_size is None or self.chunk_size >= len(a)   # as the module path: chunks only when they split
+            return PairMLP.apply(a, c.to(dt), rows, store, *params)
+
     def forward(self, x, y):
         check_matrix(x, 'x', self.x_dim, finite=False); check_matrix(y, 'y', self.y_dim, finite=False)
         a, c = self.project(x, y)
+        if self.fused: return self._fused(a, c)
         if self.chunk_size is None or self.chunk_size >= len(a): return self._rows(a, c)
         chunks = [checkpoint(self._rows, a_chunk, c, use_reentrant=False) if torch.is_grad_enabled()
                   else self._rows(a_chunk, c) for a_chunk in a.split(self.chunk_size)]

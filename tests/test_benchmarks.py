@@ -17,9 +17,9 @@ def run_script(name, *args, timeout=240):
     return r.stdout
 
 def test_train_step_smoke():
-    out = run_script('train_step.py', '--smoke', '--accuracy', '--threads', '1')
-    for header in ('implementation', 'ms/step', 'speed-up vs naive', 'peak MB', 'memory vs naive', 'targets (issue)',
-                   'probe accuracy'):
+    out = run_script('train_step.py', '--smoke', '--accuracy', '--threads', '1', timeout=600)   # 6 isolated memory runs
+    for header in ('implementation', 'ms/step', 'speed-up vs naive', 'peak MB', 'memory vs naive', 'targets (issue 13)',
+                   'GFLOP run', 'necessary', 'floor ms', 'share of floor', 'measured in this run', 'probe accuracy'):
         assert header in out, header
     for label in train_step.IMPLS.values():
         if 'naive,' not in label: assert label in out, label
@@ -80,3 +80,16 @@ def test_series_stops_where_it_no_longer_fits():
     assert ran == [256, 512]
     assert [res[n]['status'] for n in (256, 512, 1024, 2048)] == ['ok', 'oom', 'skipped', 'skipped']
     assert all('does not fit' in r for r in rows[1:]) and 'does not fit' not in rows[0]
+
+def test_necessary_flops_from_the_critics_shapes():
+    "6 critics forward + input gradient, 2 more with weight gradients: 18 passes of 2 h^2 per pair for 2 x 512 critics."
+    model = train_step.build_model('concat', 'full')
+    for n in (4, 256):
+        assert train_step.necessary_flops(model, n) == 18 * n * n * 2 * 512 * 512
+    assert abs(train_step.necessary_flops(model, 256) / 1e9 - 618.5) < 0.1      # the issue's ~620 GFLOP per step
+    smoke = train_step.build_model('concat', 'smoke')
+    assert train_step.hidden_layers_of(smoke.shared_nce.critic) == [(32, 32)]
+
+def test_executed_flops_count_products():
+    run, f = train_step.matmul_probe(8, 4, torch.float32, calls=3)
+    assert f == 3 * 2 * 8 * 4 * 4 and train_step.executed_flops(run) == f
