@@ -234,7 +234,9 @@ class ConditionalNCECLUB(_ConditionalEstimator):
 
     Shape: x `[n, x_dim]`, y `[n, y_dim]`, c `[n, c_dim]` -> scalar. `both(x, y, c)` gives `(lower, upper)`."""
     def forward(self, x, y, c): return self.bounds(x, y, c)[1]
-    def both(self, x, y, c) -> tuple: return self.bounds(x, y, c)
+    def both(self, x, y, c) -> tuple:
+        "`(lower, upper)` from one score matrix."
+        return self.bounds(x, y, c)
 
 # %% ../nbs/02a_conditional.ipynb #eac3702b
 def train_conditional_critic(estimator:nn.Module, # has learning_loss(x, y, c)
