@@ -13,7 +13,7 @@ from .critics import make_critic, mlp, _check_positive_int
 from .estimators import infonce_bound, nce_club_bound, gaussian_rho
 
 # %% auto #0
-__all__ = ['CONDITIONS', 'gaussian_mi_from_cov', 'gaussian_cmi_from_cov', 'conditional_gaussian_cov',
+__all__ = ['CONDITIONS', 'gaussian_mi_from_cov', 'gaussian_cmi_from_cov', 'nce_club_target', 'conditional_gaussian_cov',
            'sample_conditional_gaussian', 'sample_discrete_conditional_gaussian', 'weighted_infonce_bound',
            'weighted_nce_club_bound', 'mask_weights', 'kernel_weights', 'knn_mask', 'ConditionalInfoNCE',
            'ConditionalNCECLUB', 'train_conditional_critic']
@@ -46,6 +46,13 @@ def _check_mi(value, name):
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number of nats >= 0, got {value!r}")
 
+def nce_club_target(cmi:float, # true I(X;Y|C) in nats
+                    dim:int, # coordinates, each with the same conditional correlation
+                   ) -> float:
+    "NCE-CLUB's reading with the optimal critic on the benchmarks: I + E KL(p(y|c) || p(y|x,c)) = dim r^2 / (1 - r^2)."
+    r = gaussian_rho(cmi, dim)
+    return dim * r * r / (1 - r * r)
+
 def conditional_gaussian_cov(dim:int, # dimension of X, Y and C
                              cmi:float, # I(X;Y|C) in nats
                              shared_mi:float=3.0, # I(X;Y) in nats when cmi is 0 (information through C)
@@ -68,7 +75,7 @@ def sample_conditional_gaussian(n:int, # number of samples
                                 shared_mi:float=3.0, # I(X;Y) in nats when cmi is 0
                                 generator:torch.Generator|None=None, # for reproducible draws
                                 device='cpu', dtype=torch.float32) -> tuple:
-    "Draw `(x, y, c, truth)`: X = C + s e1, Y = C + s e2; truth holds cmi, mi = I(X;Y) and mi_xc_y = I(X,C;Y) in nats."
+    "Draw `(x, y, c, truth)`: X = C + s e1, Y = C + s e2; truth: cmi, mi = I(X;Y), mi_xc_y = I(X,C;Y), nce_club, in nats."
     _check_positive_int(n, 'n')
     cov, r, s2 = conditional_gaussian_cov(dim, cmi, shared_mi)
     c, e1, e2 = torch.randn(3, n, dim, generator=generator, dtype=dtype)
@@ -76,7 +83,7 @@ def sample_conditional_gaussian(n:int, # number of samples
     s = math.sqrt(s2)
     x_idx, y_idx, c_idx = (list(range(k * dim, (k + 1) * dim)) for k in range(3))
     truth = dict(cmi=gaussian_cmi_from_cov(cov, x_idx, y_idx, c_idx), mi=gaussian_mi_from_cov(cov, x_idx, y_idx),
-                 mi_xc_y=gaussian_mi_from_cov(cov, x_idx + c_idx, y_idx))
+                 mi_xc_y=gaussian_mi_from_cov(cov, x_idx + c_idx, y_idx), nce_club=nce_club_target(cmi, dim))
     return (c + s * e1).to(device), (c + s * e2).to(device), c.to(device), truth
 
 # %% ../nbs/02a_conditional.ipynb #fd6610da
@@ -87,7 +94,7 @@ def sample_discrete_conditional_gaussian(n:int, # number of samples
                                          separation:float=3.0, # norm of each class mean
                                          generator:torch.Generator|None=None, # for reproducible draws
                                          device='cpu', dtype=torch.float32) -> tuple:
-    "Draw `(x, y, c_onehot, labels, truth)`; truth holds cmi and concat = log K + cmi, in nats."
+    "Draw `(x, y, c_onehot, labels, truth)`; truth: cmi, concat = log K + cmi, nce_club, in nats."
     _check_positive_int(n, 'n'); _check_positive_int(n_classes, 'n_classes')
     r = gaussian_rho(cmi, dim)
     means = torch.randn(n_classes, dim, generator=torch.Generator().manual_seed(n_classes * 1000 + dim), dtype=dtype)
@@ -96,7 +103,7 @@ def sample_discrete_conditional_gaussian(n:int, # number of samples
     e1, e2 = torch.randn(2, n, dim, generator=generator, dtype=dtype)
     e2 = r * e1 + math.sqrt(1 - r * r) * e2
     cmi_true = -0.5 * dim * math.log(1 - r * r)
-    truth = dict(cmi=cmi_true, concat=math.log(n_classes) + cmi_true)
+    truth = dict(cmi=cmi_true, concat=math.log(n_classes) + cmi_true, nce_club=nce_club_target(cmi, dim))
     onehot = F.one_hot(labels, n_classes).to(dtype)
     return *(t.to(device) for t in (means[labels] + e1, means[labels] + e2, onehot, labels)), truth
 
