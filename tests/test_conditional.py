@@ -3,7 +3,7 @@ import math
 import pytest, torch
 from factorcl_nb.estimators import infonce_bound, nce_club_bound, same_class, gaussian_rho
 from factorcl_nb.conditional import (CONDITIONS, ConditionalInfoNCE, ConditionalNCECLUB, conditional_gaussian_cov,
-                                     gaussian_cmi_from_cov, gaussian_mi_from_cov, kernel_weights, knn_mask, mask_weights,
+                                     gaussian_cmi_from_cov, gaussian_mi_from_cov, kernel_weights, knn_mask, mask_weights, nce_club_target,
                                      sample_conditional_gaussian, sample_discrete_conditional_gaussian,
                                      train_conditional_critic, weighted_infonce_bound, weighted_nce_club_bound)
 
@@ -60,6 +60,19 @@ def test_monte_carlo_recovers_discrete_closed_form():
     rx, ry = x - means_x[labels], y - means_y[labels]
     assert abs(gaussian_cmi_from_cov(torch.cov(torch.cat([rx, ry], 1).T), [0, 1, 2], [3, 4, 5], []) - 1.5) < 0.03
     assert torch.equal(c.argmax(1), labels) and c.sum(1).eq(1).all()
+
+@pytest.mark.parametrize('dim,cmi', [(5, 0.5), (5, 2.), (20, 3.)])
+def test_nce_club_target_is_the_optimal_critic_reading(dim, cmi):
+    "Monte Carlo: exact log p(y|x,c)/p(y|c) on positives minus on negatives drawn from p(y|c) (another sample's noise)."
+    g = torch.Generator().manual_seed(3)
+    x, y, c, truth = sample_conditional_gaussian(400_000, dim, cmi, generator=g, dtype=torch.float64)
+    _, r, s2 = conditional_gaussian_cov(dim, cmi, 3.)
+    u, v = (x - c) / math.sqrt(s2), (y - c) / math.sqrt(s2)
+    log_ratio = lambda u, v: (-(v - r * u) ** 2 / (2 * (1 - r * r)) - 0.5 * math.log(1 - r * r) + v ** 2 / 2).sum(1)
+    assert abs(log_ratio(u, v).mean().item() - cmi) < 0.03 * max(1, cmi)    # E_p[f*] is the conditional MI itself
+    upper = (log_ratio(u, v) - log_ratio(u, v.roll(1, 0))).mean().item()
+    assert truth['nce_club'] == nce_club_target(cmi, dim) and truth['nce_club'] >= cmi
+    assert abs(upper - truth['nce_club']) < 0.03 * truth['nce_club']
 
 def test_sampler_rejects_bad_levels():
     for bad in (-0.1, float('nan'), float('inf')):
@@ -166,7 +179,7 @@ def test_residual_resampling_reads_the_continuous_truth(cmi):
     sample = lambda n, g: sample_conditional_gaussian(n, 5, cmi, generator=g)[:3]
     lower, upper = _read(_train('residual', sample, 5, 5), sample)
     assert cmi - 0.5 < lower <= cmi + 0.1, lower   # a lower bound, close to the truth
-    assert upper >= cmi - 0.1, upper
+    assert upper >= cmi - 0.1 and abs(upper - nce_club_target(cmi, 5)) < 0.3 + 0.25 * nce_club_target(cmi, 5), upper
 
 @pytest.mark.parametrize('cond', ['kernel', 'knn'])
 @pytest.mark.parametrize('cmi', [0., 1.5])
