@@ -131,6 +131,18 @@ def test_estimators_are_device_agnostic(device):
         est.learning_loss(x, y, c).backward()
         assert all(p.grad is not None and p.grad.device.type == device for p in est.critic.parameters())
 
+def test_condition_critic_switch_sets_the_critic_inputs():
+    "'kernel'/'knn' score f([x,c], y) by default and f(x, y) with condition_critic=False; 'concat' puts c on both sides."
+    first = lambda e: (e.critic.g[0].in_features, e.critic.h[0].in_features)
+    assert first(ConditionalInfoNCE(4, 3, 2, 'kernel', critic='separable', hidden_dim=8)) == (6, 3)
+    assert first(ConditionalInfoNCE(4, 3, 2, 'knn', critic='separable', hidden_dim=8, condition_critic=False)) == (4, 3)
+    assert first(ConditionalInfoNCE(4, 3, 2, 'concat', critic='separable', hidden_dim=8)) == (6, 5)
+    assert first(ConditionalInfoNCE(4, 3, 2, 'residual', critic='separable', hidden_dim=8)) == (6, 3)
+    est = ConditionalInfoNCE(4, 3, 2, 'knn', critic='separable', hidden_dim=8, condition_critic=False, k=2)
+    x, y, c = torch.randn(7, 4), torch.randn(7, 3), torch.randn(7, 2)
+    expected = weighted_infonce_bound(est.critic(x, y), mask_weights(knn_mask(c, 2)))
+    assert torch.allclose(est(x, y, c), expected)
+
 # ---- bad input ----
 
 def test_bad_conditions_raise_clear_errors():
