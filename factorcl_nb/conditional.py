@@ -219,15 +219,19 @@ def _bounds(self, x, y, c) -> tuple:
     if w is None: return infonce_bound(s), nce_club_bound(s)
     return weighted_infonce_bound(s, w), weighted_nce_club_bound(s, w)
 
+def _condition_loss(self, y, c) -> torch.Tensor:
+    "'residual': mean squared error of the regression mu(c) of y (what trains mu); other methods: 0."
+    if self.mean is None: return y.new_zeros(())
+    return (self.mean(c) - y).pow(2).sum(1).mean()
+
 def _learning_loss(self, x, y, c) -> torch.Tensor:
     "Loss that trains the critic (minus the lower bound) and, for 'residual', the regression of y on c."
-    loss = -self.bounds(x, y, c)[0]
-    if self.mean is not None: loss = loss + (self.mean(c) - y).pow(2).sum(1).mean()
-    return loss
+    return -self.bounds(x, y, c)[0] + self.condition_loss(y, c)
 
 _ConditionalEstimator.scores_and_weights = _scores_and_weights
 _ConditionalEstimator.bounds = _bounds
 _ConditionalEstimator.learning_loss = _learning_loss
+_ConditionalEstimator.condition_loss = _condition_loss
 
 # %% ../nbs/02a_conditional.ipynb #9adbd89b
 class ConditionalInfoNCE(_ConditionalEstimator):

@@ -143,6 +143,16 @@ def test_condition_critic_switch_sets_the_critic_inputs():
     expected = weighted_infonce_bound(est.critic(x, y), mask_weights(knn_mask(c, 2)))
     assert torch.allclose(est(x, y, c), expected)
 
+def test_residual_regression_is_trained_by_its_own_loss_only():
+    "mu gets gradient from condition_loss, never from the bound (else it could leak c_j into the residuals)."
+    est = ConditionalNCECLUB(3, 3, 2, 'residual', critic='separable', hidden_dim=8)
+    x, y, c = torch.randn(9, 3), torch.randn(9, 3), torch.randn(9, 2)
+    est.both(x, y, c)[0].backward()
+    assert all(p.grad is None for p in est.mean.parameters())
+    assert torch.allclose(est.condition_loss(y, c), (est.mean(c) - y).pow(2).sum(1).mean())
+    assert torch.allclose(est.learning_loss(x, y, c), -est.both(x, y, c)[0] + est.condition_loss(y, c))
+    assert ConditionalNCECLUB(3, 3, 2, 'knn', hidden_dim=8).condition_loss(y, c).item() == 0
+
 # ---- bad input ----
 
 def test_bad_conditions_raise_clear_errors():
