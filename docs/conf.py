@@ -16,7 +16,7 @@ copyright = '2026, factorcl_nb developers'
 extensions = ['myst_nb', 'sphinx.ext.autodoc', 'sphinx.ext.mathjax', 'sphinx-mathjax-offline']
 root_doc = 'nbs/index'
 include_patterns = ['nbs/*.ipynb', 'docs/*.md', 'CONTRIBUTING.md']
-exclude_patterns = ['docs/_build', '**/.ipynb_checkpoints']
+exclude_patterns = ['docs/_build', '**/.ipynb_checkpoints', '**/.nbval-*']
 
 nb_execution_mode = 'off'            # show the outputs the notebooks carry; never run them
 nb_output_stderr = 'remove'          # warnings and progress bars are not part of the page
