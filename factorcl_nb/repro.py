@@ -340,30 +340,27 @@ def save_skipped(name:str, # experiment name
     paths['marker'] = atomic_write(skip_marker(out_dir, name), text)
     return paths
 
+def _newer_records(out:str|Path, suffix:str) -> dict[str, dict]:
+    "The `<name><suffix>` records in `out` at least as new as their experiment's `<name>.json`, by name."
+    found = {}
+    for p in sorted(Path(out).glob(f'*{suffix}')):
+        name, result = p.name[:-len(suffix)], Path(out)/p.name.replace(suffix, '.json')
+        try: rec = json.loads(p.read_text())
+        except (OSError, ValueError): continue
+        if result.exists() and result.stat().st_mtime_ns > p.stat().st_mtime_ns: continue   # a later real run
+        if isinstance(rec, dict): found[name] = rec
+    return found
+
 def load_skipped(out:str|Path, # output folder
                 ) -> dict[str, dict]:
     "The skip records in `out` that are at least as new as their experiment's `<name>.json`, by name."
-    found = {}
-    for p in sorted(Path(out).glob('*.skipped.json')):
-        name, result = p.name[:-len('.skipped.json')], Path(out)/p.name.replace('.skipped.json', '.json')
-        try: meta = json.loads(p.read_text())
-        except (OSError, ValueError): continue
-        if result.exists() and result.stat().st_mtime_ns > p.stat().st_mtime_ns: continue   # a later real run
-        if isinstance(meta, dict): found[name] = meta
-    return found
+    return _newer_records(out, '.skipped.json')
 
 # %% ../nbs/10_repro.ipynb #rp1a2b3c
 def load_failures(out:str|Path, # output folder
                  ) -> dict[str, dict]:
     "The failure records in `out` that are at least as new as their experiment's `<name>.json`, by name."
-    found = {}
-    for p in sorted(Path(out).glob('*.failed.json')):
-        name, result = p.name[:-len('.failed.json')], Path(out)/p.name.replace('.failed.json', '.json')
-        try: rec = json.loads(p.read_text())
-        except (OSError, ValueError): continue
-        if result.exists() and result.stat().st_mtime_ns > p.stat().st_mtime_ns: continue
-        if isinstance(rec, dict): found[name] = rec
-    return found
+    return _newer_records(out, '.failed.json')
 
 def stale_results(out:str|Path, # output folder holding result files
                   root:str|Path|None=None, # folder holding the current `factorcl_nb` sources (None: this package's)
