@@ -3,6 +3,10 @@ and tests/test_train.py (the default schedule keeps the NCE-CLUB bounds valid).
 
     from tests.small_runs import small_factorcl_run     # from the repository root (or with it on PYTHONPATH)
     history = small_factorcl_run('FactorCL-SSL', seed=1, critic_steps=1)
+    # the quick synthetic setting of benchmarks/critic_validity.py (6000 samples, 80% for training, wider networks):
+    history = small_factorcl_run('FactorCL-SUP', n=6000, test_size=0.2, batch_size=256,
+                                 encoder=dict(out_dim=64, hidden_dim=256, n_hidden=2),
+                                 model=dict(proj_dim=64, head_hidden=64, critic_hidden=256))
 """
 import torch
 from factorcl_nb.data import make_synthetic
@@ -18,6 +22,7 @@ SMALL_MODEL = dict(proj_dim=16, head_hidden=32, critic='separable', critic_hidde
 def small_factorcl_run(method:str='FactorCL-SUP', # 'FactorCL-SUP' or 'FactorCL-SSL' (any method of make_model)
                        seed:int=0, # seeds the data, the initial weights and the run
                        n:int=1500, # synthetic samples
+                       test_size:float|None=None, # train on the train part of `split(test_size, seed)` (None: all n)
                        epochs:int=8, # passes over the data (1500 samples, batch 128: 12 steps each)
                        batch_size:int=128,
                        lr:float=1e-3,
@@ -25,9 +30,11 @@ def small_factorcl_run(method:str='FactorCL-SUP', # 'FactorCL-SUP' or 'FactorCL-
                        model:dict|None=None, # make_model sizes and critic (default SMALL_MODEL)
                        **schedule, # further TrainConfig fields, e.g. the schedule: critic_steps=1, critic_first=False
                       ):
-    "History of a FactorCL run on `n` standardised synthetic samples with latent augmentations, one row per step (CPU)."
+    """History of a FactorCL run on `n` standardised synthetic samples with latent augmentations, one row per step (CPU).
+    Standardised as the synthetic experiments do (std + 1e-6), so the quick-setting call of the module docstring repeats benchmarks/critic_validity.py's run bit for bit."""
     d = make_synthetic(n, seed=seed)
-    mu1, sd1, mu2, sd2 = d.x1.mean(0), d.x1.std(0), d.x2.mean(0), d.x2.std(0)
+    if test_size is not None: d = d.split(test_size, seed=seed)[0]
+    mu1, sd1, mu2, sd2 = d.x1.mean(0), d.x1.std(0) + 1e-6, d.x2.mean(0), d.x2.std(0) + 1e-6
     x1, x2 = (d.x1 - mu1) / sd1, (d.x2 - mu2) / sd2
     aug = lambda a, b: (latent_augment(a, d.mixing1 / sd1, 10, 0.5), latent_augment(b, d.mixing2 / sd2, 10, 0.5))
     enc = {**SMALL_ENCODER, **(encoder or {})}
