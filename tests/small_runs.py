@@ -24,18 +24,17 @@ def small_factorcl_run(method:str='FactorCL-SUP', # 'FactorCL-SUP' or 'FactorCL-
                        n:int=1500, # synthetic samples
                        test_size:float|None=None, # train on the train part of `split(test_size, seed)` (None: all n)
                        epochs:int=8, # passes over the data (1500 samples, batch 128: 12 steps each)
-                       batch_size:int=128,
-                       lr:float=1e-3,
+                       batch_size:int=128, # samples per step
+                       lr:float=1e-3, # main learning rate
                        encoder:dict|None=None, # mlp_encoder sizes (default SMALL_ENCODER)
                        model:dict|None=None, # make_model sizes and critic (default SMALL_MODEL)
                        **schedule, # further TrainConfig fields, e.g. the schedule: critic_steps=1, critic_first=False
                       ):
-    """History of a FactorCL run on `n` standardised synthetic samples with latent augmentations, one row per step (CPU).
-    Standardised as the synthetic experiments do (std + 1e-6), so the quick-setting call of the module docstring repeats benchmarks/critic_validity.py's run bit for bit."""
+    "History of a FactorCL run on `n` standardised synthetic samples with latent augmentations, one row per step."
     d = make_synthetic(n, seed=seed)
     if test_size is not None: d = d.split(test_size, seed=seed)[0]
     mu1, sd1, mu2, sd2 = d.x1.mean(0), d.x1.std(0) + 1e-6, d.x2.mean(0), d.x2.std(0) + 1e-6
-    x1, x2 = (d.x1 - mu1) / sd1, (d.x2 - mu2) / sd2
+    x1, x2 = (d.x1 - mu1) / sd1, (d.x2 - mu2) / sd2   # as the synthetic experiments and benchmarks/critic_validity.py
     aug = lambda a, b: (latent_augment(a, d.mixing1 / sd1, 10, 0.5), latent_augment(b, d.mixing2 / sd2, 10, 0.5))
     enc = {**SMALL_ENCODER, **(encoder or {})}
     torch.manual_seed(seed)
