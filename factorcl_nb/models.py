@@ -13,6 +13,7 @@ from .estimators import InfoNCE, NCECLUB, same_class
 from .encoders import ProjectionHead
 from .augment import feature_augment
 from .distributed import gather_batch
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['METHODS', 'TERM_HEADS', 'check_views', 'independent', 'ContrastiveModel', 'FactorCL', 'SimCLR', 'supcon_loss',
@@ -161,48 +162,80 @@ class FactorCL(ContrastiveModel):
         fa = self.factors(*self.encode(*self.augment(x1, x2))) if self.mode == 'ssl' else None
         return gather_batch(f, fa, y)   # all processes' samples (a no-op on one process)
 
-    def _conditions(self, fa, y):
-        "Per-view conditioning vectors c1, c2 and the negatives mask of conditional terms."
-        if self.mode == 'sup':
-            c = self.onehot(y)
-            return dict(c1=c, c2=c, cs1=c, cs2=c, cu1=c, cu2=c, mask=same_class(y))
-        return dict(c1=fa['u1'], c2=fa['u2'], cs1=fa['s1'], cs2=fa['s2'], cu1=fa['u1'], cu2=fa['u2'], mask=None)
-
-    def loss(self, x1, x2, y=None) -> dict:
-        "Every term of the FactorCL objective and their total `loss` (to minimise)."
-        self.check(x1, x2, y)
-        f, fa, y = self._global_factors(x1, x2, y)
-        c = self._conditions(fa, y)
-        cat = torch.cat
-        shared_nce = self.shared_nce(f['s1'], f['s2'])
-        shared_club_infonce, shared_club = self.shared_club.both(cat([f['s1'], c['cs1']], 1), cat([f['s2'], c['cs2']], 1), c['mask'])
-        unique_nce_x1 = self.unique_nce_x1(f['u1'], c['c1'])
-        unique_nce_x2 = self.unique_nce_x2(f['u2'], c['c2'])
-        unique_club_infonce, unique_club = self.unique_club.both(f['u1'], f['u2'])
-        unique_cond_nce = self.unique_cond_nce(cat([f['u1'], c['cu1']], 1), cat([f['u2'], c['cu2']], 1), c['mask'])
-        S = shared_nce - shared_club
-        U = unique_nce_x1 + unique_nce_x2 + self.removal_weight * (unique_cond_nce - unique_club)
-        return dict(loss=-(S + U), S=S.detach(), U=U.detach(), shared_nce=shared_nce, shared_club=shared_club,
-                    unique_nce_x1=unique_nce_x1, unique_nce_x2=unique_nce_x2, unique_club=unique_club,
-                    unique_cond_nce=unique_cond_nce, shared_club_infonce=shared_club_infonce.detach(),
-                    unique_club_infonce=unique_club_infonce.detach())   # the NCE-CLUB critics' own InfoNCE: monitors
-
-    def critic_loss(self, x1, x2, y=None):
-        "InfoNCE learning loss of the two NCE-CLUB critics on detached factors (the encoders are not trained by it)."
-        self.check(x1, x2, y)
-        with torch.no_grad():
-            f, fa, y = self._global_factors(x1, x2, y)
-            c = self._conditions(fa, y)
-        cat = torch.cat
-        return (self.shared_club.learning_loss(cat([f['s1'], c['cs1']], 1), cat([f['s2'], c['cs2']], 1), c['mask'])
-                + self.unique_club.learning_loss(f['u1'], f['u2']))
-
     @torch.no_grad()
     def embed(self, x1, x2) -> dict:
         "Factors of un-augmented views: {'s1','s2','u1','u2'} (OurCL: {'z1','z2'})."
         check_views(x1, x2)
         f = self.factors(*self.encode(x1, x2))
         return f if self.factorized else dict(z1=f['s1'], z2=f['s2'])
+
+# %% ../nbs/05_models.ipynb #fff165e4
+@patch
+def _conditions(self:FactorCL, fa, y) -> dict:
+    "Per-view conditioning vectors c1, c2 and the negatives mask of conditional terms."
+    if self.mode == 'sup':
+        c = self.onehot(y)
+        return dict(c1=c, c2=c, cs1=c, cs2=c, cu1=c, cu2=c, mask=same_class(y))
+    return dict(c1=fa['u1'], c2=fa['u2'], cs1=fa['s1'], cs2=fa['s2'], cu1=fa['u1'], cu2=fa['u2'], mask=None)
+
+@patch
+def _term_inputs(self:FactorCL, x1, x2, y=None) -> dict:
+    "What every estimator reads, by name; a conditional term gets (x, c_x, y, c_y, mask) for `_conditioned`."
+    f, fa, y = self._global_factors(x1, x2, y)
+    c = self._conditions(fa, y)
+    return dict(shared_nce=(f['s1'], f['s2']), shared_club=(f['s1'], c['cs1'], f['s2'], c['cs2'], c['mask']),
+                unique_nce_x1=(f['u1'], c['c1']), unique_nce_x2=(f['u2'], c['c2']), unique_club=(f['u1'], f['u2']),
+                unique_cond_nce=(f['u1'], c['cu1'], f['u2'], c['cu2'], c['mask']))
+
+@patch
+def _conditioned(self:FactorCL, x, cx, y, cy, mask) -> tuple:
+    "Arguments of a conditional estimator: the condition concatenated to each side, and the negatives mask."
+    return torch.cat([x, cx], 1), torch.cat([y, cy], 1), mask
+
+# %% ../nbs/05_models.ipynb #387625ac
+@patch
+def shared_lower(self:FactorCL, inp:dict) -> dict:
+    "`shared_nce`: the InfoNCE lower bound on I(Z_S1; Z_S2)."
+    return dict(shared_nce=self.shared_nce(*inp['shared_nce']))
+
+# %% ../nbs/05_models.ipynb #35148ae2
+@patch
+def shared_removal(self:FactorCL, inp:dict) -> dict:
+    "`shared_club`: the NCE-CLUB upper bound on I(Z_S1; Z_S2 | c), and its critic's InfoNCE as a monitor."
+    infonce, club = self.shared_club.both(*self._conditioned(*inp['shared_club']))
+    return dict(shared_club=club, shared_club_infonce=infonce.detach())
+
+# %% ../nbs/05_models.ipynb #bf7b6057
+@patch
+def unique_lower(self:FactorCL, inp:dict) -> dict:
+    "`unique_nce_x1`, `unique_nce_x2`: InfoNCE lower bounds on I(Z_Ui; c_i)."
+    return dict(unique_nce_x1=self.unique_nce_x1(*inp['unique_nce_x1']), unique_nce_x2=self.unique_nce_x2(*inp['unique_nce_x2']))
+
+# %% ../nbs/05_models.ipynb #278bed0a
+@patch
+def unique_conditional(self:FactorCL, inp:dict) -> dict:
+    "`unique_club` (NCE-CLUB on I(Z_U1; Z_U2), with its critic's InfoNCE) and `unique_cond_nce` (InfoNCE on I(Z_U1; Z_U2 | c))."
+    infonce, club = self.unique_club.both(*inp['unique_club'])
+    return dict(unique_club=club, unique_club_infonce=infonce.detach(),
+                unique_cond_nce=self.unique_cond_nce(*self._conditioned(*inp['unique_cond_nce'])))
+
+# %% ../nbs/05_models.ipynb #4f0ffc22
+@patch
+def loss(self:FactorCL, x1, x2, y=None) -> dict:
+    "Every term of the FactorCL objective and their total `loss` (to minimise)."
+    self.check(x1, x2, y)
+    inp = self._term_inputs(x1, x2, y)
+    t = {**self.shared_lower(inp), **self.shared_removal(inp), **self.unique_lower(inp), **self.unique_conditional(inp)}
+    S = t['shared_nce'] - t['shared_club']
+    U = t['unique_nce_x1'] + t['unique_nce_x2'] + self.removal_weight * (t['unique_cond_nce'] - t['unique_club'])
+    return dict(loss=-(S + U), S=S.detach(), U=U.detach(), **t)
+
+@patch
+def critic_loss(self:FactorCL, x1, x2, y=None):
+    "InfoNCE learning loss of the two NCE-CLUB critics on detached factors (the encoders are not trained by it)."
+    self.check(x1, x2, y)
+    with torch.no_grad(): inp = self._term_inputs(x1, x2, y)
+    return self.shared_club.learning_loss(*self._conditioned(*inp['shared_club'])) + self.unique_club.learning_loss(*inp['unique_club'])
 
 # %% ../nbs/05_models.ipynb #20366fa5
 class SimCLR(ContrastiveModel):
@@ -347,46 +380,22 @@ class FactorCLTermHeads(FactorCL):
         for term in TERM_HEADS: f[f'{term}1'], f[f'{term}2'] = getattr(self, f'{term}_x1')(h1), getattr(self, f'{term}_x2')(h2)
         return f
 
-
 # %% ../nbs/05_models.ipynb #cea27696
-from fastcore.basics import patch
-
 @patch
 def _term_inputs(self:FactorCLTermHeads, x1, x2, y=None) -> dict:
     "Inputs of every estimator: each term reads its own heads (and, in SSL, its own heads on the augmented views)."
     f, fa, y = self._global_factors(x1, x2, y)
-    cat = torch.cat
     if self.mode == 'sup':
         c = self.onehot(y); mask = same_class(y)
         cond = lambda key: (c, c)
     else:
         mask = None
         cond = lambda key: (fa[f'{key}1'], fa[f'{key}2'])
-    pair = lambda key: (cat([f[f'{key}1'], cond(key)[0]], 1), cat([f[f'{key}2'], cond(key)[1]], 1))
+    pair = lambda key: (f[f'{key}1'], cond(key)[0], f[f'{key}2'], cond(key)[1])
     u = cond('u')
     return dict(shared_nce=(f['s1'], f['s2']), shared_club=(*pair('shared_club'), mask),
                 unique_nce_x1=(f['u1'], u[0]), unique_nce_x2=(f['u2'], u[1]),
                 unique_club=(f['unique_club1'], f['unique_club2']), unique_cond_nce=(*pair('unique_cond'), mask))
-
-@patch
-def loss(self:FactorCLTermHeads, x1, x2, y=None) -> dict:
-    "The FactorCL objective with every term on its own heads; the same named terms as `FactorCL.loss`."
-    self.check(x1, x2, y)
-    inp = self._term_inputs(x1, x2, y)
-    clubs = ('shared_club', 'unique_club')   # both bounds from one score matrix: the critics' own InfoNCE is a monitor
-    t = {name: getattr(self, name)(*args) for name, args in inp.items() if name not in clubs}
-    monitors = {}
-    for name in clubs: monitors[f'{name}_infonce'], t[name] = getattr(self, name).both(*inp[name])
-    S = t['shared_nce'] - t['shared_club']
-    U = t['unique_nce_x1'] + t['unique_nce_x2'] + self.removal_weight * (t['unique_cond_nce'] - t['unique_club'])
-    return dict(loss=-(S + U), S=S.detach(), U=U.detach(), **t, **{k: v.detach() for k, v in monitors.items()})
-
-@patch
-def critic_loss(self:FactorCLTermHeads, x1, x2, y=None):
-    "InfoNCE learning loss of the two NCE-CLUB critics on their own (detached) heads."
-    self.check(x1, x2, y)
-    with torch.no_grad(): inp = self._term_inputs(x1, x2, y)
-    return self.shared_club.learning_loss(*inp['shared_club']) + self.unique_club.learning_loss(*inp['unique_club'])
 
 @patch
 @torch.no_grad()
@@ -395,4 +404,3 @@ def embed(self:FactorCLTermHeads, x1, x2) -> dict:
     check_views(x1, x2)
     f = self.factors(*self.encode(x1, x2))
     return {k: f[k] for k in ('s1', 's2', 'u1', 'u2')}
-
