@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from .core import check_same_rows
 from .estimators import InfoNCE, NCECLUB, same_class
+from .conditional import CONDITIONS, ConditionalInfoNCE, ConditionalNCECLUB
 from .encoders import ProjectionHead
 from .augment import feature_augment
 from .distributed import gather_batch
@@ -113,6 +114,21 @@ class ContrastiveModel(nn.Module):
         return None
 
 # %% ../nbs/05_models.ipynb #d2000a28
+_CONDITION_OPTIONS = ('bandwidth', 'k', 'condition_critic')
+
+def _check_condition(condition, options, mode) -> dict:
+    "Validate FactorCL's `condition` and `condition_options`; return the options as a dict."
+    if condition not in CONDITIONS: raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
+    if mode == 'sup' and condition != 'concat':
+        raise ValueError(f"condition={condition!r} needs mode='ssl': in 'sup' mode the condition is the label and the "
+                         "same-class negatives already draw from p(.|y); use condition='concat' (the default) with mode='sup'")
+    options = dict(options or {})
+    if options and condition == 'concat':
+        raise ValueError(f"condition_options apply to condition 'kernel', 'knn' or 'residual', got {sorted(options)} with condition='concat'")
+    if unknown := sorted(set(options) - set(_CONDITION_OPTIONS)):
+        raise ValueError(f"condition_options may hold {_CONDITION_OPTIONS}, got unknown {unknown}")
+    return options
+
 class FactorCL(ContrastiveModel):
     """Factorized Contrastive Learning (Liang et al., NeurIPS 2023): shared and unique representations per view.
 
@@ -131,26 +147,33 @@ class FactorCL(ContrastiveModel):
                  augment:Callable|None=None, # augment(x1, x2) -> (x1', x2') ('ssl' mode)
                  removal_weight:float=1.0, # weight of the removal pair in U1 + U2 (1: authors, 2: literal eq. 9)
                  factorized:bool=True, # False: one head per view carries S and U (the OurCL ablation)
+                 condition:str='concat', # 'ssl' conditional terms: 'concat' (the paper), 'residual', 'kernel' or 'knn'
+                 condition_options:dict|None=None, # 'kernel'/'knn': bandwidth, k, condition_critic of the conditional estimators
                 ):
         if mode not in ('sup', 'ssl'): raise ValueError(f"mode must be 'sup' or 'ssl', got {mode!r}")
         if mode == 'sup' and n_classes is None: raise ValueError("n_classes is required in 'sup' mode, got None")
+        condition_options = _check_condition(condition, condition_options, mode)
         super().__init__(encoders, embed_dim, n_classes if mode == 'sup' else None, augment)
         self.mode, self.needs_labels, self.factorized, self.removal_weight = mode, mode == 'sup', factorized, removal_weight
+        self.condition = condition
         head = lambda: ProjectionHead(embed_dim, head_hidden, proj_dim)
         self.shared_x1, self.shared_x2 = head(), head()
         self.unique_x1, self.unique_x2 = (head(), head()) if factorized else (self.shared_x1, self.shared_x2)
         p, c = proj_dim, (n_classes if mode == 'sup' else proj_dim)
         est = lambda cls, dx, dy: cls(dx, dy, critic=critic, hidden_dim=critic_hidden, hidden_layers=critic_layers,
                                       chunk_size=chunk_size)
+        cond = lambda cls: cls(p, p, 2 * p, condition=condition, critic=critic, hidden_dim=critic_hidden,
+                               hidden_layers=critic_layers, chunk_size=chunk_size, **condition_options)   # c = [c_1, c_2]
         self.shared_nce = est(InfoNCE, p, p)
-        self.shared_club = est(NCECLUB, p + c, p + c)
+        self.shared_club = est(NCECLUB, p + c, p + c) if condition == 'concat' else cond(ConditionalNCECLUB)
         self.unique_nce_x1, self.unique_nce_x2 = est(InfoNCE, p, c), est(InfoNCE, p, c)
         self.unique_club = est(NCECLUB, p, p)
-        self.unique_cond_nce = est(InfoNCE, p + c, p + c)
+        self.unique_cond_nce = est(InfoNCE, p + c, p + c) if condition == 'concat' else cond(ConditionalInfoNCE)
 
     def critic_modules(self):
-        "The two NCE-CLUB estimators, trained on their InfoNCE learning loss."
-        return [self.shared_club, self.unique_club]
+        "The two NCE-CLUB estimators (trained on their InfoNCE learning loss) and the 'residual' regression of `unique_cond_nce`."
+        mean = getattr(self.unique_cond_nce, 'mean', None)
+        return [self.shared_club, self.unique_club] + ([mean] if mean is not None else [])
 
     def factors(self, h1, h2) -> dict:
         "Heads applied to encoder outputs."
@@ -187,10 +210,12 @@ def _term_inputs(self:FactorCL, x1, x2, y=None) -> dict:
                 unique_nce_x1=(f['u1'], c['c1']), unique_nce_x2=(f['u2'], c['c2']), unique_club=(f['u1'], f['u2']),
                 unique_cond_nce=(f['u1'], c['cu1'], f['u2'], c['cu2'], c['mask']))
 
+# %% ../nbs/05_models.ipynb #1def8e9f
 @patch
 def _conditioned(self:FactorCL, x, cx, y, cy, mask) -> tuple:
-    "Arguments of a conditional estimator: the condition concatenated to each side, and the negatives mask."
-    return torch.cat([x, cx], 1), torch.cat([y, cy], 1), mask
+    "Arguments of a conditional estimator: 'concat' puts c_x and c_y on the two sides (with the mask); the others pass (x, y, [c_x, c_y])."
+    if self.condition == 'concat': return torch.cat([x, cx], 1), torch.cat([y, cy], 1), mask
+    return x, y, torch.cat([cx, cy], 1)
 
 # %% ../nbs/05_models.ipynb #387625ac
 @patch
@@ -232,10 +257,14 @@ def loss(self:FactorCL, x1, x2, y=None) -> dict:
 
 @patch
 def critic_loss(self:FactorCL, x1, x2, y=None):
-    "InfoNCE learning loss of the two NCE-CLUB critics on detached factors (the encoders are not trained by it)."
+    "Learning loss of the two NCE-CLUB critics (and of the 'residual' regressions) on detached factors (the encoders are not trained by it)."
     self.check(x1, x2, y)
     with torch.no_grad(): inp = self._term_inputs(x1, x2, y)
-    return self.shared_club.learning_loss(*self._conditioned(*inp['shared_club'])) + self.unique_club.learning_loss(*inp['unique_club'])
+    loss = self.shared_club.learning_loss(*self._conditioned(*inp['shared_club'])) + self.unique_club.learning_loss(*inp['unique_club'])
+    if self.condition == 'residual':   # mu(c) of the conditional InfoNCE: trained here, not by the main loss
+        _, z2, c = self._conditioned(*inp['unique_cond_nce'])
+        loss = loss + self.unique_cond_nce.condition_loss(z2, c)
+    return loss
 
 # %% ../nbs/05_models.ipynb #20366fa5
 class SimCLR(ContrastiveModel):
@@ -343,9 +372,11 @@ def make_model(method:str, # one of METHODS
                n_classes:int|None=None, # classes (SUP methods and SupCon)
                unique_augment:Callable|None=None, # augmentation for FactorCL-SSL / OurCL-SSL (the paper's unique one)
                independent_augment:Callable|None=None, # augmentation for FactorCL-IndAug and Cross+Self
+               condition:str='concat', # conditional terms of the SSL FactorCL/OurCL methods (the others have none: ignored)
                **options) -> ContrastiveModel:
     "Build the paper's method `method` (e.g. 'FactorCL-SSL') on `encoders`."
     if method not in METHODS: raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    if condition not in CONDITIONS: raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
     ind = independent_augment or independent()
     uniq = unique_augment or ind
     if method == 'SimCLR': return SimCLR(encoders, embed_dim, **options)
@@ -357,7 +388,7 @@ def make_model(method:str, # one of METHODS
     sup = method.endswith('SUP')
     return FactorCL(encoders, embed_dim, mode='sup' if sup else 'ssl', n_classes=n_classes if sup else None,
                     augment=None if sup else (ind if method == 'FactorCL-IndAug' else uniq),
-                    factorized=method.startswith('FactorCL'), **options)
+                    factorized=method.startswith('FactorCL'), condition='concat' if sup else condition, **options)
 
 # %% ../nbs/05_models.ipynb #6c61c4f3
 TERM_HEADS = ('shared_club', 'unique_club', 'unique_cond')   # head pairs beyond shared_x{1,2} and unique_x{1,2}
