@@ -372,7 +372,7 @@ def make_model(method:str, # one of METHODS
                n_classes:int|None=None, # classes (SUP methods and SupCon)
                unique_augment:Callable|None=None, # augmentation for FactorCL-SSL / OurCL-SSL (the paper's unique one)
                independent_augment:Callable|None=None, # augmentation for FactorCL-IndAug and Cross+Self
-               condition:str='concat', # conditional terms of the SSL FactorCL/OurCL methods (the others have none: ignored)
+               condition:str='concat', # SSL FactorCL/OurCL conditional terms (ignored by SUP methods, which condition on y, and baselines)
                **options) -> ContrastiveModel:
     "Build the paper's method `method` (e.g. 'FactorCL-SSL') on `encoders`."
     if method not in METHODS: raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
