@@ -10,9 +10,11 @@ import torch.nn.functional as F
 from torch import nn
 from .core import check_same_rows
 from .estimators import InfoNCE, NCECLUB, same_class
+from .conditional import CONDITIONS, ConditionalInfoNCE, ConditionalNCECLUB
 from .encoders import ProjectionHead
 from .augment import feature_augment
 from .distributed import gather_batch
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['METHODS', 'TERM_HEADS', 'check_views', 'independent', 'ContrastiveModel', 'FactorCL', 'SimCLR', 'supcon_loss',
@@ -112,6 +114,21 @@ class ContrastiveModel(nn.Module):
         return None
 
 # %% ../nbs/05_models.ipynb #d2000a28
+_CONDITION_OPTIONS = ('bandwidth', 'k', 'condition_critic')
+
+def _check_condition(condition, options, mode) -> dict:
+    "Validate FactorCL's `condition` and `condition_options`; return the options as a dict."
+    if condition not in CONDITIONS: raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
+    if mode == 'sup' and condition != 'concat':
+        raise ValueError(f"condition={condition!r} needs mode='ssl': in 'sup' mode the condition is the label and the "
+                         "same-class negatives already draw from p(.|y); use condition='concat' (the default) with mode='sup'")
+    options = dict(options or {})
+    if options and condition == 'concat':
+        raise ValueError(f"condition_options apply to condition 'kernel', 'knn' or 'residual', got {sorted(options)} with condition='concat'")
+    if unknown := sorted(set(options) - set(_CONDITION_OPTIONS)):
+        raise ValueError(f"condition_options may hold {_CONDITION_OPTIONS}, got unknown {unknown}")
+    return options
+
 class FactorCL(ContrastiveModel):
     """Factorized Contrastive Learning (Liang et al., NeurIPS 2023): shared and unique representations per view.
 
@@ -130,26 +147,33 @@ class FactorCL(ContrastiveModel):
                  augment:Callable|None=None, # augment(x1, x2) -> (x1', x2') ('ssl' mode)
                  removal_weight:float=1.0, # weight of the removal pair in U1 + U2 (1: authors, 2: literal eq. 9)
                  factorized:bool=True, # False: one head per view carries S and U (the OurCL ablation)
+                 condition:str='concat', # 'ssl' conditional terms: 'concat' (the paper), 'residual', 'kernel' or 'knn'
+                 condition_options:dict|None=None, # 'kernel'/'knn': bandwidth, k, condition_critic of the conditional estimators
                 ):
         if mode not in ('sup', 'ssl'): raise ValueError(f"mode must be 'sup' or 'ssl', got {mode!r}")
         if mode == 'sup' and n_classes is None: raise ValueError("n_classes is required in 'sup' mode, got None")
+        condition_options = _check_condition(condition, condition_options, mode)
         super().__init__(encoders, embed_dim, n_classes if mode == 'sup' else None, augment)
         self.mode, self.needs_labels, self.factorized, self.removal_weight = mode, mode == 'sup', factorized, removal_weight
+        self.condition = condition
         head = lambda: ProjectionHead(embed_dim, head_hidden, proj_dim)
         self.shared_x1, self.shared_x2 = head(), head()
         self.unique_x1, self.unique_x2 = (head(), head()) if factorized else (self.shared_x1, self.shared_x2)
         p, c = proj_dim, (n_classes if mode == 'sup' else proj_dim)
         est = lambda cls, dx, dy: cls(dx, dy, critic=critic, hidden_dim=critic_hidden, hidden_layers=critic_layers,
                                       chunk_size=chunk_size)
+        cond = lambda cls: cls(p, p, 2 * p, condition=condition, critic=critic, hidden_dim=critic_hidden,
+                               hidden_layers=critic_layers, chunk_size=chunk_size, **condition_options)   # c = [c_1, c_2]
         self.shared_nce = est(InfoNCE, p, p)
-        self.shared_club = est(NCECLUB, p + c, p + c)
+        self.shared_club = est(NCECLUB, p + c, p + c) if condition == 'concat' else cond(ConditionalNCECLUB)
         self.unique_nce_x1, self.unique_nce_x2 = est(InfoNCE, p, c), est(InfoNCE, p, c)
         self.unique_club = est(NCECLUB, p, p)
-        self.unique_cond_nce = est(InfoNCE, p + c, p + c)
+        self.unique_cond_nce = est(InfoNCE, p + c, p + c) if condition == 'concat' else cond(ConditionalInfoNCE)
 
     def critic_modules(self):
-        "The two NCE-CLUB estimators, trained on their InfoNCE learning loss."
-        return [self.shared_club, self.unique_club]
+        "The two NCE-CLUB estimators (trained on their InfoNCE learning loss) and the 'residual' regression of `unique_cond_nce`."
+        mean = getattr(self.unique_cond_nce, 'mean', None)
+        return [self.shared_club, self.unique_club] + ([mean] if mean is not None else [])
 
     def factors(self, h1, h2) -> dict:
         "Heads applied to encoder outputs."
@@ -161,48 +185,86 @@ class FactorCL(ContrastiveModel):
         fa = self.factors(*self.encode(*self.augment(x1, x2))) if self.mode == 'ssl' else None
         return gather_batch(f, fa, y)   # all processes' samples (a no-op on one process)
 
-    def _conditions(self, fa, y):
-        "Per-view conditioning vectors c1, c2 and the negatives mask of conditional terms."
-        if self.mode == 'sup':
-            c = self.onehot(y)
-            return dict(c1=c, c2=c, cs1=c, cs2=c, cu1=c, cu2=c, mask=same_class(y))
-        return dict(c1=fa['u1'], c2=fa['u2'], cs1=fa['s1'], cs2=fa['s2'], cu1=fa['u1'], cu2=fa['u2'], mask=None)
-
-    def loss(self, x1, x2, y=None) -> dict:
-        "Every term of the FactorCL objective and their total `loss` (to minimise)."
-        self.check(x1, x2, y)
-        f, fa, y = self._global_factors(x1, x2, y)
-        c = self._conditions(fa, y)
-        cat = torch.cat
-        shared_nce = self.shared_nce(f['s1'], f['s2'])
-        shared_club_infonce, shared_club = self.shared_club.both(cat([f['s1'], c['cs1']], 1), cat([f['s2'], c['cs2']], 1), c['mask'])
-        unique_nce_x1 = self.unique_nce_x1(f['u1'], c['c1'])
-        unique_nce_x2 = self.unique_nce_x2(f['u2'], c['c2'])
-        unique_club_infonce, unique_club = self.unique_club.both(f['u1'], f['u2'])
-        unique_cond_nce = self.unique_cond_nce(cat([f['u1'], c['cu1']], 1), cat([f['u2'], c['cu2']], 1), c['mask'])
-        S = shared_nce - shared_club
-        U = unique_nce_x1 + unique_nce_x2 + self.removal_weight * (unique_cond_nce - unique_club)
-        return dict(loss=-(S + U), S=S.detach(), U=U.detach(), shared_nce=shared_nce, shared_club=shared_club,
-                    unique_nce_x1=unique_nce_x1, unique_nce_x2=unique_nce_x2, unique_club=unique_club,
-                    unique_cond_nce=unique_cond_nce, shared_club_infonce=shared_club_infonce.detach(),
-                    unique_club_infonce=unique_club_infonce.detach())   # the NCE-CLUB critics' own InfoNCE: monitors
-
-    def critic_loss(self, x1, x2, y=None):
-        "InfoNCE learning loss of the two NCE-CLUB critics on detached factors (the encoders are not trained by it)."
-        self.check(x1, x2, y)
-        with torch.no_grad():
-            f, fa, y = self._global_factors(x1, x2, y)
-            c = self._conditions(fa, y)
-        cat = torch.cat
-        return (self.shared_club.learning_loss(cat([f['s1'], c['cs1']], 1), cat([f['s2'], c['cs2']], 1), c['mask'])
-                + self.unique_club.learning_loss(f['u1'], f['u2']))
-
     @torch.no_grad()
     def embed(self, x1, x2) -> dict:
         "Factors of un-augmented views: {'s1','s2','u1','u2'} (OurCL: {'z1','z2'})."
         check_views(x1, x2)
         f = self.factors(*self.encode(x1, x2))
         return f if self.factorized else dict(z1=f['s1'], z2=f['s2'])
+
+# %% ../nbs/05_models.ipynb #fff165e4
+@patch
+def _conditions(self:FactorCL, fa, y) -> dict:
+    "Per-view conditioning vectors c1, c2 and the negatives mask of conditional terms."
+    if self.mode == 'sup':
+        c = self.onehot(y)
+        return dict(c1=c, c2=c, cs1=c, cs2=c, cu1=c, cu2=c, mask=same_class(y))
+    return dict(c1=fa['u1'], c2=fa['u2'], cs1=fa['s1'], cs2=fa['s2'], cu1=fa['u1'], cu2=fa['u2'], mask=None)
+
+@patch
+def _term_inputs(self:FactorCL, x1, x2, y=None) -> dict:
+    "What every estimator reads, by name; a conditional term gets (x, c_x, y, c_y, mask) for `_conditioned`."
+    f, fa, y = self._global_factors(x1, x2, y)
+    c = self._conditions(fa, y)
+    return dict(shared_nce=(f['s1'], f['s2']), shared_club=(f['s1'], c['cs1'], f['s2'], c['cs2'], c['mask']),
+                unique_nce_x1=(f['u1'], c['c1']), unique_nce_x2=(f['u2'], c['c2']), unique_club=(f['u1'], f['u2']),
+                unique_cond_nce=(f['u1'], c['cu1'], f['u2'], c['cu2'], c['mask']))
+
+# %% ../nbs/05_models.ipynb #1def8e9f
+@patch
+def _conditioned(self:FactorCL, x, cx, y, cy, mask) -> tuple:
+    "Arguments of a conditional estimator: 'concat' puts c_x and c_y on the two sides (with the mask); the others pass (x, y, [c_x, c_y])."
+    if self.condition == 'concat': return torch.cat([x, cx], 1), torch.cat([y, cy], 1), mask
+    return x, y, torch.cat([cx, cy], 1)
+
+# %% ../nbs/05_models.ipynb #387625ac
+@patch
+def shared_lower(self:FactorCL, inp:dict) -> dict:
+    "`shared_nce`: the InfoNCE lower bound on I(Z_S1; Z_S2)."
+    return dict(shared_nce=self.shared_nce(*inp['shared_nce']))
+
+# %% ../nbs/05_models.ipynb #35148ae2
+@patch
+def shared_removal(self:FactorCL, inp:dict) -> dict:
+    "`shared_club`: the NCE-CLUB upper bound on I(Z_S1; Z_S2 | c), and its critic's InfoNCE as a monitor."
+    infonce, club = self.shared_club.both(*self._conditioned(*inp['shared_club']))
+    return dict(shared_club=club, shared_club_infonce=infonce.detach())
+
+# %% ../nbs/05_models.ipynb #bf7b6057
+@patch
+def unique_lower(self:FactorCL, inp:dict) -> dict:
+    "`unique_nce_x1`, `unique_nce_x2`: InfoNCE lower bounds on I(Z_Ui; c_i)."
+    return dict(unique_nce_x1=self.unique_nce_x1(*inp['unique_nce_x1']), unique_nce_x2=self.unique_nce_x2(*inp['unique_nce_x2']))
+
+# %% ../nbs/05_models.ipynb #278bed0a
+@patch
+def unique_conditional(self:FactorCL, inp:dict) -> dict:
+    "`unique_club` (NCE-CLUB on I(Z_U1; Z_U2), with its critic's InfoNCE) and `unique_cond_nce` (InfoNCE on I(Z_U1; Z_U2 | c))."
+    infonce, club = self.unique_club.both(*inp['unique_club'])
+    return dict(unique_club=club, unique_club_infonce=infonce.detach(),
+                unique_cond_nce=self.unique_cond_nce(*self._conditioned(*inp['unique_cond_nce'])))
+
+# %% ../nbs/05_models.ipynb #4f0ffc22
+@patch
+def loss(self:FactorCL, x1, x2, y=None) -> dict:
+    "Every term of the FactorCL objective and their total `loss` (to minimise)."
+    self.check(x1, x2, y)
+    inp = self._term_inputs(x1, x2, y)
+    t = {**self.shared_lower(inp), **self.shared_removal(inp), **self.unique_lower(inp), **self.unique_conditional(inp)}
+    S = t['shared_nce'] - t['shared_club']
+    U = t['unique_nce_x1'] + t['unique_nce_x2'] + self.removal_weight * (t['unique_cond_nce'] - t['unique_club'])
+    return dict(loss=-(S + U), S=S.detach(), U=U.detach(), **t)
+
+@patch
+def critic_loss(self:FactorCL, x1, x2, y=None):
+    "Learning loss of the two NCE-CLUB critics (and of the 'residual' regressions) on detached factors (the encoders are not trained by it)."
+    self.check(x1, x2, y)
+    with torch.no_grad(): inp = self._term_inputs(x1, x2, y)
+    loss = self.shared_club.learning_loss(*self._conditioned(*inp['shared_club'])) + self.unique_club.learning_loss(*inp['unique_club'])
+    if self.condition == 'residual':   # mu(c) of the conditional InfoNCE: trained here, not by the main loss
+        _, z2, c = self._conditioned(*inp['unique_cond_nce'])
+        loss = loss + self.unique_cond_nce.condition_loss(z2, c)
+    return loss
 
 # %% ../nbs/05_models.ipynb #20366fa5
 class SimCLR(ContrastiveModel):
@@ -310,9 +372,11 @@ def make_model(method:str, # one of METHODS
                n_classes:int|None=None, # classes (SUP methods and SupCon)
                unique_augment:Callable|None=None, # augmentation for FactorCL-SSL / OurCL-SSL (the paper's unique one)
                independent_augment:Callable|None=None, # augmentation for FactorCL-IndAug and Cross+Self
+               condition:str='concat', # SSL FactorCL/OurCL conditional terms (ignored by SUP methods, which condition on y, and baselines)
                **options) -> ContrastiveModel:
     "Build the paper's method `method` (e.g. 'FactorCL-SSL') on `encoders`."
     if method not in METHODS: raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    if condition not in CONDITIONS: raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
     ind = independent_augment or independent()
     uniq = unique_augment or ind
     if method == 'SimCLR': return SimCLR(encoders, embed_dim, **options)
@@ -324,7 +388,7 @@ def make_model(method:str, # one of METHODS
     sup = method.endswith('SUP')
     return FactorCL(encoders, embed_dim, mode='sup' if sup else 'ssl', n_classes=n_classes if sup else None,
                     augment=None if sup else (ind if method == 'FactorCL-IndAug' else uniq),
-                    factorized=method.startswith('FactorCL'), **options)
+                    factorized=method.startswith('FactorCL'), condition='concat' if sup else condition, **options)
 
 # %% ../nbs/05_models.ipynb #6c61c4f3
 TERM_HEADS = ('shared_club', 'unique_club', 'unique_cond')   # head pairs beyond shared_x{1,2} and unique_x{1,2}
@@ -347,46 +411,22 @@ class FactorCLTermHeads(FactorCL):
         for term in TERM_HEADS: f[f'{term}1'], f[f'{term}2'] = getattr(self, f'{term}_x1')(h1), getattr(self, f'{term}_x2')(h2)
         return f
 
-
 # %% ../nbs/05_models.ipynb #cea27696
-from fastcore.basics import patch
-
 @patch
 def _term_inputs(self:FactorCLTermHeads, x1, x2, y=None) -> dict:
     "Inputs of every estimator: each term reads its own heads (and, in SSL, its own heads on the augmented views)."
     f, fa, y = self._global_factors(x1, x2, y)
-    cat = torch.cat
     if self.mode == 'sup':
         c = self.onehot(y); mask = same_class(y)
         cond = lambda key: (c, c)
     else:
         mask = None
         cond = lambda key: (fa[f'{key}1'], fa[f'{key}2'])
-    pair = lambda key: (cat([f[f'{key}1'], cond(key)[0]], 1), cat([f[f'{key}2'], cond(key)[1]], 1))
+    pair = lambda key: (f[f'{key}1'], cond(key)[0], f[f'{key}2'], cond(key)[1])
     u = cond('u')
     return dict(shared_nce=(f['s1'], f['s2']), shared_club=(*pair('shared_club'), mask),
                 unique_nce_x1=(f['u1'], u[0]), unique_nce_x2=(f['u2'], u[1]),
                 unique_club=(f['unique_club1'], f['unique_club2']), unique_cond_nce=(*pair('unique_cond'), mask))
-
-@patch
-def loss(self:FactorCLTermHeads, x1, x2, y=None) -> dict:
-    "The FactorCL objective with every term on its own heads; the same named terms as `FactorCL.loss`."
-    self.check(x1, x2, y)
-    inp = self._term_inputs(x1, x2, y)
-    clubs = ('shared_club', 'unique_club')   # both bounds from one score matrix: the critics' own InfoNCE is a monitor
-    t = {name: getattr(self, name)(*args) for name, args in inp.items() if name not in clubs}
-    monitors = {}
-    for name in clubs: monitors[f'{name}_infonce'], t[name] = getattr(self, name).both(*inp[name])
-    S = t['shared_nce'] - t['shared_club']
-    U = t['unique_nce_x1'] + t['unique_nce_x2'] + self.removal_weight * (t['unique_cond_nce'] - t['unique_club'])
-    return dict(loss=-(S + U), S=S.detach(), U=U.detach(), **t, **{k: v.detach() for k, v in monitors.items()})
-
-@patch
-def critic_loss(self:FactorCLTermHeads, x1, x2, y=None):
-    "InfoNCE learning loss of the two NCE-CLUB critics on their own (detached) heads."
-    self.check(x1, x2, y)
-    with torch.no_grad(): inp = self._term_inputs(x1, x2, y)
-    return self.shared_club.learning_loss(*inp['shared_club']) + self.unique_club.learning_loss(*inp['unique_club'])
 
 @patch
 @torch.no_grad()
@@ -395,4 +435,3 @@ def embed(self:FactorCLTermHeads, x1, x2) -> dict:
     check_views(x1, x2)
     f = self.factors(*self.encode(x1, x2))
     return {k: f[k] for k in ('s1', 's2', 'u1', 'u2')}
-

@@ -179,3 +179,90 @@ def test_factorcl_trains_with_fit_and_beats_its_untrained_self():
     assert hist['loss'].iloc[-8:].mean() < hist['loss'].iloc[:8].mean()
     a0, a1 = acc(untrained), acc(trained)
     assert a1 > a0 + 0.15 and a1 > 0.8, (a0, a1)
+
+# --- condition= : conditional terms of FactorCL-SSL on the augmented views ---------------------------------------
+from factorcl_nb.conditional import CONDITIONS, ConditionalInfoNCE, ConditionalNCECLUB
+from factorcl_nb.models import FactorCLTermHeads
+
+def _ssl(condition, cls=FactorCL, **kw):
+    torch.manual_seed(0)
+    return cls(encoders(), 16, mode='ssl', augment=lambda a, b: (a.flip(0), b + 1.0), condition=condition, **SMALL, **kw)
+
+def test_residual_terms_are_the_conditional_estimators_on_the_factors(batch):
+    "shared_club and unique_cond_nce equal direct calls of the conditional estimators on (z1, z2, [z1', z2'])."
+    x1, x2, _ = batch
+    model = _ssl('residual')
+    assert isinstance(model.shared_club, ConditionalNCECLUB) and isinstance(model.unique_cond_nce, ConditionalInfoNCE)
+    assert model.shared_club.condition == model.unique_cond_nce.condition == 'residual'
+    terms = model.loss(x1, x2)
+    f = model.factors(*model.encode(x1, x2)); fa = model.factors(*model.encode(x1.flip(0), x2 + 1.0))
+    lower, upper = model.shared_club.both(f['s1'], f['s2'], torch.cat([fa['s1'], fa['s2']], 1))
+    assert torch.allclose(terms['shared_club'], upper, atol=1e-6) and torch.allclose(terms['shared_club_infonce'], lower, atol=1e-6)
+    cond = model.unique_cond_nce(f['u1'], f['u2'], torch.cat([fa['u1'], fa['u2']], 1))
+    assert torch.allclose(terms['unique_cond_nce'], cond, atol=1e-6)
+    concat = _ssl('concat').loss(x1, x2)   # same seed, same heads: the concatenated term reads something else
+    assert not torch.isclose(concat['unique_cond_nce'], terms['unique_cond_nce'])
+
+@pytest.mark.parametrize('condition', CONDITIONS)
+@pytest.mark.parametrize('cls', [FactorCL, FactorCLTermHeads])
+def test_every_condition_gives_gradients_to_every_main_parameter(condition, cls, batch):
+    x1, x2, _ = batch
+    model = _ssl(condition, cls, **({'condition_options': {'bandwidth': 2.0}} if condition == 'kernel' else {}))
+    main, critics = model.main_parameters(), model.critic_parameters()
+    assert {id(p) for p in main}.isdisjoint({id(p) for p in critics})
+    for p in critics: p.requires_grad_(False)
+    out = model.loss(x1, x2); assert torch.isfinite(out['loss'])
+    out['loss'].backward()
+    names = {id(p): n for n, p in model.named_parameters()}
+    missing = [names[id(p)] for p in main if p.grad is None or not torch.isfinite(p.grad).all() or not p.grad.abs().sum() > 0]
+    assert not missing, missing
+    for p in critics: p.requires_grad_(True)
+    model.zero_grad(set_to_none=True); model.critic_loss(x1, x2).backward()
+    assert all(p.grad is None for p in main)   # the critic loss reaches the critics only
+
+def test_critic_step_trains_the_residual_regressions(batch):
+    "The regressions mu(c) are critic parameters; one critic step changes them and no main parameter."
+    x1, x2, _ = batch
+    model = _ssl('residual')
+    means = [model.shared_club.mean, model.unique_cond_nce.mean]
+    critic_ids = {id(p) for p in model.critic_parameters()}
+    assert all(id(p) in critic_ids for m in means for p in m.parameters())
+    assert not any(id(p) in critic_ids for p in model.unique_cond_nce.critic.parameters())   # its critic: main loss
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.Adam(model.critic_parameters(), 1e-2)
+    opt.zero_grad(); model.critic_loss(x1, x2).backward(); opt.step()
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    for prefix in ('shared_club.mean.', 'unique_cond_nce.mean.', 'shared_club.critic.', 'unique_club.critic.'):
+        assert any(n.startswith(prefix) for n in changed), prefix
+    assert changed <= {n for n, p in model.named_parameters() if id(p) in critic_ids}
+    # and the regression's error is in the critic loss: without it the loss is smaller by exactly that error
+    with torch.no_grad():
+        torch.manual_seed(0); total = model.critic_loss(x1, x2)
+        f = model.factors(*model.encode(x1, x2)); fa = model.factors(*model.encode(x1.flip(0), x2 + 1.0))
+        mse = model.unique_cond_nce.condition_loss(f['u2'], torch.cat([fa['u1'], fa['u2']], 1))
+        rest = (model.shared_club.learning_loss(f['s1'], f['s2'], torch.cat([fa['s1'], fa['s2']], 1))
+                + model.unique_club.learning_loss(f['u1'], f['u2']))
+    assert mse > 0 and torch.allclose(total, rest + mse, atol=1e-5)
+
+def test_residual_factorcl_trains_with_fit(batch):
+    x1, x2, _ = batch
+    hist = fit(_ssl('residual'), (x1, x2), epochs=2, batch_size=16, progress=False, log_every=1)
+    assert len(hist) == 4 and hist[['loss', 'critic_loss', 'unique_cond_nce']].notna().all().all()
+
+def test_bad_condition_is_named():
+    with pytest.raises(ValueError, match=r"condition must be one of \('concat', 'kernel', 'knn', 'residual'\), got 'cond'"):
+        FactorCL(encoders(), 16, condition='cond')
+    with pytest.raises(ValueError, match=r"condition='residual' needs mode='ssl'"):
+        FactorCL(encoders(), 16, mode='sup', n_classes=3, condition='residual')
+    with pytest.raises(ValueError, match=r"condition must be one of .*got 'Residual'"):
+        make_model('FactorCL-SSL', encoders(), 16, condition='Residual')
+    with pytest.raises(ValueError, match=r"condition_options apply to condition 'kernel', 'knn' or 'residual'"):
+        FactorCL(encoders(), 16, condition_options={'k': 4})
+    with pytest.raises(ValueError, match=r"condition_options may hold .*got unknown \['width'\]"):
+        FactorCL(encoders(), 16, condition='kernel', condition_options={'width': 1.0})
+
+def test_make_model_passes_condition_to_the_ssl_methods_only():
+    for method in METHODS:
+        m = make_model(method, encoders(), 16, n_classes=3, condition='residual', **SMALL)
+        expected = 'residual' if method in ('FactorCL-SSL', 'OurCL-SSL', 'FactorCL-IndAug') else 'concat'
+        assert getattr(m, 'condition', 'concat') == expected, method
