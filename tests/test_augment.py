@@ -202,6 +202,22 @@ def test_latent_augment_keeps_shared_latents():
     assert torch.allclose(coef.T @ A[10:], delta, atol=1e-8)
 
 
+def test_latent_unique_augment_lets_the_shared_latents_alone_reach_the_infonce_ceiling():
+    "Under the unique augmentation w_s identifies a view's augmentation among n by itself; under the independent one it does not."
+    import math
+    from factorcl_nb.estimators import infonce_bound
+    g, n = gen(5), 200
+    A = torch.rand(16, 100, generator=g, dtype=torch.float64)
+    w = 0.5 ** 0.5 * torch.randn(n, 16, generator=g, dtype=torch.float64)
+    pinv = torch.linalg.pinv(A)
+    def nce(unique, cols):   # the best critic -|a - b|^2 / t of a family, on one group of recovered latents
+        wa = latent_augment(w @ A, A, 10, std=0.5, unique=unique, generator=gen(1)) @ pinv
+        d2 = torch.cdist(w[:, cols], wa[:, cols]) ** 2
+        return max(infonce_bound(-d2 / t).item() for t in (2.0, 1.0, 0.5, 0.25, 0.1, 0.01))
+    assert nce(True, slice(0, 10)) > math.log(n) - 0.01
+    assert nce(True, slice(10, 16)) < math.log(n) - 2
+    assert nce(False, slice(0, 10)) < math.log(n) - 1
+
 @pytest.mark.parametrize('call, message', [
     (lambda: gaussian_noise(torch.randn(3, 2), std=-0.1), 'std must be a finite number >= 0'),
     (lambda: gaussian_noise(torch.ones(3, 2, dtype=torch.long)), 'floating-point'),
