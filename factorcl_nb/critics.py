@@ -9,19 +9,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 from .core import check_matrix
+from .encoders import activation_layer, mlp_layers
 
 # %% auto #0
-__all__ = ['CRITICS', 'make_activation', 'PairMLP', 'ConcatCritic', 'naive_concat_scores', 'mlp', 'SeparableCritic',
+__all__ = ['make_activation', 'CRITICS', 'PairMLP', 'ConcatCritic', 'naive_concat_scores', 'mlp', 'SeparableCritic',
            'make_critic']
 
 # %% ../nbs/01_critics.ipynb #b621c64f
-_ACTIVATIONS = {'relu': nn.ReLU, 'gelu': nn.GELU, 'tanh': nn.Tanh, 'silu': nn.SiLU, 'leaky_relu': nn.LeakyReLU}
-
-def make_activation(name:str) -> nn.Module:
-    "The activation module called `name` (relu, gelu, tanh, silu, leaky_relu)."
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {name!r}")
-    return _ACTIVATIONS[name]()
+make_activation = activation_layer   # the package's one activation map (factorcl_nb.encoders): relu, gelu, tanh, elu, silu, leaky_relu
 
 def _check_positive_int(value, name, allow_none=False):
     if allow_none and value is None: return
@@ -176,10 +171,7 @@ def naive_concat_scores(critic:ConcatCritic, x, y):
 def mlp(in_dim:int, hidden_dim:int, out_dim:int, hidden_layers:int=1, activation:str='relu') -> nn.Sequential:
     "`in_dim -> hidden_dim (x hidden_layers) -> out_dim` with `activation` after each hidden layer."
     _check_positive_int(hidden_layers, 'hidden_layers')
-    dims = [in_dim] + [hidden_dim] * hidden_layers
-    layers = []
-    for a, b in zip(dims[:-1], dims[1:]): layers += [nn.Linear(a, b), make_activation(activation)]
-    return nn.Sequential(*layers, nn.Linear(dims[-1], out_dim))
+    return mlp_layers(in_dim, [hidden_dim] * hidden_layers, out_dim, activation)
 
 class SeparableCritic(nn.Module):
     """Separable critic `scores[i, j] = g(x_i) . h(y_j)` with MLPs g and h.

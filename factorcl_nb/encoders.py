@@ -11,8 +11,8 @@ from torch import nn
 from .augment import padding_mask, check_sequence
 
 # %% auto #0
-__all__ = ['activation_layer', 'MLP', 'mlp_encoder', 'ProjectionHead', 'masked_mean', 'last_real_step', 'sinusoidal_positions',
-           'TransformerEncoder', 'GRUEncoder']
+__all__ = ['activation_layer', 'mlp_layers', 'MLP', 'mlp_encoder', 'ProjectionHead', 'masked_mean', 'last_real_step',
+           'sinusoidal_positions', 'TransformerEncoder', 'GRUEncoder']
 
 # %% ../nbs/04_encoders.ipynb #0bdb01bb
 _ACTIVATIONS = dict(relu=nn.ReLU, gelu=nn.GELU, tanh=nn.Tanh, elu=nn.ELU, silu=nn.SiLU, leaky_relu=nn.LeakyReLU)
@@ -34,6 +34,22 @@ def activation_layer(name:str, # one of 'relu', 'gelu', 'tanh', 'elu', 'silu', '
         raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {name!r}")
     return _ACTIVATIONS[name]()
 
+# %% ../nbs/04_encoders.ipynb #97d4bd17
+def mlp_layers(in_dim:int, # input features
+               hidden_dims:Sequence[int], # widths of the hidden layers, e.g. [512, 512, 512] (empty: one Linear)
+               out_dim:int, # output features
+               activation:str='relu', # activation after every hidden layer (a name of `activation_layer`)
+               dropout:float=0.0, # dropout probability after every hidden activation
+              ) -> nn.Sequential:
+    "Linear -> activation (-> Dropout) per hidden width, then a last Linear: the layers of every MLP in the package."
+    if isinstance(hidden_dims, int): hidden_dims = [hidden_dims]
+    dims = [_check_size(in_dim, 'in_dim')] + [_check_size(h, 'hidden_dims entries') for h in hidden_dims]
+    _check_size(out_dim, 'out_dim'); dropout = _check_dropout(dropout)
+    layers = []
+    for a, b in zip(dims[:-1], dims[1:]):
+        layers += [nn.Linear(a, b), activation_layer(activation)] + ([nn.Dropout(dropout)] if dropout else [])
+    return nn.Sequential(*layers, nn.Linear(dims[-1], out_dim))
+
 # %% ../nbs/04_encoders.ipynb #4d880649
 class MLP(nn.Module):
     "Multilayer perceptron in_dim -> hidden_dims... -> out_dim (no activation after the last layer)."
@@ -45,13 +61,7 @@ class MLP(nn.Module):
                  dropout:float=0.0, # dropout probability after every hidden activation
                 ):
         super().__init__()
-        if isinstance(hidden_dims, int): hidden_dims = [hidden_dims]
-        dims = [_check_size(in_dim, 'in_dim')] + [_check_size(h, 'hidden_dims entries') for h in hidden_dims]
-        _check_size(out_dim, 'out_dim'); dropout = _check_dropout(dropout)
-        layers = []
-        for a, b in zip(dims[:-1], dims[1:]):
-            layers += [nn.Linear(a, b), activation_layer(activation)] + ([nn.Dropout(dropout)] if dropout else [])
-        self.net = nn.Sequential(*layers, nn.Linear(dims[-1], out_dim))
+        self.net = mlp_layers(in_dim, hidden_dims, out_dim, activation, dropout)
         self.in_dim, self.out_dim = in_dim, out_dim
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:

@@ -176,3 +176,29 @@ def test_gru_stacked_gradients_and_empty():
 def test_errors(call, message):
     with pytest.raises(ValueError) as e: call()
     assert message in str(e.value), str(e.value)
+
+
+def test_one_mlp_builder_for_encoders_heads_and_critics():
+    "mlp_layers builds every MLP: MLP (backbones, heads) and the critics' mlp give its modules, parameters and outputs."
+    from factorcl_nb.encoders import mlp_layers
+    from factorcl_nb.critics import mlp, make_activation, SeparableCritic
+    def built(make):
+        torch.manual_seed(0)
+        return make()
+    x = torch.randn(5, 6)
+    for make, ref in [(lambda: mlp_encoder(6, 3, 8, 2, 'gelu'), lambda: mlp_layers(6, [8, 8], 3, 'gelu')),
+                      (lambda: ProjectionHead(6, 8, 3), lambda: mlp_layers(6, [8], 3)),
+                      (lambda: mlp(6, 8, 3, 2, 'elu'), lambda: mlp_layers(6, [8, 8], 3, 'elu'))]:
+        a, b = built(make), built(ref)
+        net = a.net if isinstance(a, MLP) else a
+        assert [type(l) for l in net] == [type(l) for l in b]
+        assert all(torch.equal(p, q) for p, q in zip(net.state_dict().values(), b.state_dict().values()))
+        assert torch.equal(a(x), b(x))
+    sep = built(lambda: SeparableCritic(6, 4, hidden_dim=8, embed_dim=3, hidden_layers=2, activation='tanh'))
+    ref = built(lambda: (mlp_layers(6, [8, 8], 3, 'tanh'), mlp_layers(4, [8, 8], 3, 'tanh')))
+    assert all(torch.equal(p, q) for p, q in zip(sep.parameters(), [*ref[0].parameters(), *ref[1].parameters()]))
+    # one activation map: the critics' names are the encoders' names
+    assert make_activation is activation_layer and type(make_activation('elu')) is nn.ELU
+    with pytest.raises(ValueError, match="activation must be one of .*'elu'.*got 'swish'"): mlp(6, 8, 3, activation='swish')
+    with pytest.raises(ValueError, match='hidden_dims entries must be a positive int, got 0'): mlp_layers(6, [8, 0], 3)
+    assert [type(l) for l in mlp_layers(6, [8], 3, dropout=0.2)] == [nn.Linear, nn.ReLU, nn.Dropout, nn.Linear]

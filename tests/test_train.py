@@ -1,5 +1,5 @@
 "Tests of factorcl_nb.train: determinism, exact resume, the two optimisation phases, history, mixed precision, errors."
-import copy, math, os, random
+import copy, os, random
 import numpy as np
 import pytest
 import torch
@@ -7,13 +7,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from factorcl_nb.estimators import infonce_bound, nce_club_bound
 from factorcl_nb.train import (TrainConfig, fit, EpochBatchSampler, make_loader, load_checkpoint, save_checkpoint, rank,
                                world_size, is_main_process, CHECKPOINT_NAME)
+from tests.small_runs import small_factorcl_run   # also behind the plots of nbs/06_train.ipynb
 
 # ---------------------------------------------------------------- a toy model that follows the contract
-
-def infonce(s): return (s.diagonal() - s.logsumexp(1)).mean() + math.log(s.shape[0])
-def nce_club(s): return s.diagonal().mean() - s.mean()
 
 class Toy(nn.Module):
     """Two linear encoders, a learnable InfoNCE critic (main) and an NCE-CLUB critic (trained by critic_loss).
@@ -39,14 +38,14 @@ class Toy(nn.Module):
         self.calls += 1
         if self.fail_at is not None and self.calls == self.fail_at: raise RuntimeError('injected failure')
         z1, z2 = self.embed(x1, x2)
-        terms = dict(nce=infonce(z1 @ self.nce_weight @ z2.T), club=nce_club(z1 @ self.club_weight @ z2.T))
+        terms = dict(nce=infonce_bound(z1 @ self.nce_weight @ z2.T), club=nce_club_bound(z1 @ self.club_weight @ z2.T))
         if self.needs_labels: terms['ce'] = F.cross_entropy(self.head(z1).float(), y)
         terms['loss'] = -terms['nce'] + terms['club'] + terms.get('ce', 0)
         return terms
 
     def critic_loss(self, x1, x2, y=None):
         z1, z2 = (z.detach() for z in self.embed(x1, x2))
-        return -infonce(z1 @ self.club_weight @ z2.T)
+        return -infonce_bound(z1 @ self.club_weight @ z2.T)
 
     def critic_parameters(self): return [self.club_weight]
     def main_parameters(self): return [p for n, p in self.named_parameters() if n != 'club_weight']
@@ -478,22 +477,6 @@ def test_a_last_batch_of_one_sample_is_dropped_and_said(method):
 
 
 # ---------------------------------------------------------------- the NCE-CLUB critics keep up
-
-def small_factorcl_run(method, seed=0, **schedule):
-    "FactorCL on a small synthetic run (1500 samples, 8 epochs of 12 steps), a history row per step."
-    from factorcl_nb.data import make_synthetic
-    from factorcl_nb.augment import latent_augment
-    from factorcl_nb.runner import build_encoders
-    from factorcl_nb.models import make_model
-    d = make_synthetic(1500, seed=seed)
-    mu1, sd1, mu2, sd2 = d.x1.mean(0), d.x1.std(0), d.x2.mean(0), d.x2.std(0)
-    x1, x2 = (d.x1 - mu1) / sd1, (d.x2 - mu2) / sd2
-    aug = lambda a, b: (latent_augment(a, d.mixing1 / sd1, 10, 0.5), latent_augment(b, d.mixing2 / sd2, 10, 0.5))
-    torch.manual_seed(seed)
-    net = make_model(method, build_encoders((100, 100), embed_dim=32, hidden_dim=64, n_hidden=1), 32, n_classes=2,
-                     unique_augment=aug, proj_dim=16, head_hidden=32, critic='separable', critic_hidden=64, critic_layers=1)
-    data = (x1, x2, d.y) if net.needs_labels else (x1, x2)
-    return fit(net, data, epochs=8, batch_size=128, lr=1e-3, seed=seed, log_every=1, progress=False, device='cpu', **schedule)
 
 @pytest.mark.parametrize('method', ['FactorCL-SUP', 'FactorCL-SSL'])
 def test_default_critics_give_valid_bounds_after_warmup(method):
