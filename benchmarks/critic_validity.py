@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from factorcl_nb.core import atomic_write
-from factorcl_nb.data import make_synthetic
-from factorcl_nb.augment import latent_augment
+from factorcl_nb.data.synthetic import synthetic_setting
 from factorcl_nb.runner import build_encoders
 from factorcl_nb.models import make_model
 from factorcl_nb.train import TrainConfig, fit, bound_validity
@@ -29,12 +28,9 @@ QUICK = dict(encoder=dict(embed_dim=64, hidden_dim=256, n_hidden=2),
              model=dict(proj_dim=64, head_hidden=64, critic_hidden=256, critic_layers=1))
 
 def synthetic(n, seed):
-    "Standardised train split of the synthetic data and the two latent augmentations (as in synthetic_probe)."
-    data = make_synthetic(n, seed=seed); tr, _ = data.split(0.2, seed=seed)
-    mu1, sd1, mu2, sd2 = tr.x1.mean(0), tr.x1.std(0) + 1e-6, tr.x2.mean(0), tr.x2.std(0) + 1e-6
-    mix1, mix2 = data.mixing1 / sd1, data.mixing2 / sd2
-    aug = lambda a, b: (latent_augment(a, mix1, 10, 0.5, unique=True), latent_augment(b, mix2, 10, 0.5, unique=True))
-    return ((tr.x1 - mu1) / sd1, (tr.x2 - mu2) / sd2, tr.y), aug
+    "Standardised train split of the synthetic data and its unique latent augmentation (`synthetic_setting`, as in synthetic_probe)."
+    st = synthetic_setting(n, seed=seed)
+    return st.train_views, st.augment(unique=True, std=0.5)
 
 
 def run(method, seed, schedule, n=6000, epochs=8, critic='separable', lr=1e-3, batch_size=256):

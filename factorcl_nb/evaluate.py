@@ -4,9 +4,10 @@
 
 # %% ../nbs/07_evaluate.ipynb #89042761
 from __future__ import annotations
-import math
+import math, warnings
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
@@ -14,9 +15,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 # %% auto #0
-__all__ = ['linear_probe', 'probe_mi', 'probe_mi_kernel']
+__all__ = ['linear_probe', 'ProbeLog', 'probe_log', 'probe_mi', 'probe_mi_kernel']
 
 # %% ../nbs/07_evaluate.ipynb #e6c3c181
+_PROBE_LOGS = []   # the logs recording every linear_probe result (see probe_log below)
+
 def _as_numpy(a, name:str, ndim:int):
     if isinstance(a, torch.Tensor): a = a.detach().float().cpu().numpy() if a.is_floating_point() else a.detach().cpu().numpy()
     a = np.asarray(a)
@@ -33,10 +36,10 @@ def linear_probe(train_x, # [n, d] embeddings of the training split (tensor or a
                  test_y=None, # [m] held-out labels
                  test_size:float=0.2, # held-out fraction when no test set is given (stratified)
                  seed:int=0, # seed of that split
-                 max_iter:int=200, # logistic regression iterations (the authors' setting)
+                 max_iter:int=1000, # L-BFGS iterations at most (the authors used 200; see `converged` in the result)
                  C:float=1.0, # inverse regularisation strength
                 ) -> dict:
-    "Accuracy (and macro-F1) of a standardised logistic regression fitted on train, scored on held-out data."
+    "Accuracy (and macro-F1) of a standardised logistic regression fitted on train, scored on held-out data (and whether it converged)."
     X, y = _as_numpy(train_x, 'train_x', 2), _as_numpy(train_y, 'train_y', 1)
     if len(X) != len(y): raise ValueError(f"train_x and train_y must have as many rows: {len(X)} vs {len(y)}")
     if (test_x is None) != (test_y is None): raise ValueError("give both test_x and test_y, or neither")
@@ -47,10 +50,43 @@ def linear_probe(train_x, # [n, d] embeddings of the training split (tensor or a
         Xt, yt = _as_numpy(test_x, 'test_x', 2), _as_numpy(test_y, 'test_y', 1)
         if len(Xt) != len(yt): raise ValueError(f"test_x and test_y must have as many rows: {len(Xt)} vs {len(yt)}")
         if Xt.shape[1] != X.shape[1]: raise ValueError(f"test_x must have {X.shape[1]} features like train_x, got {Xt.shape[1]}")
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter, C=C)).fit(X, y)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1: raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter, C=C))
+    with warnings.catch_warnings():                  # reported as `converged` below, not as one warning per fit
+        warnings.simplefilter('ignore', ConvergenceWarning)
+        probe.fit(X, y)
+    n_iter = int(np.max(probe[-1].n_iter_))
     pred = probe.predict(Xt)
-    return dict(accuracy=float((pred == yt).mean()), f1_macro=float(f1_score(yt, pred, average='macro')),
-                n_train=len(X), n_test=len(Xt))
+    result = dict(accuracy=float((pred == yt).mean()), f1_macro=float(f1_score(yt, pred, average='macro')),
+                  n_train=len(X), n_test=len(Xt), n_iter=n_iter, converged=n_iter < max_iter)
+    for log in _PROBE_LOGS: log.append(result)
+    return result
+
+# %% ../nbs/07_evaluate.ipynb #13c70fdc
+class ProbeLog(list):
+    "The results of every `linear_probe` fit made while it records (a list of dicts)."
+    def stop(self):
+        "Stop recording (also on leaving a `with` block)."
+        if self in _PROBE_LOGS: _PROBE_LOGS.remove(self)
+        return self
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.stop()
+    def __eq__(self, other): return self is other
+    __hash__ = object.__hash__
+    @property
+    def not_converged(self) -> int: return sum(not r['converged'] for r in self)
+
+    def summary(self) -> str:
+        "One line: how many probes were fitted and how many stopped at `max_iter` before converging."
+        if not self: return 'linear probes: none fitted'
+        worst = max(r['n_iter'] for r in self)
+        return (f"linear probes: {len(self)} fits, " + ('all converged' if not self.not_converged else
+                f"**{self.not_converged} did not converge** (stopped at max_iter)") + f"; at most {worst} L-BFGS iterations")
+
+def probe_log() -> ProbeLog:
+    "Start recording every `linear_probe` result (use as `with probe_log() as log:` or call `.stop()`)."
+    log = ProbeLog(); _PROBE_LOGS.append(log)
+    return log
 
 # %% ../nbs/07_evaluate.ipynb #f540ff2b
 def _gaussian_mi_nats(a:np.ndarray, b:np.ndarray) -> float:

@@ -11,7 +11,7 @@ from scipy import stats as _st
 
 # %% auto #0
 __all__ = ['VERDICTS', 'mean_ci', 'verdict', 'paired_difference', 'summarize', 'compare', 'format_ci', 'claims_table',
-           't_errorbar', 'markdown_table']
+           't_errorbar', 'markdown_table', 'claims_reading']
 
 # %% ../nbs/07a_stats.ipynb #20729e7f
 def _values(values, name:str) -> np.ndarray:
@@ -125,3 +125,24 @@ def markdown_table(df:pd.DataFrame, # small table (its index is ignored)
     cell = lambda v: f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) else str(v)
     lines = ['| ' + ' | '.join(map(str, df.columns)) + ' |', '|' + '---|' * len(df.columns)]
     return '\n'.join(lines + ['| ' + ' | '.join(cell(v) for v in row) + ' |' for row in df.itertuples(index=False)])
+
+# %% ../nbs/07a_stats.ipynb #f012c484
+def claims_reading(claims:pd.DataFrame, # `claims_table` rows (with extra columns such as the protocol)
+                   across:str|None=None, # column whose values should give the same verdict (e.g. 'protocol')
+                   keys=('claim',), # columns identifying one claim
+                  ) -> str:
+    "Markdown: the claims grouped by verdict, and (with `across`) those whose verdict depends on it."
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    missing = [c for c in [*keys, 'verdict', *([across] if across else [])] if c not in claims.columns]
+    if missing: raise ValueError(f"claims has no column(s) {missing}; its columns are {list(claims.columns)}")
+    if claims.empty: raise ValueError("claims must hold at least one row, got none")
+    name = lambda k: ', '.join(f'{v}' if c == 'claim' else f'{c} {v}' for c, v in zip(keys, k if isinstance(k, tuple) else (k,)))
+    groups = {v: [] for v in VERDICTS}; mixed = []
+    for k, g in claims.groupby(keys, sort=False):
+        vs = list(dict.fromkeys(g.verdict))
+        if len(vs) == 1: groups[vs[0]].append(name(k))
+        else: mixed.append(f"{name(k)} (" + '; '.join(f"{v} with {', '.join(map(str, g[g.verdict == v][across]))}" for v in vs) + ')')
+    where = f' under every {across}' if across else ''
+    lines = [f"- **{v}**{where} ({len(groups[v])}): " + ('; '.join(groups[v]) if groups[v] else 'none') for v in VERDICTS]
+    if across: lines.append(f"- **depends on the {across}** ({len(mixed)}): " + ('; '.join(mixed) if mixed else 'none'))
+    return '\n'.join(lines)

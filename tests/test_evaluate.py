@@ -47,3 +47,21 @@ def test_linear_probe_reads_separable_classes_and_not_noise():
     assert linear_probe(np.eye(3)[y] * 2 + rng.normal(size=(600, 3)), y)['accuracy'] > 0.8
     assert linear_probe(rng.normal(size=(600, 3)), y)['accuracy'] < 0.45   # chance is 1/3
     with pytest.raises(ValueError, match='train_x and train_y must have as many rows'): linear_probe(rng.normal(size=(10, 3)), y)
+
+def test_linear_probe_reports_convergence_instead_of_warning_and_probe_log_counts_it():
+    "A probe stopped at max_iter says so in its result (no ConvergenceWarning); probe_log counts such fits once."
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+    from factorcl_nb.evaluate import probe_log
+    rng = np.random.default_rng(4); n = 1000
+    z = rng.normal(size=(n, 3)); y = (z[:, 0] + 0.3 * rng.normal(size=n) > 0).astype(int)
+    x = z @ rng.normal(size=(3, 40)) + 0.1 * rng.normal(size=(n, 40))
+    with warnings.catch_warnings(record=True) as caught, probe_log() as log:
+        warnings.simplefilter('always')
+        capped, full = linear_probe(x, y, max_iter=3), linear_probe(x, y)
+    assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert (capped['converged'], capped['n_iter']) == (False, 3) and full['converged'] and 3 < full['n_iter'] < 1000
+    assert len(log) == 2 and log.not_converged == 1 and '1 did not converge' in log.summary()
+    linear_probe(x, y); assert len(log) == 2            # the block ended: no longer recording
+    # converged probes agree with a much longer run of the same solver (the optimum is unique)
+    assert linear_probe(x, y, max_iter=20000)['accuracy'] == full['accuracy']

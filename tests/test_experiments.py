@@ -28,6 +28,17 @@ def test_experiment_runs_at_tiny_scale(nb, tmp_path):
     if not meta.get('skipped'):
         for ext in ('png', 'csv'): assert (tmp_path/f'{nb.stem}.{ext}').stat().st_size > 0
     if nb.stem in STATS_EXPERIMENTS: check_statistics(pd.read_csv(tmp_path/f'{nb.stem}.csv'), meta['report'])
+    check_rendered(tmp_path/nb.name, skipped=bool(meta.get('skipped')))
+
+def check_rendered(executed, skipped):
+    "Reports show as rendered Markdown (a computed reading unless skipped), and no probe warns per fit."
+    import nbformat
+    outputs = [o for c in nbformat.read(executed, 4).cells if c.cell_type == 'code' for o in c.get('outputs', [])]
+    text = '\n'.join(o.get('text', '') for o in outputs if o.get('output_type') == 'stream')
+    assert 'ConvergenceWarning' not in text, "a linear probe warned: its convergence belongs in the probe_log summary"
+    markdown = [o['data']['text/markdown'] for o in outputs if 'text/markdown' in o.get('data', {})]
+    assert markdown, "the notebook displays no rendered Markdown (display(Markdown(...)))"
+    if not skipped: assert any(m.startswith('**Reading**') for m in markdown), "no computed reading is displayed"
 
 def check_statistics(table, report):
     "Several seeds, trained / untrained / raw rows for both probes, and a verdict for every claim in the report."

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 # %% auto #0
-__all__ = ['SyntheticData', 'relevant_coordinates', 'make_synthetic', 'view_information']
+__all__ = ['SyntheticData', 'relevant_coordinates', 'make_synthetic', 'view_information', 'SyntheticSetting', 'synthetic_setting']
 
 # %% ../../nbs/08a_synthetic.ipynb #0848e8e5
 @dataclass
@@ -105,3 +105,40 @@ def view_information(data:SyntheticData, # from make_synthetic (its mixing matri
     eye = torch.eye(A.shape[1], dtype=A.dtype) * data.noise ** 2
     ld = lambda M: torch.linalg.slogdet(0.5 * M.T @ M + eye)[1]
     return float((ld(A) - ld(rest)) / (2 * torch.log(torch.tensor(2.0, dtype=A.dtype))))
+
+# %% ../../nbs/08a_synthetic.ipynb #e7cb4813
+from ..augment import latent_augment
+
+@dataclass
+class SyntheticSetting:
+    "Standardised train/test views of a `make_synthetic` draw and the latent augmentations in that space."
+    data: SyntheticData       # the full draw (raw views, latents, mixing matrices)
+    train: SyntheticData      # raw training split (its latents, labels)
+    test: SyntheticData       # raw held-out split
+    train_views: tuple        # (x1, x2, y) of the training split, views standardised with training statistics
+    test_views: tuple         # (x1, x2, y) of the held-out split, standardised with the same statistics
+    mixing: tuple             # (A1 / sd1, A2 / sd2): the mixing matrices in the standardised space
+
+    def augment(self, unique:bool=True, # True: perturb the unique latents only; False: all latents
+                std:float=0.5, # standard deviation of the latent perturbation
+               ):
+        "The view-pair augmentation (x1, x2) -> (x1', x2') through the standardised mixing matrices."
+        m1, m2 = self.mixing; n_shared = self.data.w_s.shape[1]
+        return lambda a, b: (latent_augment(a, m1.to(a.device), n_shared, std, unique=unique),
+                             latent_augment(b, m2.to(b.device), n_shared, std, unique=unique))
+
+# %% ../../nbs/08a_synthetic.ipynb #cdab21a3
+def synthetic_setting(n_samples:int, # samples drawn (train + test)
+                      seed:int=0, # seeds the draw and the split
+                      test_size:float=0.2, # held-out fraction
+                      eps:float=1e-6, # added to each coordinate's standard deviation
+                      **kwargs, # passed to make_synthetic (ratio, noise, shared_dim, ...)
+                     ) -> SyntheticSetting:
+    "Draw `make_synthetic(n_samples, seed=seed, **kwargs)`, split it, standardise both views with training statistics."
+    if 'seed' in kwargs: raise ValueError("seed is given once, as synthetic_setting's own argument")
+    if not eps >= 0: raise ValueError(f"eps must be >= 0, got {eps!r}")
+    data = make_synthetic(n_samples, seed=seed, **kwargs)
+    tr, te = data.split(test_size, seed=seed)
+    mu1, sd1, mu2, sd2 = tr.x1.mean(0), tr.x1.std(0) + eps, tr.x2.mean(0), tr.x2.std(0) + eps
+    return SyntheticSetting(data, tr, te, ((tr.x1 - mu1) / sd1, (tr.x2 - mu2) / sd2, tr.y),
+                            ((te.x1 - mu1) / sd1, (te.x2 - mu2) / sd2, te.y), (data.mixing1 / sd1, data.mixing2 / sd2))
