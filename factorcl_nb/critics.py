@@ -4,6 +4,7 @@
 
 # %% ../nbs/01_critics.ipynb #0f3b7ea6
 from __future__ import annotations
+import threading
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -11,8 +12,8 @@ from torch.utils.checkpoint import checkpoint
 from .core import check_matrix
 
 # %% auto #0
-__all__ = ['CRITICS', 'make_activation', 'PairMLP', 'ConcatCritic', 'naive_concat_scores', 'mlp', 'SeparableCritic',
-           'make_critic']
+__all__ = ['CRITICS', 'make_activation', 'release_scratch', 'PairMLP', 'ConcatCritic', 'naive_concat_scores', 'mlp',
+           'SeparableCritic', 'make_critic']
 
 # %% ../nbs/01_critics.ipynb #b621c64f
 _ACTIVATIONS = {'relu': nn.ReLU, 'gelu': nn.GELU, 'tanh': nn.Tanh, 'silu': nn.SiLU, 'leaky_relu': nn.LeakyReLU}
@@ -41,6 +42,25 @@ def _add_relu(u, v, out):
     "`out <- relu(u + v)` (broadcast): one pass over `out` where `_fused_add_relu`, else an add and an in-place ReLU."
     if out.device.type == 'cpu' and _fused_add_relu(out.dtype): return torch.ops.aten._add_relu.out(u, v, out=out)
     return torch.add(u, v, out=out).relu_()
+
+_scratch = threading.local()
+
+def _scratch_buffers(like, rows:int, cols:int, count:int) -> list:
+    """`count` scratch tensors `[rows, cols]` of `like`'s dtype for one forward or backward call of `PairMLP`.
+    On a CPU they are views of buffers kept per thread and dtype and reused by the next call: a fresh block buffer
+    (tens of MB) is new memory from the OS each time, whose page faults cost as much as a pass over it."""
+    if like.device.type != 'cpu': return [like.new_empty(rows, cols) for _ in range(count)]
+    pool = _scratch.__dict__.setdefault(like.dtype, [])
+    pool.extend([None] * (count - len(pool)))
+    for i in range(count):
+        if pool[i] is None or pool[i].numel() < rows * cols:
+            pool[i] = None                                       # free the smaller one first
+            with torch.inference_mode(False): pool[i] = like.new_empty(rows * cols)   # writable in any mode
+    return [pool[i][:rows * cols].view(rows, cols) for i in range(count)]
+
+def release_scratch():
+    "Free the scratch buffers `PairMLP` keeps for reuse on this thread (e.g. after training with a large batch)."
+    _scratch.__dict__.clear()
 
 def _first_hidden(a, c, rows:slice, out):
     "`relu(a[rows, None] + c[None])` as `[r * m, h]`, written straight into the buffer `out`."
@@ -72,7 +92,7 @@ class PairMLP(torch.autograd.Function):
         kept = [a.new_empty(n * m, h) if values else torch.empty(n * m, h, dtype=torch.bool, device=a.device)
                 for _ in ws] if keep else []
         r = max(1, min(block_rows, n))
-        buf = [a.new_empty(r * m, h) for _ in range(1 + len(ws))]
+        buf = _scratch_buffers(a, r * m, h, 1 + len(ws))
         scores = a.new_empty(n, m)
         for i0 in range(0, n, r):
             i1 = min(n, i0 + r); rows = slice(i0 * m, i1 * m)
@@ -100,8 +120,8 @@ class PairMLP(torch.autograd.Function):
         ga = a.new_empty(n, h) if need[0] else None
         gc = torch.zeros(m, h, dtype=acc, device=a.device) if need[1] else None
         gp = [torch.zeros(p.shape, dtype=acc, device=p.device) if need[4 + i] else None for i, p in enumerate(params)]
-        buf = [a.new_empty(r * m, h) for _ in range(1 + (0 if keep else L))]
-        gbuf = [a.new_empty(r * m, h), a.new_empty(r * m, h)]
+        *buf, g0, g1 = _scratch_buffers(a, r * m, h, 3 + (0 if keep else L))
+        gbuf = [g0, g1]
         for i0 in range(0, n, r):
             i1 = min(n, i0 + r); R = (i1 - i0) * m; rows = slice(i0 * m, i1 * m)
             xs = [_first_hidden(a, c, slice(i0, i1), buf[0])]          # h_1, recomputed (one pass)
