@@ -79,18 +79,14 @@ def _linear_relu(x, W, b, out):
 class PairMLP(torch.autograd.Function):
     """`S[i, j] = w_out . h_L(i, j) + b_out` with `h_1 = relu(a_i + c_j)`, `h_k = relu(W_k h_(k-1) + b_k)`,
     computed `block_rows` rows of S at a time. `params` = W_2, b_2, ..., W_L, b_L, w_out `[1, h]`, b_out `[1]`.
-    `store`: keep what backward needs of layers 2..L (the activations when the weights are trained or the dtype has
-    2 bytes, else the mask `h <= 0` as bool); otherwise recompute each block's forward in backward."""
+    `store`: keep the activations of layers 2..L for backward; otherwise recompute each block's forward in backward."""
     @staticmethod
     def forward(ctx, a, c, block_rows:int, store:bool, *params):
-        "Scores `[n, m]` block by block; keeps the masks or activations of layers 2..L when `store`."
+        "Scores `[n, m]` block by block; keeps the activations of layers 2..L when `store`."
         ws, bs, w_out, b_out = params[0:-2:2], params[1:-2:2], params[-2], params[-1]
         (n, h), m = a.shape, len(c)
-        wgrad = any(ctx.needs_input_grad[4:])                       # False when the critic is frozen
         keep = store and any(ctx.needs_input_grad) and len(ws) > 0
-        values = wgrad or a.element_size() <= 2                     # keep h_k itself (else a 1-byte mask)
-        kept = [a.new_empty(n * m, h) if values else torch.empty(n * m, h, dtype=torch.bool, device=a.device)
-                for _ in ws] if keep else []
+        kept = [a.new_empty(n * m, h) for _ in ws] if keep else []
         r = max(1, min(block_rows, n))
         buf = _scratch_buffers(a, r * m, h, 1 + len(ws))
         scores = a.new_empty(n, m)
@@ -98,10 +94,9 @@ class PairMLP(torch.autograd.Function):
             i1 = min(n, i0 + r); rows = slice(i0 * m, i1 * m)
             x = _first_hidden(a, c, slice(i0, i1), buf[0])
             for k, (W, b) in enumerate(zip(ws, bs)):
-                x = _linear_relu(x, W, b, kept[k][rows] if keep and values else buf[k + 1][:(i1 - i0) * m])
-                if keep and not values: torch.le(x, 0, out=kept[k][rows])
+                x = _linear_relu(x, W, b, kept[k][rows] if keep else buf[k + 1][:(i1 - i0) * m])
             torch.addmv(b_out, x, w_out[0], out=scores[i0:i1].view(-1))
-        ctx.block_rows, ctx.keep, ctx.values, ctx.layers = r, keep, values, len(ws)
+        ctx.block_rows, ctx.keep, ctx.layers = r, keep, len(ws)
         ctx.save_for_backward(a, c, *params, *kept)
         return scores
 
@@ -110,7 +105,7 @@ class PairMLP(torch.autograd.Function):
     def backward(ctx, gs):
         "Gradients of a, c and the trained parameters from `gs = dL/dS`, block by block (frozen weights: skipped)."
         a, c, *rest = ctx.saved_tensors
-        L, r, keep, values = ctx.layers, ctx.block_rows, ctx.keep, ctx.values
+        L, r, keep = ctx.layers, ctx.block_rows, ctx.keep
         params, kept = rest[:2 * L + 2], rest[2 * L + 2:]
         ws, bs, w_out = params[0:-2:2], params[1:-2:2], params[-2]
         (n, h), m = a.shape, len(c)
@@ -126,7 +121,7 @@ class PairMLP(torch.autograd.Function):
             i1 = min(n, i0 + r); R = (i1 - i0) * m; rows = slice(i0 * m, i1 * m)
             xs = [_first_hidden(a, c, slice(i0, i1), buf[0])]          # h_1, recomputed (one pass)
             for k, (W, b) in enumerate(zip(ws, bs)):
-                if keep: xs.append(kept[k][rows] if values else None)
+                if keep: xs.append(kept[k][rows])
                 else: xs.append(_linear_relu(xs[-1], W, b, buf[k + 1][:R]))
             g = gs[i0:i1].reshape(-1)
             # block sums: accumulated in float32 inside each op, added into the float32 totals across blocks
@@ -134,8 +129,7 @@ class PairMLP(torch.autograd.Function):
             if gp[-1] is not None: gp[-1] += g.sum(dtype=acc)
             d = torch.mul(g[:, None], w_out, out=gbuf[0][:R])           # dL/dh_L
             for k in range(L - 1, -1, -1):
-                if keep and not values: d.masked_fill_(kept[k][rows], 0)   # dL/dz_(k+2), mask h <= 0
-                else: _relu_grad_(d, xs[k + 1])
+                _relu_grad_(d, xs[k + 1])                               # dL/dz_(k+2)
                 if gp[2 * k] is not None: gp[2 * k] += d.t() @ xs[k]
                 if gp[2 * k + 1] is not None: gp[2 * k + 1] += d.sum(0)
                 d = torch.mm(d, ws[k], out=gbuf[(L - k) % 2][:R])       # dL/dh_(k+1)
