@@ -106,3 +106,12 @@ def test_concat_step_executes_only_the_necessary_pairwise_products():
         step, model = train_step.make_step('concat', n=n, size='smoke', return_model=True)
         extra[n] = train_step.executed_flops(step) - train_step.necessary_flops(model, n)
     assert extra[32] > 0 and extra[64] == 2 * extra[32]
+
+def test_profile_concat_splits_matmul_forward_backward():
+    out = run_script('profile_concat.py', '--batch', '16', '--size', 'smoke', '--top', '3', '--threads', '1', '--impls', 'concat')
+    for text in ('=== concat', 'forward   matmul', 'backward  matmul', 'matrix products:', 'Input Shapes'): assert text in out, text
+    import profile_concat
+    split, _, _ = profile_concat.profile_step('concat', 16, 'smoke', 3)
+    k = split['kinds']
+    assert k[('forward', 'matmul')] > 0 and k[('backward', 'matmul')] > 0 and k[('backward', 'other')] > 0
+    assert any(ph == 'backward' and 'threshold_backward' in name for ph, name in split['ops'])
