@@ -8,8 +8,9 @@
 Besides the time, each implementation's FLOPs are counted (torch.utils.flop_counter, one step) and set beside the
 FLOPs a step cannot avoid: the pairwise hidden-to-hidden products of the concat critics (per pair and critic
 2 h^2 per h x h layer forward, the same for the gradient to the input, and again for the weight gradient of the
-trained critics: the main step runs the 6 critics forward and backward to their inputs with frozen weights, the
-critic step the 2 NCE-CLUB critics with weight gradients). The floor is that count at this machine's matmul
+critics trained in that step: the main step runs the 6 critics forward and backward to their inputs and trains the
+4 InfoNCE critics with the encoders (they are main parameters; only the 2 NCE-CLUB critics are frozen there), the
+critic step runs the 2 NCE-CLUB critics with weight gradients). The floor is that count at this machine's matmul
 throughput, measured in the same run (interleaved with the steps) at the critics' shape [n*m or chunk*m, h] @ [h, h].
 
 One step = what factorcl_nb.train.fit does per batch: a main step on `model.loss` (critics frozen, own Adam) and
@@ -198,12 +199,20 @@ def hidden_layers_of(critic:ConcatCritic):
     lins = [l for l in critic.rest if isinstance(l, nn.Linear)]
     return [(l.in_features, l.out_features) for l in lins[:-1]]
 
+def trained_in(params, name, model:FactorCL) -> bool:
+    "Whether the critic of term `name` has its weights among `params` (so that step needs their gradient)."
+    ids = {id(p) for p in params}
+    return all(id(p) in ids for p in getattr(model, name).critic.parameters())
+
 def necessary_flops(model:FactorCL, n:int) -> float:
     """FLOPs of one step that no implementation can avoid: the pairwise h x h products of the concat critics,
-    2 h_in h_out per pair and layer, counted once forward and once for the input gradient for the 6 critics of
-    the main step (weights frozen) and once more for the weight gradient of the 2 critics trained in the critic step."""
+    2 h_in h_out per pair and layer, counted once forward and once for the input gradient of every critic a step
+    runs, and once more for the weight gradient of the critics that step trains: in the main step the critics
+    whose weights are `model.main_parameters()` (the InfoNCE critics), in the critic step the NCE-CLUB critics."""
     per = lambda name: n * n * sum(2 * a * b for a, b in hidden_layers_of(getattr(model, name).critic))
-    return sum(2 * per(t) for t in MAIN_TERMS) + sum(3 * per(t) for t in CRITIC_STEP_TERMS)
+    main = model.main_parameters()
+    return (sum((3 if trained_in(main, t, model) else 2) * per(t) for t in MAIN_TERMS)
+            + sum(3 * per(t) for t in CRITIC_STEP_TERMS))
 
 def executed_flops(step) -> float:
     "FLOPs one call of `step` executes, as torch.utils.flop_counter counts them (matmul-like ops)."

@@ -4,6 +4,7 @@
 
 # %% ../nbs/01_critics.ipynb #0f3b7ea6
 from __future__ import annotations
+import threading
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,8 +13,8 @@ from .core import check_matrix
 from .encoders import activation_layer, mlp_layers
 
 # %% auto #0
-__all__ = ['make_activation', 'CRITICS', 'PairMLP', 'ConcatCritic', 'naive_concat_scores', 'mlp', 'SeparableCritic',
-           'make_critic']
+__all__ = ['make_activation', 'CRITICS', 'release_scratch', 'PairMLP', 'ConcatCritic', 'naive_concat_scores', 'mlp',
+           'SeparableCritic', 'make_critic']
 
 # %% ../nbs/01_critics.ipynb #b621c64f
 make_activation = activation_layer   # the package's one activation map (factorcl_nb.encoders): relu, gelu, tanh, elu, silu, leaky_relu
@@ -28,40 +29,69 @@ def _relu_grad_(g, h):
     "In place `g <- g * (h > 0)`: ReLU's backward written into `g` (one pass, no mask tensor)."
     return torch.ops.aten.threshold_backward.grad_input(g, h, 0, grad_input=g)
 
+def _fused_add_relu(dtype) -> bool:
+    "Whether `relu(u + v)` can run as one pass (`aten._add_relu`; float32 and float64 CPU tensors)."
+    return dtype in (torch.float32, torch.float64) and hasattr(torch.ops.aten, '_add_relu_')
+
+def _add_relu(u, v, out):
+    "`out <- relu(u + v)` (broadcast): one pass over `out` where `_fused_add_relu`, else an add and an in-place ReLU."
+    if out.device.type == 'cpu' and _fused_add_relu(out.dtype): return torch.ops.aten._add_relu.out(u, v, out=out)
+    return torch.add(u, v, out=out).relu_()
+
+_scratch = threading.local()
+
+def _scratch_buffers(like, rows:int, cols:int, count:int) -> list:
+    """`count` scratch tensors `[rows, cols]` of `like`'s dtype for one forward or backward call of `PairMLP`.
+    On a CPU they are views of buffers kept per thread and dtype and reused by the next call: a fresh block buffer
+    (tens of MB) is new memory from the OS each time, whose page faults cost as much as a pass over it."""
+    if like.device.type != 'cpu': return [like.new_empty(rows, cols) for _ in range(count)]
+    pool = _scratch.__dict__.setdefault(like.dtype, [])
+    pool.extend([None] * (count - len(pool)))
+    for i in range(count):
+        if pool[i] is None or pool[i].numel() < rows * cols:
+            pool[i] = None                                       # free the smaller one first
+            with torch.inference_mode(False): pool[i] = like.new_empty(rows * cols)   # writable in any mode
+    return [pool[i][:rows * cols].view(rows, cols) for i in range(count)]
+
+def release_scratch():
+    "Free the scratch buffers `PairMLP` keeps for reuse on this thread (e.g. after training with a large batch)."
+    _scratch.__dict__.clear()
+
 def _first_hidden(a, c, rows:slice, out):
-    "`relu(a[rows, None] + c[None])` as `[r * m, h]`, added straight into the buffer `out` and rectified in place."
+    "`relu(a[rows, None] + c[None])` as `[r * m, h]`, written straight into the buffer `out`."
     r, (m, h) = len(a[rows]), c.shape
     o = out[:r * m]
-    torch.add(a[rows, None, :], c[None, :, :], out=o.view(r, m, h))
-    return o.relu_()
+    _add_relu(a[rows, None, :], c[None, :, :], o.view(r, m, h))
+    return o
+
+def _linear_relu(x, W, b, out):
+    "`out <- relu(x W^T + b)`: the product written into `out`, then bias and ReLU in one pass where possible."
+    if out.device.type == 'cpu' and _fused_add_relu(out.dtype):
+        return torch.ops.aten._add_relu_(torch.mm(x, W.t(), out=out), b)
+    return torch.addmm(b, x, W.t(), out=out).relu_()
 
 # %% ../nbs/01_critics.ipynb #66763d6a
 class PairMLP(torch.autograd.Function):
     """`S[i, j] = w_out . h_L(i, j) + b_out` with `h_1 = relu(a_i + c_j)`, `h_k = relu(W_k h_(k-1) + b_k)`,
     computed `block_rows` rows of S at a time. `params` = W_2, b_2, ..., W_L, b_L, w_out `[1, h]`, b_out `[1]`.
-    `store`: keep the masks (or, when weights are trained, the activations) of layers 2..L for backward;
-    otherwise recompute each block's forward in backward."""
+    `store`: keep the activations of layers 2..L for backward; otherwise recompute each block's forward in backward."""
     @staticmethod
     def forward(ctx, a, c, block_rows:int, store:bool, *params):
-        "Scores `[n, m]` block by block; keeps the masks or activations of layers 2..L when `store`."
+        "Scores `[n, m]` block by block; keeps the activations of layers 2..L when `store`."
         ws, bs, w_out, b_out = params[0:-2:2], params[1:-2:2], params[-2], params[-1]
         (n, h), m = a.shape, len(c)
-        wgrad = any(ctx.needs_input_grad[4:])                       # False when the critic is frozen
         keep = store and any(ctx.needs_input_grad) and len(ws) > 0
-        kept = [a.new_empty(n * m, h) if wgrad else torch.empty(n * m, h, dtype=torch.bool, device=a.device)
-                for _ in ws] if keep else []
+        kept = [a.new_empty(n * m, h) for _ in ws] if keep else []
         r = max(1, min(block_rows, n))
-        buf = [a.new_empty(r * m, h) for _ in range(1 + len(ws))]
+        buf = _scratch_buffers(a, r * m, h, 1 + len(ws))
         scores = a.new_empty(n, m)
         for i0 in range(0, n, r):
             i1 = min(n, i0 + r); rows = slice(i0 * m, i1 * m)
             x = _first_hidden(a, c, slice(i0, i1), buf[0])
             for k, (W, b) in enumerate(zip(ws, bs)):
-                out = kept[k][rows] if keep and wgrad else buf[k + 1][:(i1 - i0) * m]
-                x = torch.addmm(b, x, W.t(), out=out).relu_()
-                if keep and not wgrad: torch.gt(x, 0, out=kept[k][rows])
+                x = _linear_relu(x, W, b, kept[k][rows] if keep else buf[k + 1][:(i1 - i0) * m])
             torch.addmv(b_out, x, w_out[0], out=scores[i0:i1].view(-1))
-        ctx.block_rows, ctx.keep, ctx.wgrad, ctx.layers = r, keep, wgrad, len(ws)
+        ctx.block_rows, ctx.keep, ctx.layers = r, keep, len(ws)
         ctx.save_for_backward(a, c, *params, *kept)
         return scores
 
@@ -70,7 +100,7 @@ class PairMLP(torch.autograd.Function):
     def backward(ctx, gs):
         "Gradients of a, c and the trained parameters from `gs = dL/dS`, block by block (frozen weights: skipped)."
         a, c, *rest = ctx.saved_tensors
-        L, r, keep, wgrad = ctx.layers, ctx.block_rows, ctx.keep, ctx.wgrad
+        L, r, keep = ctx.layers, ctx.block_rows, ctx.keep
         params, kept = rest[:2 * L + 2], rest[2 * L + 2:]
         ws, bs, w_out = params[0:-2:2], params[1:-2:2], params[-2]
         (n, h), m = a.shape, len(c)
@@ -80,27 +110,27 @@ class PairMLP(torch.autograd.Function):
         ga = a.new_empty(n, h) if need[0] else None
         gc = torch.zeros(m, h, dtype=acc, device=a.device) if need[1] else None
         gp = [torch.zeros(p.shape, dtype=acc, device=p.device) if need[4 + i] else None for i, p in enumerate(params)]
-        buf = [a.new_empty(r * m, h) for _ in range(1 + (0 if keep else L))]
-        gbuf = [a.new_empty(r * m, h), a.new_empty(r * m, h)]
+        *buf, g0, g1 = _scratch_buffers(a, r * m, h, 3 + (0 if keep else L))
+        gbuf = [g0, g1]
         for i0 in range(0, n, r):
             i1 = min(n, i0 + r); R = (i1 - i0) * m; rows = slice(i0 * m, i1 * m)
-            xs = [_first_hidden(a, c, slice(i0, i1), buf[0])]          # h_1, recomputed (one add)
+            xs = [_first_hidden(a, c, slice(i0, i1), buf[0])]          # h_1, recomputed (one pass)
             for k, (W, b) in enumerate(zip(ws, bs)):
-                if keep: xs.append(kept[k][rows] if wgrad else None)
-                else: xs.append(torch.addmm(b, xs[-1], W.t(), out=buf[k + 1][:R]).relu_())
+                if keep: xs.append(kept[k][rows])
+                else: xs.append(_linear_relu(xs[-1], W, b, buf[k + 1][:R]))
             g = gs[i0:i1].reshape(-1)
-            if gp[-2] is not None: gp[-2][0] += (xs[-1].t() @ g).to(acc)
+            # block sums: accumulated in float32 inside each op, added into the float32 totals across blocks
+            if gp[-2] is not None: gp[-2][0] += xs[-1].t() @ g
             if gp[-1] is not None: gp[-1] += g.sum(dtype=acc)
             d = torch.mul(g[:, None], w_out, out=gbuf[0][:R])           # dL/dh_L
             for k in range(L - 1, -1, -1):
-                if keep and not wgrad: d.mul_(kept[k][rows])            # dL/dz_(k+2), boolean mask
-                else: _relu_grad_(d, xs[k + 1])
-                if gp[2 * k] is not None: gp[2 * k] += (d.t() @ xs[k]).to(acc)
-                if gp[2 * k + 1] is not None: gp[2 * k + 1] += d.sum(0, dtype=acc)
+                _relu_grad_(d, xs[k + 1])                               # dL/dz_(k+2)
+                if gp[2 * k] is not None: gp[2 * k] += d.t() @ xs[k]
+                if gp[2 * k + 1] is not None: gp[2 * k + 1] += d.sum(0)
                 d = torch.mm(d, ws[k], out=gbuf[(L - k) % 2][:R])       # dL/dh_(k+1)
             d = _relu_grad_(d, xs[0]).view(i1 - i0, m, h)               # dL/d(a_i + c_j)
             if ga is not None: torch.sum(d, 1, out=ga[i0:i1])
-            if gc is not None: gc += d.sum(0, dtype=acc)
+            if gc is not None: gc += d.sum(0)
         grads = [None if t is None else t.to(p.dtype) for t, p in zip(gp, params)]
         return ga, None if gc is None else gc.to(c.dtype), None, None, *grads
 

@@ -78,3 +78,21 @@ def test_products_executed():
     assert flops(critic, x, y, False) == frozen + pairs_hh + first
     critic.chunk_size = 4
     assert flops(critic, x, y, True) == frozen + pairs_hh
+
+def test_scratch_buffers_are_reused_and_safe_in_any_mode():
+    "Block buffers are reused across calls (CPU), grow when a larger block needs it, and work after inference_mode."
+    from factorcl_nb import critics
+    critics.release_scratch()
+    critic, x, y, w = setup(2, n=13, m=9, block_pairs=40)
+    with torch.inference_mode(): s0 = critic(x, y)                 # buffers first made inside inference mode
+    pool = list(critics._scratch.__dict__[torch.float64])
+    ours, ref = grads(critic, x, y, w, lambda c, a, b: c(a, b)), grads(critic, x, y, w, naive_concat_scores)
+    for a, b in zip(ours, ref): torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-8)
+    torch.testing.assert_close(s0, ours[0], rtol=0, atol=0)
+    again = critics._scratch.__dict__[torch.float64]
+    assert all(p is q for p, q in zip(pool, again))                 # the forward's buffers were reused
+    critic.block_pairs = 10**6                                      # one block: larger buffers replace the small ones
+    torch.testing.assert_close(critic(x, y), ref[0], rtol=1e-10, atol=1e-10)
+    assert critics._scratch.__dict__[torch.float64][0].numel() >= 13 * 9 * 24
+    critics.release_scratch()
+    assert torch.float64 not in critics._scratch.__dict__
