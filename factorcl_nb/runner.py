@@ -14,8 +14,8 @@ from .train import fit
 from .evaluate import linear_probe
 
 # %% auto #0
-__all__ = ['ENCODER_OUTPUTS', 'FACTORISED', 'PAPER_CLAIMS', 'build_encoders', 'probe_features', 'run_method', 'equal_width',
-           'paper_claims']
+__all__ = ['ENCODER_OUTPUTS', 'FACTORISED', 'PAPER_CLAIMS', 'SMALL_ENCODER', 'SMALL_MODEL', 'build_encoders', 'probe_features',
+           'run_method', 'equal_width', 'paper_claims', 'small_factorcl_run']
 
 # %% ../nbs/09_runner.ipynb #bfb8e1ad
 def build_encoders(in_dims:tuple, # input features of x1 and x2
@@ -125,3 +125,34 @@ def paper_claims(methods, # the methods an experiment ran
     out += [(f'{m} > its untrained network', T(m), T(m, 'untrained')) for m in methods]
     if reference: out += [(f"{m} > {reference.get('method', reference)}", T(m), dict(where, **reference)) for m in methods]
     return out
+
+# %% ../nbs/09_runner.ipynb #c00157af
+SMALL_ENCODER = dict(out_dim=32, hidden_dim=64, n_hidden=1)   # mlp_encoder sizes of small_factorcl_run
+SMALL_MODEL = dict(proj_dim=16, head_hidden=32, critic='separable', critic_hidden=64, critic_layers=1)   # its make_model sizes
+
+def small_factorcl_run(method:str='FactorCL-SUP', # one of METHODS (FactorCL-SUP / FactorCL-SSL in the notebooks)
+                       seed:int=0, # seeds the data, the initial weights and the run
+                       n:int=1500, # synthetic samples
+                       test_size:float|None=None, # train on the training part of `split(test_size, seed)` (None: all n)
+                       epochs:int=8, # passes over the data (1500 samples, batch 128: 12 steps each)
+                       batch_size:int=128, # samples per step
+                       lr:float=1e-3, # main learning rate
+                       encoder:dict|None=None, # mlp_encoder sizes (default SMALL_ENCODER)
+                       model:dict|None=None, # make_model sizes and critic (default SMALL_MODEL)
+                       **schedule, # further TrainConfig fields, e.g. critic_steps=1, critic_first=False
+                      ):
+    "History of a FactorCL run on `n` standardised synthetic samples with latent augmentations, one row per step."
+    from factorcl_nb.data import make_synthetic
+    from factorcl_nb.augment import latent_augment
+    d = make_synthetic(n, seed=seed)
+    if test_size is not None: d = d.split(test_size, seed=seed)[0]
+    mu1, sd1, mu2, sd2 = d.x1.mean(0), d.x1.std(0) + 1e-6, d.x2.mean(0), d.x2.std(0) + 1e-6
+    x1, x2 = (d.x1 - mu1) / sd1, (d.x2 - mu2) / sd2
+    aug = lambda a, b: (latent_augment(a, d.mixing1 / sd1, 10, 0.5), latent_augment(b, d.mixing2 / sd2, 10, 0.5))
+    enc = {**SMALL_ENCODER, **(encoder or {})}
+    torch.manual_seed(seed)
+    net = make_model(method, [mlp_encoder(x.shape[1], **enc) for x in (x1, x2)], enc['out_dim'], n_classes=2,
+                     unique_augment=aug, **{**SMALL_MODEL, **(model or {})})
+    data = (x1, x2, d.y) if net.needs_labels else (x1, x2)
+    return fit(net, data, **{**dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, log_every=1, progress=False,
+                                    device='cpu'), **schedule})

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset
 from factorcl_nb.estimators import infonce_bound, nce_club_bound
 from factorcl_nb.train import (TrainConfig, fit, EpochBatchSampler, make_loader, load_checkpoint, save_checkpoint, rank,
                                world_size, is_main_process, CHECKPOINT_NAME)
-from tests.small_runs import small_factorcl_run   # also behind the plots of nbs/06_train.ipynb
+from factorcl_nb.runner import small_factorcl_run   # also behind the plots of nbs/06_train.ipynb
 
 # ---------------------------------------------------------------- a toy model that follows the contract
 
