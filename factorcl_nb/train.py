@@ -19,8 +19,8 @@ from .distributed import (
     local_batch_size, average_gradients, broadcast_parameters, mean_over_processes, all_gather_objects, barrier)
 
 # %% auto #0
-__all__ = ['AMP_MODES', 'CHECKPOINT_NAME', 'RESUME_MUST_MATCH', 'CHECKPOINT_MAGIC', 'TrainConfig', 'frozen', 'main_step',
-           'critic_step', 'warmup_steps', 'main_lr', 'critic_phase', 'set_main_lr', 'bound_validity',
+__all__ = ['AMP_MODES', 'AUTHORS_SCHEDULE', 'CHECKPOINT_NAME', 'RESUME_MUST_MATCH', 'CHECKPOINT_MAGIC', 'TrainConfig', 'frozen',
+           'main_step', 'critic_step', 'warmup_steps', 'main_lr', 'critic_phase', 'set_main_lr', 'bound_validity',
            'EpochBatchSampler', 'TensorBatches', 'make_loader', 'input_dtypes', 'cast_batch', 'prepare_model',
            'split_parameters', 'make_optimizers', 'resolve_amp', 'Optimization', 'make_optimization', 'get_rng_state',
            'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'check_resumable', 'model_fingerprint',
@@ -159,6 +159,9 @@ def set_main_lr(o:Optimization, config:TrainConfig, step:int, total:int|None=Non
     "Set the main optimizer's learning rate for `step` of a run of `total` steps."
     for g in o.main_opt.param_groups: g['lr'] = main_lr(config, step, total)
 
+
+# %% ../nbs/06_train.ipynb #379a9794
+AUTHORS_SCHEDULE = dict(critic_steps=1, critic_lr_factor=1.0, critic_first=False, critic_warmup=0, lr_warmup=0)   # the paper's code: fit(..., **AUTHORS_SCHEDULE)
 
 # %% ../nbs/06_train.ipynb #b7c1a2f3
 def bound_validity(history:pd.DataFrame, # fit's history, with columns `<critic>` and `<critic>_infonce` per NCE-CLUB critic

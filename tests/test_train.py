@@ -65,7 +65,7 @@ def new_model(**kw):
 
 BASE = dict(epochs=3, batch_size=8, lr=1e-2, progress=False, device='cpu')  # 40 samples: 5 steps per epoch, 15 in all
 # the authors' schedule: one critic step after each main step, critic lr = lr, no warm-up
-AUTHORS = dict(critic_steps=1, critic_first=False, critic_lr_factor=1.0, critic_warmup=0, lr_warmup=0)
+from factorcl_nb.train import AUTHORS_SCHEDULE as AUTHORS   # the paper's schedule
 
 
 def same_weights(a, b): return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
