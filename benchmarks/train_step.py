@@ -13,8 +13,9 @@ critics trained in that step: the main step runs the 6 critics forward and backw
 critic step runs the 2 NCE-CLUB critics with weight gradients). The floor is that count at this machine's matmul
 throughput, measured in the same run (interleaved with the steps) at the critics' shape [n*m or chunk*m, h] @ [h, h].
 
-One step = what factorcl_nb.train.fit does per batch: a main step on `model.loss` (critics frozen, own Adam) and
-one critic step on `model.critic_loss` (main parameters frozen, own Adam). Architecture (the authors' synthetic one):
+One step = what factorcl_nb.train.fit does per batch: `--critic-steps` critic steps on `model.critic_loss` (main
+parameters frozen, own Adam; default: TrainConfig's critic_steps, run before the main step when its critic_first is
+set) and a main step on `model.loss` (the NCE-CLUB critics frozen, own Adam). Architecture (the authors' synthetic one):
 encoders MLP 100-512-512-512-128, projection heads 128-128-128, concat critics with two hidden layers of 512 on
 the 128-d projections (256-d on the conditional terms' [z, z'] pairs), views of 100 features.
 
@@ -36,7 +37,7 @@ from common import timeit_interleaved, isolated_run, _status_mb
 from factorcl_nb.augment import feature_augment
 from factorcl_nb.encoders import mlp_encoder, ProjectionHead
 from factorcl_nb.models import FactorCL, independent
-from factorcl_nb.train import TrainConfig, make_optimization, main_step, critic_step, frozen, fit
+from factorcl_nb.train import TrainConfig, make_optimization, main_step, critic_phase, frozen, fit
 from factorcl_nb.critics import ConcatCritic
 
 ARCHS = {  # 'full': the authors' synthetic model; 'smoke': the same shape of model, tiny, for the tests
@@ -152,22 +153,30 @@ class NaiveFactorCLSSL(nn.Module):
         ids = {id(p) for p in self.critic_parameters()}
         return [p for p in self.parameters() if id(p) not in ids]
 
-def naive_train_step(model, main_opt, critic_opt, x1, x2, bf16=False):
-    "Main step (critics frozen) then one critic step (main parameters frozen), as factorcl_nb.train does."
+def naive_train_step(model, main_opt, critic_opt, x1, x2, bf16=False, critic_steps=1, critic_first=False):
+    "Main step (critics frozen) and `critic_steps` critic steps (main parameters frozen), as factorcl_nb.train does."
     cast = lambda: torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16)
+    def critic_phase():
+        closs = None
+        for _ in range(critic_steps):
+            critic_opt.zero_grad(set_to_none=True)
+            with frozen(model.main_parameters()):
+                with cast(): closs = model.critic_loss(x1, x2)
+                closs.backward(); critic_opt.step()
+        return closs
+    if critic_first: closs = critic_phase()
     main_opt.zero_grad(set_to_none=True)
     with frozen(model.critic_parameters()):
         with cast(): loss = model.loss(x1, x2)['loss']
         loss.backward(); main_opt.step()
-    critic_opt.zero_grad(set_to_none=True)
-    with frozen(model.main_parameters()):
-        with cast(): closs = model.critic_loss(x1, x2)
-        closs.backward(); critic_opt.step()
-    return loss.detach(), closs.detach()
+    if not critic_first: closs = critic_phase()
+    return loss.detach(), None if closs is None else closs.detach()
 
 # ----------------------------------------------------------------------------------------------- one step
-def make_step(impl='concat', n=256, size='full', chunk_size=None, seed=0, lr=1e-4, block_pairs=None, return_model=False):
-    """A closure running one FactorCL-SSL training step of `impl` (a key of IMPLS) on a fixed random batch of `n`.
+def make_step(impl='concat', n=256, size='full', chunk_size=None, seed=0, lr=1e-4, block_pairs=None, return_model=False,
+              critic_steps=1, critic_first=False):
+    """A closure running one FactorCL-SSL training step of `impl` (a key of IMPLS) on a fixed random batch of `n`:
+    a main step and `critic_steps` critic steps (before it when `critic_first`, as fit orders them).
     'concat-modules*': the concat critics run module by module (ConcatCritic(fused=False), the implementation
     before the fused PairMLP); `block_pairs` sets the fused critics' block size. `return_model`: (step, model)."""
     if impl not in IMPLS: raise ValueError(f"impl must be one of {list(IMPLS)}, got {impl!r}")
@@ -181,13 +190,15 @@ def make_step(impl='concat', n=256, size='full', chunk_size=None, seed=0, lr=1e-
     if impl.startswith('naive'):
         naive = NaiveFactorCLSSL.from_model(model, size)
         main_opt, critic_opt = torch.optim.Adam(naive.main_parameters(), lr), torch.optim.Adam(naive.critic_parameters(), lr)
-        step = lambda: naive_train_step(naive, main_opt, critic_opt, x1, x2, bf16=impl.endswith('bf16'))
+        step = lambda: naive_train_step(naive, main_opt, critic_opt, x1, x2, bf16=impl.endswith('bf16'),
+                                        critic_steps=critic_steps, critic_first=critic_first)
         return (step, model) if return_model else step
     config = TrainConfig(lr=lr, device='cpu', amp='bf16' if impl.endswith('bf16') else 'off', progress=False)
     o = make_optimization(model, config, torch.device('cpu'))
     def step():
+        if critic_first: critic_phase(o, (x1, x2), 1, critic_steps)
         main_step(o, (x1, x2), 1)
-        critic_step(o, (x1, x2), 1)
+        if not critic_first: critic_phase(o, (x1, x2), 1, critic_steps)
     return (step, model) if return_model else step
 
 # ----------------------------------------------------------------------------------------------- FLOPs and floor
@@ -204,15 +215,16 @@ def trained_in(params, name, model:FactorCL) -> bool:
     ids = {id(p) for p in params}
     return all(id(p) in ids for p in getattr(model, name).critic.parameters())
 
-def necessary_flops(model:FactorCL, n:int) -> float:
+def necessary_flops(model:FactorCL, n:int, critic_steps:int=1) -> float:
     """FLOPs of one step that no implementation can avoid: the pairwise h x h products of the concat critics,
     2 h_in h_out per pair and layer, counted once forward and once for the input gradient of every critic a step
     runs, and once more for the weight gradient of the critics that step trains: in the main step the critics
-    whose weights are `model.main_parameters()` (the InfoNCE critics), in the critic step the NCE-CLUB critics."""
+    whose weights are `model.main_parameters()` (the InfoNCE critics), in each of the `critic_steps` critic steps
+    the NCE-CLUB critics."""
     per = lambda name: n * n * sum(2 * a * b for a, b in hidden_layers_of(getattr(model, name).critic))
     main = model.main_parameters()
     return (sum((3 if trained_in(main, t, model) else 2) * per(t) for t in MAIN_TERMS)
-            + sum(3 * per(t) for t in CRITIC_STEP_TERMS))
+            + critic_steps * sum(3 * per(t) for t in CRITIC_STEP_TERMS))
 
 def executed_flops(step) -> float:
     "FLOPs one call of `step` executes, as torch.utils.flop_counter counts them (matmul-like ops)."
@@ -269,6 +281,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--batch', type=int, default=256)
     ap.add_argument('--chunk-size', type=int, default=None, help='rows per chunk of the concat critics (ours; naive ignores it)')
+    ap.add_argument('--critic-steps', type=int, default=TrainConfig.critic_steps,
+                    help=f"critic steps per batch (default: TrainConfig's, {TrainConfig.critic_steps}; the authors: 1)")
     ap.add_argument('--block-pairs', type=int, default=None, help="fused concat critics: pairs per block (default: the critic's)")
     ap.add_argument('--impls', nargs='+', choices=list(IMPLS), default=None, help=f'implementations (default {DEFAULT_IMPLS})')
     ap.add_argument('--repeat', type=int, default=5, help='timed steps per implementation (median reported)')
@@ -289,14 +303,17 @@ def main(argv=None):
     impls = a.impls or (DEFAULT_IMPLS[:1] + (['naive-bf16'] if a.naive_bf16 else []) + DEFAULT_IMPLS[1:])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; machine load average at start "
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())} (shared machine: times are noisy, ratios and shares are the figure)")
-    print(f"FactorCL-SSL training step (main step + 1 critic step), batch {n}, views of {arch['in_dim']} features; "
+    order = 'before' if TrainConfig.critic_first else 'after'
+    print(f"FactorCL-SSL training step (main step + {a.critic_steps} critic step{'s' * (a.critic_steps != 1)}, {order} it as fit "
+          f"orders them), batch {n}, views of {arch['in_dim']} features; "
           f"encoders {arch['in_dim']}-{'-'.join([str(arch['hidden'])] * arch['n_hidden'])}-{arch['embed']}, "
           f"critics {arch['critic_layers']} x {arch['critic_hidden']} hidden" + (f", chunk_size {a.chunk_size}" if a.chunk_size else ''))
-    kw = dict(n=n, size=size, chunk_size=a.chunk_size, block_pairs=a.block_pairs)
+    kw = dict(n=n, size=size, chunk_size=a.chunk_size, block_pairs=a.block_pairs, critic_steps=a.critic_steps,
+              critic_first=TrainConfig.critic_first)
     built = {k: make_step(k, return_model=True, **kw) for k in impls}
     steps = {k: v[0] for k, v in built.items()}
     model = next(iter(built.values()))[1]
-    need = necessary_flops(model, n)
+    need = necessary_flops(model, n, a.critic_steps)
     h = arch['critic_hidden']
     rows = n * (min(a.chunk_size, n) if a.chunk_size else n)
     probes = {dt: matmul_probe(rows, h, getattr(torch, dt)) for dt in ('float32', 'bfloat16')}

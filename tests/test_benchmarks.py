@@ -92,6 +92,7 @@ def test_necessary_flops_from_the_critics_shapes():
     assert all(train_step.trained_in(model.critic_parameters(), t, model) for t in train_step.CRITIC_STEP_TERMS)
     for n in (4, 256):
         assert train_step.necessary_flops(model, n) == 22 * n * n * 2 * 512 * 512
+        assert train_step.necessary_flops(model, n, critic_steps=5) == (16 + 5 * 6) * n * n * 2 * 512 * 512
     smoke = train_step.build_model('concat', 'smoke')
     assert train_step.hidden_layers_of(smoke.shared_nce.critic) == [(32, 32)]
 
@@ -101,11 +102,12 @@ def test_executed_flops_count_products():
 
 def test_concat_step_executes_only_the_necessary_pairwise_products():
     "Executed minus necessary FLOPs of our concat step is per-sample work (encoders, heads, first layers): linear in n."
-    extra = {}
-    for n in (32, 64):
-        step, model = train_step.make_step('concat', n=n, size='smoke', return_model=True)
-        extra[n] = train_step.executed_flops(step) - train_step.necessary_flops(model, n)
-    assert extra[32] > 0 and extra[64] == 2 * extra[32]
+    for steps, first in ((1, False), (3, True)):
+        extra = {}
+        for n in (32, 64):
+            step, model = train_step.make_step('concat', n=n, size='smoke', return_model=True, critic_steps=steps, critic_first=first)
+            extra[n] = train_step.executed_flops(step) - train_step.necessary_flops(model, n, steps)
+        assert extra[32] > 0 and extra[64] == 2 * extra[32], (steps, extra)
 
 def test_profile_concat_splits_matmul_forward_backward():
     out = run_script('profile_concat.py', '--batch', '16', '--size', 'smoke', '--top', '3', '--threads', '1', '--impls', 'concat')
