@@ -1,5 +1,5 @@
 "The ssl_condition experiment at tiny scale: both conditions and SimCLR on both datasets, trained and untrained, with verdicts."
-import json, os
+
 from pathlib import Path
 import pandas as pd
 import pytest
@@ -9,19 +9,9 @@ NB = ROOT/'nbs'/'experiments'/'ssl_condition.ipynb'
 RUNS = {'FactorCL-SSL (concat)', 'FactorCL-SSL (residual)', 'SimCLR'}
 
 @pytest.fixture(scope='module')
-def tiny_run(tmp_path_factory):
+def tiny_run(run_experiment_tiny):
     "Run the notebook once at tiny scale (the papermill kernel imports this checkout)."
-    import papermill as pm
-    out = tmp_path_factory.mktemp('ssl_condition')
-    env = os.environ.copy()
-    os.environ['PYTHONPATH'] = os.pathsep.join([str(ROOT), env.get('PYTHONPATH', '')]).rstrip(os.pathsep)
-    os.environ['MPLBACKEND'] = 'Agg'
-    try:
-        pm.execute_notebook(str(NB), str(out/NB.name), parameters=dict(scale='tiny', out_dir=str(out), device='cpu'),
-                            kernel_name='python3', cwd=str(NB.parent), progress_bar=False)
-    finally:
-        os.environ.clear(); os.environ.update(env)
-    return pd.read_csv(out/'ssl_condition.csv'), json.loads((out/'ssl_condition.json').read_text())
+    return run_experiment_tiny('ssl_condition')
 
 def test_is_run_only_when_named():
     import papermill as pm

@@ -1,5 +1,5 @@
 "The unique_augment experiment at tiny scale: one paused-and-resumed run per augmentation and seed, probed at every logged epoch."
-import json, os
+
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -10,20 +10,9 @@ NB = ROOT/'nbs'/'experiments'/'unique_augment.ipynb'
 AUGMENTATIONS = {'latent unique', 'latent independent', 'near-identity'}
 
 @pytest.fixture(scope='module')
-def tiny_run(tmp_path_factory):
-    import papermill as pm
-    out = tmp_path_factory.mktemp('unique_augment')
-    env = dict(PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep), MPLBACKEND='Agg')
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)   # the papermill kernel is a subprocess: make it import this checkout
-    try:
-        pm.execute_notebook(str(NB), str(out/NB.name), parameters=dict(scale='tiny', out_dir=str(out), device='cpu', seed=3),
-                            kernel_name='python3', cwd=str(NB.parent), progress_bar=False)
-    finally:
-        for k, v in old.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
-    return pd.read_csv(out/'unique_augment.csv'), json.loads((out/'unique_augment.json').read_text())
+def tiny_run(run_experiment_tiny):
+    "Run the notebook once at tiny scale, seed 3 (the papermill kernel imports this checkout)."
+    return run_experiment_tiny('unique_augment', seed=3)
 
 def test_parameters_keep_it_out_of_the_default_run():
     import papermill as pm
