@@ -22,7 +22,7 @@ from factorcl_nb.train import TrainConfig, fit, bound_validity
 
 CRITICS = ('shared_club', 'unique_club')
 # the authors' schedule (one critic step per main step at the main lr, no warm-up) and this package's defaults
-PAPER = dict(critic_steps=1, critic_first=False, critic_lr=None, critic_lr_factor=1.0, critic_warmup=0, lr_warmup=0)
+PAPER = dict(critic_steps=1, critic_max_steps=1, critic_first=False, critic_lr=None, critic_lr_factor=1.0, critic_warmup=0, lr_warmup=0)
 OURS = {k: getattr(TrainConfig(), k) for k in PAPER}
 QUICK = dict(encoder=dict(embed_dim=64, hidden_dim=256, n_hidden=2),
              model=dict(proj_dim=64, head_hidden=64, critic_hidden=256, critic_layers=1))

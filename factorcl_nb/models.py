@@ -256,15 +256,22 @@ def loss(self:FactorCL, x1, x2, y=None) -> dict:
     return dict(loss=-(S + U), S=S.detach(), U=U.detach(), **t)
 
 @patch
-def critic_loss(self:FactorCL, x1, x2, y=None):
-    "Learning loss of the two NCE-CLUB critics (and of the 'residual' regressions) on detached factors (the encoders are not trained by it)."
+def critic_terms(self:FactorCL, x1, x2, y=None) -> dict:
+    "The critic step's `loss` (minus each NCE-CLUB critic's InfoNCE, on detached factors) and each critic's own `<critic>_infonce`."
     self.check(x1, x2, y)
     with torch.no_grad(): inp = self._term_inputs(x1, x2, y)
-    loss = self.shared_club.learning_loss(*self._conditioned(*inp['shared_club'])) + self.unique_club.learning_loss(*inp['unique_club'])
+    shared = self.shared_club.learning_loss(*self._conditioned(*inp['shared_club']))
+    unique = self.unique_club.learning_loss(*inp['unique_club'])
+    loss = shared + unique
     if self.condition == 'residual':   # mu(c) of the conditional InfoNCE: trained here, not by the main loss
         _, z2, c = self._conditioned(*inp['unique_cond_nce'])
         loss = loss + self.unique_cond_nce.condition_loss(z2, c)
-    return loss
+    return dict(loss=loss, shared_club_infonce=-shared.detach(), unique_club_infonce=-unique.detach())
+
+@patch
+def critic_loss(self:FactorCL, x1, x2, y=None):
+    "Learning loss of the two NCE-CLUB critics (and of the 'residual' regressions) on detached factors (the encoders are not trained by it)."
+    return self.critic_terms(x1, x2, y)['loss']
 
 # %% ../nbs/05_models.ipynb #20366fa5
 class SimCLR(ContrastiveModel):

@@ -20,11 +20,11 @@ from .distributed import (
 
 # %% auto #0
 __all__ = ['AMP_MODES', 'AUTHORS_SCHEDULE', 'CHECKPOINT_NAME', 'RESUME_MUST_MATCH', 'CHECKPOINT_MAGIC', 'TrainConfig', 'frozen',
-           'main_step', 'critic_step', 'warmup_steps', 'main_lr', 'critic_phase', 'set_main_lr', 'bound_validity',
-           'EpochBatchSampler', 'TensorBatches', 'make_loader', 'input_dtypes', 'cast_batch', 'prepare_model',
-           'split_parameters', 'make_optimizers', 'resolve_amp', 'Optimization', 'make_optimization', 'get_rng_state',
-           'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'check_resumable', 'model_fingerprint',
-           'data_fingerprint', 'check_same_run', 'check_checkpoint_dir', 'fit']
+           'main_step', 'critic_terms', 'critic_step', 'warmup_steps', 'main_lr', 'lagging', 'critic_phase',
+           'set_main_lr', 'bound_validity', 'EpochBatchSampler', 'TensorBatches', 'make_loader', 'input_dtypes',
+           'cast_batch', 'prepare_model', 'split_parameters', 'make_optimizers', 'resolve_amp', 'Optimization',
+           'make_optimization', 'get_rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint',
+           'check_resumable', 'model_fingerprint', 'data_fingerprint', 'check_same_run', 'check_checkpoint_dir', 'fit']
 
 # %% ../nbs/06_train.ipynb #a55dc4ca
 AMP_MODES = ('off', 'bf16', 'fp16', 'auto')
@@ -36,11 +36,12 @@ class TrainConfig:
     batch_size: int = 256             # samples per step over all processes (the global batch; each of N takes batch_size/N)
     lr: float = 1e-4                  # learning rate of the main optimizer (encoders, heads, InfoNCE critics)
     critic_lr: float | None = None    # learning rate of the critics' own Adam (None: critic_lr_factor * lr)
-    critic_lr_factor: float = 5.0     # critic lr relative to lr when critic_lr is None (the authors: 1)
-    critic_steps: int = 5             # critic updates per main step, on the same batch (the authors: 1)
-    critic_first: bool = True         # critic steps before the main step on each batch (the authors: after it, False)
-    critic_warmup: int = 10           # first main steps with the main lr at 0: only the critics learn (the authors: 0)
-    lr_warmup: int = 10               # main steps after those over which the main lr ramps linearly up to lr (the authors: 0)
+    critic_lr_factor: float = 1.0     # critic lr relative to lr when critic_lr is None (as the authors)
+    critic_steps: int = 1             # critic updates per main step, on the same batch (as the authors)
+    critic_max_steps: int = 20        # more critic updates, up to this many in all, while a critic's own InfoNCE on the batch is < 0 (the authors: 1)
+    critic_first: bool = False        # critic steps before the main step on each batch instead of after it (the authors: after)
+    critic_warmup: int = 0            # first main steps with the main lr at 0: only the critics learn (the authors: 0)
+    lr_warmup: int = 0                # main steps after those over which the main lr ramps linearly up to lr (the authors: 0)
     weight_decay: float = 0.0         # decoupled weight decay of the main optimizer (AdamW; 0 is plain Adam)
     grad_clip: float = 0.0            # clip each optimizer's gradient norm to this (0: no clipping)
     device: str = 'auto'              # 'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'
@@ -67,7 +68,7 @@ def _validate_config(c:TrainConfig):
     def need(ok, name, expected):
         if not ok: raise ValueError(f"TrainConfig.{name} must be {expected}, got {getattr(c, name)!r}")
     for name in ('epochs', 'batch_size', 'log_every'): need(_is_int(getattr(c, name)) and getattr(c, name) >= 1, name, 'an int >= 1')
-    for name in ('critic_steps', 'critic_warmup', 'lr_warmup', 'checkpoint_every', 'num_workers', 'seed'): need(_is_int(getattr(c, name)) and getattr(c, name) >= 0, name, 'an int >= 0')
+    for name in ('critic_steps', 'critic_max_steps', 'critic_warmup', 'lr_warmup', 'checkpoint_every', 'num_workers', 'seed'): need(_is_int(getattr(c, name)) and getattr(c, name) >= 0, name, 'an int >= 0')
     need(_is_num(c.lr) and c.lr > 0, 'lr', 'a number > 0')
     need(c.critic_lr is None or (_is_num(c.critic_lr) and c.critic_lr > 0), 'critic_lr', 'None or a number > 0')
     need(_is_num(c.critic_lr_factor) and c.critic_lr_factor > 0, 'critic_lr_factor', 'a number > 0')
@@ -122,16 +123,23 @@ def main_step(o:Optimization, batch:tuple, step:int) -> dict:
         _update(terms['loss'], o.main_opt, o.main_scaler, o.main_params, o.grad_clip)
     return {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in terms.items()}
 
-def critic_step(o:Optimization, batch:tuple, step:int) -> torch.Tensor | None:
-    "Phase 2: one update of the critic parameters on the model's `critic_loss`, with the main parameters frozen."
+def critic_terms(model:nn.Module, batch:tuple) -> dict | None:
+    "The critics' terms on `batch`: `model.critic_terms` when the model has it (a dict with 'loss' and '<critic>_infonce'), else {'loss': model.critic_loss}."
+    if hasattr(model, 'critic_terms'): return model.critic_terms(*batch)
+    loss = model.critic_loss(*batch)
+    return None if loss is None else dict(loss=loss)
+
+def critic_step(o:Optimization, batch:tuple, step:int) -> dict | None:
+    "Phase 2: one update of the critic parameters on the model's critic loss, with the main parameters frozen; the terms before the update."
     o.critic_opt.zero_grad(set_to_none=True)
     with frozen(o.main_params):
-        with o.autocast(): loss = o.model.critic_loss(*batch)
-        if loss is None: return None
+        with o.autocast(): terms = critic_terms(o.model, batch)
+        if terms is None: return None
+        loss = terms['loss']
         if not loss.requires_grad: raise ValueError("model.critic_loss returned a loss that does not depend on critic_parameters()")
         _check_finite(loss, dict(critic_loss=loss), batch, step, 'critic_loss')
         _update(loss, o.critic_opt, o.critic_scaler, o.critic_params, o.grad_clip)
-    return loss.detach()
+    return {k: v.detach() for k, v in terms.items()}
 
 # %% ../nbs/06_train.ipynb #b7c1a2f1
 def warmup_steps(config:TrainConfig, total:int|None=None) -> tuple:
@@ -149,11 +157,21 @@ def main_lr(config:TrainConfig, # lr, critic_warmup, lr_warmup
     if t < 0: return 0.0
     return config.lr * (t + 1) / (wl + 1) if t < wl else config.lr
 
-def critic_phase(o:Optimization, batch:tuple, step:int, n:int) -> torch.Tensor | None:
-    "`n` critic steps on `batch` (none when the model has no critics); the last critic loss."
-    loss = None
-    for _ in range(n if o.critic_opt else 0): loss = critic_step(o, batch, step)
-    return loss
+def lagging(terms:dict) -> bool:
+    "Whether any critic's own InfoNCE in `terms` is below 0 (averaged over processes, so that all of them agree)."
+    infonce = [v for k, v in terms.items() if k.endswith('_infonce')]
+    return bool(infonce) and bool((mean_over_processes(torch.stack(infonce).float()) < 0).any())
+
+def critic_phase(o:Optimization, batch:tuple, step:int, n:int, # critic steps to take
+                 most:int=0, # take more, up to `most` in all, while a critic lags (its InfoNCE before the last step < 0)
+                ) -> dict | None:
+    "Critic steps on `batch`; the last step's 'critic_loss' and, for a model with `critic_terms`, the number of 'critic_steps' taken (None: no critic step)."
+    terms, k = None, 0
+    while o.critic_opt and (k < n or (k < most and terms is not None and lagging(terms))):
+        terms, k = critic_step(o, batch, step), k + 1
+        if terms is None: return None
+    if terms is None: return None
+    return dict(critic_loss=terms['loss'], **({'critic_steps': k} if any(name.endswith('_infonce') for name in terms) else {}))
 
 def set_main_lr(o:Optimization, config:TrainConfig, step:int, total:int|None=None):
     "Set the main optimizer's learning rate for `step` of a run of `total` steps."
@@ -161,7 +179,7 @@ def set_main_lr(o:Optimization, config:TrainConfig, step:int, total:int|None=Non
 
 
 # %% ../nbs/06_train.ipynb #379a9794
-AUTHORS_SCHEDULE = dict(critic_steps=1, critic_lr_factor=1.0, critic_first=False, critic_warmup=0, lr_warmup=0)   # the paper's code: fit(..., **AUTHORS_SCHEDULE)
+AUTHORS_SCHEDULE = dict(critic_steps=1, critic_max_steps=1, critic_lr_factor=1.0, critic_first=False, critic_warmup=0, lr_warmup=0)   # the paper's code: fit(..., **AUTHORS_SCHEDULE)
 
 # %% ../nbs/06_train.ipynb #b7c1a2f3
 def bound_validity(history:pd.DataFrame, # fit's history, with columns `<critic>` and `<critic>_infonce` per NCE-CLUB critic
@@ -395,7 +413,7 @@ def set_rng_state(state:dict, model:nn.Module, loader:DataLoader|None=None):
 
 # %% ../nbs/06_train.ipynb #e345acb5
 CHECKPOINT_NAME = 'last.pt'
-RESUME_MUST_MATCH = ('batch_size', 'lr', 'critic_lr', 'critic_lr_factor', 'critic_steps', 'critic_first', 'critic_warmup', 'lr_warmup', 'weight_decay', 'grad_clip', 'amp', 'seed', 'shuffle', 'drop_last')
+RESUME_MUST_MATCH = ('batch_size', 'lr', 'critic_lr', 'critic_lr_factor', 'critic_steps', 'critic_max_steps', 'critic_first', 'critic_warmup', 'lr_warmup', 'weight_decay', 'grad_clip', 'amp', 'seed', 'shuffle', 'drop_last')
 CHECKPOINT_MAGIC = b'factorcl-checkpoint sha256 '   # then 64 hex digits, a newline and the torch.save bytes
 
 def save_checkpoint(path:str|Path, # file to (re)write atomically
@@ -580,9 +598,9 @@ def _make_config(config, saved:dict|None, overrides:dict) -> TrainConfig:
     if not isinstance(config, TrainConfig): raise ValueError(f"config must be a TrainConfig or None, got {type(config).__name__}")
     return dataclasses.replace(config, **overrides)
 
-def _log_row(step:int, epoch:int, seconds:float, terms:dict, critic_loss) -> dict:
+def _log_row(step:int, epoch:int, seconds:float, terms:dict, critic:dict|None) -> dict:
     "One history row, the tensor terms averaged over processes and read with a single device synchronisation."
-    if critic_loss is not None: terms = {**terms, 'critic_loss': critic_loss}
+    if critic is not None: terms = {**terms, **critic}
     names = [k for k, v in terms.items() if isinstance(v, torch.Tensor)]
     values = dict(zip(names, mean_over_processes(torch.stack([terms[k].float() for k in names])).tolist() if names else []))
     return dict(step=step, epoch=epoch, time=seconds, **{k: values.get(k, v) for k, v in terms.items()})
@@ -633,14 +651,14 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
                 batch = next(batches, None)
                 if batch is None: raise ValueError(f"the DataLoader gave fewer batches than its length {steps_per_epoch}")
                 batch = _to_device(cast_batch(_unpack(batch, needs_labels), dtypes), device)
-                if config.critic_first: critic_loss = critic_phase(o, batch, step + 1, config.critic_steps)   # phase 2 first
+                if config.critic_first: critic = critic_phase(o, batch, step + 1, config.critic_steps, config.critic_max_steps)   # phase 2 first
                 set_main_lr(o, config, step, planned)                                         # warm-up schedule
                 terms = main_step(o, batch, step + 1)                                  # phase 1
-                if not config.critic_first: critic_loss = critic_phase(o, batch, step + 1, config.critic_steps)  # phase 2
+                if not config.critic_first: critic = critic_phase(o, batch, step + 1, config.critic_steps, config.critic_max_steps)  # phase 2
                 step, position, step_epoch = step + 1, position + 1, epoch
                 if position == steps_per_epoch: epoch, position, epoch_rng = epoch + 1, 0, None
                 if step % config.log_every == 0 or step == total:                       # phase 3
-                    history.append(_log_row(step, step_epoch, time.perf_counter() - t0, terms, critic_loss))
+                    history.append(_log_row(step, step_epoch, time.perf_counter() - t0, terms, critic))
                     bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
                 bar.update()
                 if config.checkpoint_dir and (step == total or (config.checkpoint_every and step % config.checkpoint_every == 0)):

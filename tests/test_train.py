@@ -273,6 +273,41 @@ def test_critic_parameters_move_only_in_critic_steps():
     assert not torch.equal(one.club_weight, club0) and not torch.equal(one.club_weight, two.club_weight)
 
 
+class Lagging(Toy):
+    "A Toy whose critic reports its own InfoNCE: below 0 (lagging) for the first `lag` critic steps of every batch."
+    def __init__(self, lag, **kw):
+        super().__init__(**kw); self.lag, self.critic_calls, self.batch_calls = lag, 0, 0
+    def loss(self, x1, x2, y=None):
+        self.batch_calls = 0   # a main step: the next critic steps start a new count
+        return super().loss(x1, x2, y)
+    def critic_terms(self, x1, x2, y=None):
+        self.critic_calls += 1; self.batch_calls += 1
+        infonce = torch.tensor(-1.0 if self.batch_calls <= self.lag else 0.5)
+        return dict(loss=self.critic_loss(x1, x2, y), club_infonce=infonce)
+
+
+@pytest.mark.parametrize('steps, most, lag, per_step', [
+    (2, 6, 0, 2),    # never lagging: exactly critic_steps
+    (2, 6, 3, 4),    # InfoNCE < 0 before steps 1-3: a 4th step starts from a valid critic, then stop
+    (2, 6, 9, 6),    # always lagging: capped at critic_max_steps
+    (3, 2, 9, 3),    # critic_max_steps below critic_steps: exactly critic_steps
+    (0, 6, 9, 0),    # no critic step at all: nothing to look at, none taken
+])
+def test_critic_steps_continue_while_a_critic_lags(steps, most, lag, per_step):
+    "fit takes critic_steps critic steps, then more (up to critic_max_steps in all) while the last one began with an InfoNCE < 0."
+    m = Lagging(lag)
+    h = fit(m, toy_data(), critic_steps=steps, critic_max_steps=most, log_every=1, **BASE)
+    assert m.critic_calls == 15 * per_step                      # 15 main steps
+    if per_step: assert h.critic_steps.tolist() == [per_step] * 15
+    else: assert 'critic_steps' not in h
+
+
+def test_the_authors_schedule_takes_one_critic_step_even_when_lagging():
+    m = Lagging(lag=9)
+    fit(m, toy_data(), **{**BASE, **AUTHORS})
+    assert m.critic_calls == 15
+
+
 class HeavyPenalty(Toy):
     "A main loss whose NCE-CLUB penalty is weighted 100x: a leak of its gradient into the critic would dominate."
     def loss(self, x1, x2, y=None):
@@ -297,14 +332,22 @@ def test_steps_equal_a_manual_reference_without_gradient_leaks():
         assert torch.allclose(p, q, atol=1e-6), name
 
 
-def test_default_schedule_equals_a_manual_reference():
-    "Ours: each step, `critic_steps` critic updates (lr x critic_lr_factor) first, then the main update at main_lr(step)."
+def test_default_schedule_is_the_authors_for_a_model_that_does_not_report_lagging():
+    "Without critic_terms no critic can be seen lagging: the default trains exactly as the authors' schedule."
+    a, b = new_model(), new_model()
+    ha, hb = fit(a, toy_data(), **BASE), fit(b, toy_data(), **{**BASE, **AUTHORS})
+    assert same_weights(a, b) and terms_only(ha).equals(terms_only(hb))
+
+
+def test_critic_first_schedule_with_warmup_equals_a_manual_reference():
+    "critic_first: each step, `critic_steps` critic updates (lr x critic_lr_factor) first, then the main update at main_lr(step)."
     from factorcl_nb.train import main_lr
     x1, x2 = toy_data(16)
     torch.manual_seed(0); m = HeavyPenalty(noise=0.)
     torch.manual_seed(0); ref = HeavyPenalty(noise=0.)
-    cfg = TrainConfig(epochs=20, batch_size=16, shuffle=False, lr=1e-2, progress=False, critic_steps=3, critic_warmup=2, lr_warmup=2)
-    assert cfg.critic_first and cfg.critic_lr is None
+    cfg = TrainConfig(epochs=20, batch_size=16, shuffle=False, lr=1e-2, progress=False, critic_steps=3, critic_first=True,
+                      critic_lr_factor=5.0, critic_warmup=2, lr_warmup=2)
+    assert cfg.critic_lr is None
     h = fit(m, (x1, x2), cfg, log_every=1)
     main, critic = ref.main_parameters(), ref.critic_parameters()
     main_opt, critic_opt = torch.optim.Adam(main, lr=1e-2), torch.optim.Adam(critic, lr=cfg.critic_lr_factor * 1e-2)
@@ -386,7 +429,7 @@ def test_nan_in_a_batch_names_the_step_and_the_input():
         fit(m, (x1, x2), shuffle=False, **BASE, **AUTHORS)
     assert torch.isfinite(m.enc1.weight).all() and not torch.equal(m.enc1.weight, w)   # two good steps were taken
     with pytest.raises(ValueError, match=r'non-finite critic_loss at step 3: .*the batch has NaN or inf in x1'):
-        fit(new_model(), (x1, x2), shuffle=False, **BASE)   # by default the critic steps come first
+        fit(new_model(), (x1, x2), shuffle=False, critic_first=True, **BASE)   # with critic_first the critic step sees it first
 
 
 def test_divergence_names_the_term():
