@@ -69,3 +69,17 @@ def test_report_holds_a_reading_that_says_one_seed_has_no_interval(tiny_run):
     assert 'One seed: there is no interval' in report
     assert "Beside the authors' notebook" in report and '0.986' in report and '0.956' in report
     assert 'I(Z;w1) trained' in report and 'I(Z;ws) untrained' in report
+
+def test_several_seeds_give_intervals_and_paired_verdicts(run_experiment_tiny):
+    "The 'paper' branch (five seeds on a GPU), exercised at tiny scale with two seeds: intervals, paired claims, verdicts."
+    table, meta = run_experiment_tiny('synthetic_paper_cpu', n_seeds=2)
+    acc = table[table.kind == 'accuracy']
+    assert sorted(acc.seed.unique()) == [0, 1] and meta['params']['seed_list'] == [0, 1]
+    trained = acc[acc.state == 'trained'].set_index(['seed', 'method', 'protocol'])
+    assert set(trained.index) <= set(acc[acc.state == 'untrained'].set_index(['seed', 'method', 'protocol']).index)
+    report = meta['report']
+    assert 'One seed: there is no interval' not in report and 'Paired over seeds' in report
+    assert f'{F} > SimCLR' in report and f'{F} (trained): D1 > 0' in report
+    assert any(v in report for v in ('holds', 'does not hold', 'inconclusive')) and 'authors' in report
+    d = table[table.kind == 'table1_difference']
+    assert len(d) == 2 * 2 * 3 and d.bits.notna().all()
