@@ -3,7 +3,7 @@
     python benchmarks/bf16_accuracy.py                          # FactorCL-SUP and -SSL, seeds 0 1 2, n=3000, 8 epochs
     python benchmarks/bf16_accuracy.py --methods FactorCL-SUP --seeds 0 --n 600 --epochs 1   # seconds
 
-Each run is `factorcl_nb.runner.small_factorcl_run` (separable critics, batch 128) on the training part of a
+Each run is `factorcl_nb.runner.small_factorcl_run` (separable critics unless `--critic concat`, batch 128) on the training part of a
 train/test split of the synthetic data; the trained network's factors (all of `model.embed`) are probed with
 `factorcl_nb.evaluate.linear_probe` on the held-out part, standardised with the training part's statistics as the
 run does. A run has diverged when any logged term exceeds `--diverged` in absolute value or is not finite.
@@ -21,7 +21,7 @@ from factorcl_nb.evaluate import linear_probe
 TERMS = ('loss', 'shared_nce', 'shared_club', 'shared_club_infonce', 'unique_nce_x1', 'unique_nce_x2', 'unique_club',
          'unique_club_infonce', 'unique_cond_nce')
 
-def trained_run(method, seed, amp, n, epochs, test_size):
+def trained_run(method, seed, amp, n, epochs, test_size, critic=None):
     "`small_factorcl_run` on the training split; returns (history, trained model). The model is caught at its `fit` call."
     caught = {}
     def fit(model, *args, **kw):
@@ -29,7 +29,8 @@ def trained_run(method, seed, amp, n, epochs, test_size):
         return real_fit(model, *args, **kw)
     real_fit = runner.fit
     with mock.patch.object(runner, 'fit', fit):
-        hist = runner.small_factorcl_run(method, seed=seed, n=n, test_size=test_size, epochs=epochs, amp=amp)
+        hist = runner.small_factorcl_run(method, seed=seed, n=n, test_size=test_size, epochs=epochs, amp=amp,
+                                         model=None if critic is None else dict(critic=critic))
     return hist, caught['model']
 
 def held_out_accuracy(model, seed, n, test_size):
@@ -47,11 +48,14 @@ def main(argv=None):
     ap.add_argument('--n', type=int, default=3000, help='synthetic samples (train + test)')
     ap.add_argument('--epochs', type=int, default=8)
     ap.add_argument('--test-size', type=float, default=0.3)
-    ap.add_argument('--diverged', type=float, default=1e3, help='a run diverged when a logged |term| exceeds this')
+    ap.add_argument('--diverged', type=float, default=50.0,
+                    help='nats: a run diverged when a logged |term| exceeds this (InfoNCE on a batch of 128 is at most log 128 = 4.9)')
     ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--critic', choices=['separable', 'concat'], default=None,
+                    help="the runs' critics (default: small_factorcl_run's, separable)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); small_factorcl_run, n={a.n} "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); small_factorcl_run ({a.critic or 'default'} critics), n={a.n} "
           f"(test {a.test_size:.0%}), {a.epochs} epochs; probe: linear_probe on all embeddings, held-out split")
     print(f"\n  {'method':<14} {'seed':>4} {'amp':>5} {'final loss':>11} {'max |term|':>11} {'diverged':>9} "
           f"{'accuracy':>9} {'train s':>8}")
@@ -60,7 +64,7 @@ def main(argv=None):
         for seed in a.seeds:
             for amp in ('off', 'bf16'):
                 t = time.perf_counter()
-                hist, model = trained_run(method, seed, amp, a.n, a.epochs, a.test_size)
+                hist, model = trained_run(method, seed, amp, a.n, a.epochs, a.test_size, a.critic)
                 sec = time.perf_counter() - t
                 terms = hist[[c for c in TERMS if c in hist.columns]].to_numpy()
                 worst = float(abs(terms).max()) if math.isfinite(abs(terms).max()) else float('inf')
