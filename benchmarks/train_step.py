@@ -368,7 +368,12 @@ def main(argv=None):
         print(f"\nbf16 accuracy check: FactorCL-{a.accuracy_mode.upper()} (concat critics) trained briefly on the synthetic "
               "task from the same seed; probe: logistic regression on [s1, s2, u1, u2] of held-out samples")
         print(f"  {'training':<24} {'final loss':>11} {'probe accuracy':>15} {'train s':>8}")
-        for name, loss, acc, sec in accuracy_check(**kw):
+        rows = accuracy_check(**kw)
+        for name, loss, acc, sec in rows:
             print(f"  {name:<24} {'' if loss is None else f'{loss:11.4f}':>11} {acc:15.3f} {sec:8.1f}")
+        acc = {name: a for name, _, a, _ in rows}
+        diff = acc['bf16 autocast'] - acc['float32']
+        print(f"  accuracy bf16 - float32: {diff:+.3f}  {'met' if diff >= -0.01 else 'NOT met'} "
+              "(target: bf16 at most 1 point below float32; one seed, see benchmarks/bf16_accuracy.py for several)")
 
 if __name__ == '__main__': main()

@@ -14,6 +14,11 @@ from .critics import make_critic, mlp, _check_positive_int
 __all__ = ['infonce_bound', 'nce_club_bound', 'InfoNCE', 'NCECLUB', 'same_class', 'CLUB', 'gaussian_rho', 'sample_gaussian_pair',
            'train_critic_on_gaussians']
 
+# %% ../nbs/02_estimators.ipynb #d1681c74
+def _full_precision(scores:torch.Tensor) -> torch.Tensor:
+    "Half-precision (bf16, float16) scores as float32, for the reductions of a bound; float32 and float64 unchanged."
+    return scores.float() if scores.dtype in (torch.bfloat16, torch.float16) else scores
+
 # %% ../nbs/02_estimators.ipynb #90cd952d
 def _check_scores(scores, mask=None):
     if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or scores.shape[0] != scores.shape[1]:
@@ -34,6 +39,7 @@ def infonce_bound(scores:torch.Tensor, # [n, n] critic scores, positives on the 
                  ) -> torch.Tensor:
     "InfoNCE lower bound on I(X;Y) in nats: mean of `s_ii - logsumexp_j s_ij`, plus log n."
     _check_scores(scores, mask)
+    scores = _full_precision(scores)
     if mask is None: return (scores.diagonal() - scores.logsumexp(dim=1)).mean() + math.log(scores.shape[0])
     masked = scores.masked_fill(~mask, float('-inf'))
     return (scores.diagonal() - masked.logsumexp(dim=1) + mask.sum(1).log()).mean()
@@ -44,6 +50,7 @@ def nce_club_bound(scores:torch.Tensor, # [n, n] critic scores, positives on the
                   ) -> torch.Tensor:
     "NCE-CLUB upper bound on I(X;Y) in nats: mean positive score minus mean score over all pairs."
     _check_scores(scores, mask)
+    scores = _full_precision(scores)
     if mask is None: return scores.diagonal().mean() - scores.mean()
     row_means = (scores * mask).sum(1) / mask.sum(1)
     return (scores.diagonal() - row_means).mean()

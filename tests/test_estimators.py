@@ -133,3 +133,41 @@ def test_unknown_critic_and_bad_options():
     with pytest.raises(ValueError, match='chunk_size must be a positive int'): InfoNCE(3, 3, chunk_size=-2)
     with pytest.raises(ValueError, match='hidden_layers must be a positive int'): ConcatCritic(3, 3, hidden_layers=0)
     with pytest.raises(ValueError, match='scores must be a square'): infonce_bound(torch.zeros(2, 3))
+
+# --- mixed precision: the reductions of a bound run in float32 -------------------------------------------------------
+@pytest.mark.parametrize('bound', [infonce_bound, nce_club_bound])
+@pytest.mark.parametrize('masked', [False, True])
+def test_bf16_bounds_and_gradients_match_float64_on_large_scores(bound, masked):
+    """A bf16 score matrix with a large common offset (3000: bf16 spacing 16 there), bounded under bf16 autocast,
+    gives the float64 bound of the very same values and its gradient. Reduced in bf16 the bound is off by nats
+    and InfoNCE's softmax gradient by more than 100%."""
+    g = torch.Generator().manual_seed(0)
+    n = 64
+    s = (3000 + 3 * torch.randn(n, n, generator=g) + 4 * torch.eye(n)).bfloat16().requires_grad_()
+    mask = same_class(torch.arange(n) % 4) if masked else None
+    with torch.autocast('cpu', dtype=torch.bfloat16): b = bound(s, mask)
+    b.backward()
+    s64 = s.detach().double().requires_grad_()
+    b64 = bound(s64, mask); b64.backward()
+    assert abs(float(b.detach()) - float(b64.detach())) < 2e-3, (float(b.detach()), float(b64.detach()))
+    assert float((s.grad.double() - s64.grad).norm() / s64.grad.norm()) < 1e-2
+    assert b.dtype == torch.float32
+
+@pytest.mark.parametrize('critic', ['concat', 'separable'])
+def test_bf16_estimator_reads_its_float32_bound(critic):
+    "An NCECLUB estimator under bf16 autocast returns float32 bounds within bf16's rounding of the scores of float32."
+    torch.manual_seed(0)
+    est = NCECLUB(5, 5, critic=critic, hidden_dim=16)
+    x, y = sample_gaussian_pair(32, 5, 1.0, torch.Generator().manual_seed(2))
+    lo32, hi32 = est.both(x, y)
+    with torch.autocast('cpu', dtype=torch.bfloat16): lo, hi = est.both(x, y)
+    assert lo.dtype == hi.dtype == torch.float32
+    assert abs(float(lo - lo32)) < 0.05 and abs(float(hi - hi32)) < 0.05
+
+def test_float32_and_float64_scores_are_reduced_as_given():
+    "The upcast touches half precision only: float32 and float64 scores reach the reductions as the very same tensor."
+    from factorcl_nb.estimators import _full_precision
+    for dt in (torch.float32, torch.float64):
+        s = torch.randn(8, 8, dtype=dt)
+        assert _full_precision(s) is s and infonce_bound(s).dtype == nce_club_bound(s).dtype == dt
+    assert _full_precision(torch.randn(8, 8).half()).dtype == torch.float32
