@@ -19,10 +19,10 @@ def test_is_run_only_when_named_and_declares_its_parameters():
     import papermill as pm
     params = pm.inspect_notebook(str(NB))
     assert params['in_default_run']['default'] == 'False' and params['scale']['default'] == "'quick'"
-    assert params['amp']['default'] == "'off'" and params['data_dir']['default'] == 'None'
+    assert params['amp']['default'] == 'None' and params['data_dir']['default'] == 'None'   # None: the scale's own
 
 def test_quick_is_the_papers_setting_with_its_progress_bar():
-    "The 'quick' scale is the authors' setting (30,000 samples, their networks, concat critics, 10 epochs), one seed, progress shown."
+    "The 'quick' scale is the authors' setting (30,000 samples, their networks, concat critics, 10 epochs), one seed, bf16, progress shown."
     import nbformat
     src = next(c.source for c in nbformat.read(NB, 4).cells if c.cell_type == 'code' and 'settings = dict(' in c.source)
     ns = {}
@@ -31,8 +31,8 @@ def test_quick_is_the_papers_setting_with_its_progress_bar():
     assert P['encoder'] == dict(embed_dim=128, hidden_dim=512, n_hidden=3) and P['width'] == 256
     assert P['model'] == dict(head_hidden=128, critic='concat', critic_hidden=512, critic_layers=2)
     assert P['train'] == dict(epochs=10, batch_size=256, lr=1e-4)
-    assert "quick=dict(n_samples=30000, seeds=1, **PAPER_NETS, progress=True)" in src
-    assert "paper=dict(n_samples=30000, seeds=5, **PAPER_NETS, progress=True)" in src
+    assert "quick=dict(n_samples=30000, seeds=1, amp='bf16', **PAPER_NETS, progress=True)" in src
+    assert "paper=dict(n_samples=30000, seeds=5, amp='off', **PAPER_NETS, progress=True)" in src
 
 def test_both_methods_trained_and_untrained_under_both_probes(tiny_run):
     table, meta = tiny_run
@@ -46,7 +46,7 @@ def test_both_methods_trained_and_untrained_under_both_probes(tiny_run):
     times = table[table.kind == 'train_seconds']
     assert set(times.method) == {F, B} and (times.seconds > 0).all() and (times.steps > 0).all()
     assert meta['params']['amp'] == 'off' and meta['params']['runs'][F][0] == 'FactorCL-SUP'
-    assert meta['params']['runs'][F][1]['critic_steps'] == 1   # the authors' schedule reached fit
+    assert meta['params']['runs'][F][1]['critic_steps'] == 1 == meta['params']['runs'][F][1]['critic_max_steps']   # the authors' schedule reached fit
 
 def test_table1_bits_are_finite_for_every_head_and_latent(tiny_run):
     table, _ = tiny_run
