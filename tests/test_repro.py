@@ -217,7 +217,11 @@ def test_ctrl_c_keeps_the_good_result_and_marks_the_notebook_interrupted(tmp_pat
     assert subprocess.run(cmd, capture_output=True, env=repro_env(), timeout=120).returncode == 0
     good, good_nb = result_files(out, 'exp'), (out/'exp.ipynb').read_bytes()
     make_experiment(nbs, 'exp', 'An experiment', dict(scale='quick', out_dir='x'), body=SLEEP)
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=repro_env(), start_new_session=True)
+    # a command started from a terminal has Ctrl-C at its default; a test runner's worker may ignore SIGINT, and an
+    # ignored signal is inherited (Python then installs no KeyboardInterrupt handler), so restore the default
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=repro_env(), start_new_session=True,
+                         preexec_fn=default_sigint)
     try:
         wait_for_last_cell(out/'exp.running.ipynb')
         os.killpg(p.pid, signal.SIGINT)          # what Ctrl-C in a terminal sends: the command and its kernel
