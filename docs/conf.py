@@ -15,7 +15,8 @@ copyright = '2026, factorcl_nb developers'
 
 extensions = ['myst_nb', 'sphinx.ext.autodoc', 'sphinx.ext.mathjax', 'sphinx-mathjax-offline']
 root_doc = 'nbs/index'
-include_patterns = ['nbs/*.ipynb', 'docs/*.md', 'CONTRIBUTING.md']
+# the experiment notebooks are shown as executed by `factorcl-repro` (figures/<name>.ipynb), beside REPORT.md
+include_patterns = ['nbs/*.ipynb', 'docs/*.md', 'CONTRIBUTING.md', 'figures/*.ipynb', 'figures/REPORT.md']
 exclude_patterns = ['docs/_build', '**/.ipynb_checkpoints', '**/.nbval-*']
 
 nb_execution_mode = 'off'            # show the outputs the notebooks carry; never run them
@@ -33,6 +34,8 @@ html_title = 'factorcl_nb'
 html_extra_path = ['_extra']    # index.html at the site's root, forwarding to nbs/index.html
 html_theme_options = {'show_toc_level': 2, 'use_download_button': True}
 html_show_sourcelink = False
+html_static_path = ['_static']
+html_js_files = ['full_size_figures.js']   # a click on a figure opens it at full size
 
 # The reading route: the order of the left-hand navigation. Notebooks not named here (new ones) follow it.
 ROUTE = [('Start here', ['tutorial_factorcl']),
@@ -41,8 +44,10 @@ ROUTE = [('Start here', ['tutorial_factorcl']),
          ('Data, experiments and tools', ['08_data', '08a_synthetic', '08b_mfeat', '08c_multibench', '08d_irfl',
                                           '09_runner', '10_repro', '11_sklearn', '12_clip', 'tutorial_explorer']),
          ('Engineering', ['00_core', '06a_distributed'])]
-PAGES = [('Reference', ['/docs/results', '/docs/api', '/docs/data', '/docs/distributed', '/CONTRIBUTING'])]
+PAGES = [('Results', ['/docs/results', '/figures/REPORT']),
+         ('Reference', ['/docs/api', '/docs/data', '/docs/distributed', '/CONTRIBUTING'])]
 DIRECTIVE = re.compile(r'^\s*#\s*\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')
+NBVAL = re.compile(r'^\s*#\s*NBVAL_\w+\s*$')   # nbval's markers: for the test suite, not for readers
 
 
 def toctree_cells() -> list:
@@ -52,7 +57,8 @@ def toctree_cells() -> list:
     groups = [(cap, [n for n in names if n in present]) for cap, names in ROUTE]
     groups.append(('More notebooks', [n for n in present if n not in named]))
     cells = []
-    for caption, names in groups + PAGES:
+    experiments = sorted(f'/figures/{p.stem}' for p in (ROOT/'figures').glob('*.ipynb') if p.stem.isidentifier())
+    for caption, names in groups + PAGES + [('Experiments, as executed', experiments)]:
         if names:
             body = '\n'.join(names)
             cells.append({'cell_type': 'markdown', 'metadata': {}, 'id': f'toc{len(cells)}',
@@ -70,7 +76,7 @@ def clean_cell(cell: dict) -> dict | None:
         if m: opts[m.group(1).lower()] = m.group(2).lower() or 'true'
         i += 1
     if 'hide' in opts or opts.get('include') == 'false': return None
-    cell['source'] = '\n'.join(lines[i:])
+    cell['source'] = '\n'.join(l for l in lines[i:] if not NBVAL.match(l))
     tags = cell.setdefault('metadata', {}).setdefault('tags', [])
     if opts.get('echo') == 'false': tags.append('remove-input')
     if opts.get('output') == 'false': tags.append('remove-output')
@@ -79,7 +85,8 @@ def clean_cell(cell: dict) -> dict | None:
 
 def prepare_notebook(app, docname, source):
     "source-read hook: clean nbdev directives, and give the landing page the site's navigation."
-    if not docname.startswith('nbs/'): return
+    if not docname.startswith(('nbs/', 'figures/')) or not docname.split('/')[-1][:1].isalnum(): return
+    if docname.startswith('figures/') and not source[0].lstrip().startswith('{'): return   # REPORT.md
     nb = json.loads(source[0])
     nb['cells'] = [c for c in map(clean_cell, nb['cells']) if c is not None]
     if docname == root_doc: nb['cells'] += toctree_cells()

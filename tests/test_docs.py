@@ -158,3 +158,20 @@ def test_api_reference_covers_every_module():
     missing = [m for m in modules if f'.. automodule:: {m}\n' not in api and not m.endswith('__init__')]
     missing = [m for m in missing if m != 'factorcl_nb.data']   # re-exports its submodules, documented one by one
     assert not missing, f"modules without an API section in docs/api.md: {missing}"
+
+
+def test_results_experiments_and_report_are_on_the_site_with_full_size_figures(site, server, browser):
+    "The report and every executed experiment notebook are pages; a figure opens at full size; no nbval marker shows."
+    all_pages = pages(site)
+    assert 'figures/REPORT.html' in all_pages
+    executed = sorted(p.stem for p in (ROOT/'figures').glob('*.ipynb'))
+    missing = [s for s in executed if f'figures/{s}.html' not in all_pages]
+    assert executed and not missing, f"executed experiments without a page: {missing}"
+    render(browser, urljoin(server, 'docs/results.html'))
+    figures = browser.execute_script(
+        "return Array.from(document.querySelectorAll('article img')).map(i => [i.src, i.closest('a') ? i.closest('a').href : null])")
+    assert figures, 'the results page shows no figure'
+    unlinked = [src for src, href in figures if href != src]
+    assert not unlinked, f"figures that do not open at full size: {unlinked}"
+    marked = [p for p in all_pages if 'NBVAL_' in (site/p).read_text(encoding='utf-8')]
+    assert not marked, f"nbval markers shown to readers on {marked}"
