@@ -39,7 +39,9 @@ def linear_probe(train_x, # [n, d] embeddings of the training split (tensor or a
                  max_iter:int=1000, # L-BFGS iterations at most (the authors used 200; see `converged` in the result)
                  C:float=1.0, # inverse regularisation strength
                 ) -> dict:
-    "Accuracy (and macro-F1) of a standardised logistic regression fitted on train, scored on held-out data (and whether it converged)."
+    """Accuracy (and macro-F1) of a standardised logistic regression fitted on train, scored on held-out data (and
+    whether it converged); `cross_entropy` (nats) on the held-out data and `info_bits` = (H(Y) - cross_entropy) / ln 2,
+    a lower bound in bits on the information the features hold about the label (H(Y) of the held-out labels)."""
     X, y = _as_numpy(train_x, 'train_x', 2), _as_numpy(train_y, 'train_y', 1)
     if len(X) != len(y): raise ValueError(f"train_x and train_y must have as many rows: {len(X)} vs {len(y)}")
     if (test_x is None) != (test_y is None): raise ValueError("give both test_x and test_y, or neither")
@@ -56,8 +58,15 @@ def linear_probe(train_x, # [n, d] embeddings of the training split (tensor or a
         warnings.simplefilter('ignore', ConvergenceWarning)
         probe.fit(X, y)
     n_iter = int(np.max(probe[-1].n_iter_))
-    pred = probe.predict(Xt)
+    pred, proba = probe.predict(Xt), probe.predict_proba(Xt)
+    classes = probe[-1].classes_
+    seen = np.isin(yt, classes)        # a held-out class the probe never saw gets probability 0: -log 0 = inf
+    picked = np.full(len(yt), 0.0); picked[seen] = proba[seen, np.searchsorted(classes, yt[seen])]
+    ce = float(-np.log(np.clip(picked, 1e-12, None)).mean())
+    _, counts = np.unique(yt, return_counts=True); q = counts / counts.sum()
+    h = float(-(q * np.log(q)).sum())
     result = dict(accuracy=float((pred == yt).mean()), f1_macro=float(f1_score(yt, pred, average='macro')),
+                  cross_entropy=ce, info_bits=(h - ce) / math.log(2),
                   n_train=len(X), n_test=len(Xt), n_iter=n_iter, converged=n_iter < max_iter)
     for log in _PROBE_LOGS: log.append(result)
     return result
