@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 # %% auto #0
-__all__ = ['linear_probe', 'ProbeLog', 'probe_log', 'probe_mi', 'probe_mi_kernel']
+__all__ = ['linear_probe', 'mlp_probe', 'ProbeLog', 'probe_log', 'probe_mi', 'probe_mi_kernel']
 
 # %% ../nbs/07_evaluate.ipynb #e6c3c181
 _PROBE_LOGS = []   # the logs recording every linear_probe result (see probe_log below)
@@ -70,6 +70,38 @@ def linear_probe(train_x, # [n, d] embeddings of the training split (tensor or a
                   n_train=len(X), n_test=len(Xt), n_iter=n_iter, converged=n_iter < max_iter)
     for log in _PROBE_LOGS: log.append(result)
     return result
+
+# %% ../nbs/07_evaluate.ipynb #bc46d5b2
+def mlp_probe(train_x, # [n, d] features of the training split
+              train_y, # [n] class labels
+              test_x, # [m, d] held-out features
+              test_y, # [m] held-out labels
+              hidden:tuple=(128, 128), # hidden layer widths
+              seed:int=0, # initialisation and batch order
+              max_iter:int=300, # epochs of Adam at most
+             ) -> dict:
+    "Accuracy, held-out cross-entropy and `info_bits` of a standardised MLP classifier (scikit-learn)."
+    from sklearn.neural_network import MLPClassifier
+    X, y = _as_numpy(train_x, 'train_x', 2), _as_numpy(train_y, 'train_y', 1)
+    Xt, yt = _as_numpy(test_x, 'test_x', 2), _as_numpy(test_y, 'test_y', 1)
+    if len(X) != len(y) or len(Xt) != len(yt):
+        raise ValueError(f"features and labels must have as many rows: train {len(X)} vs {len(y)}, test {len(Xt)} vs {len(yt)}")
+    if Xt.shape[1] != X.shape[1]: raise ValueError(f"test_x must have {X.shape[1]} features like train_x, got {Xt.shape[1]}")
+    if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+        raise ValueError(f"hidden must be a non-empty tuple of positive ints, got {hidden!r}")
+    probe = make_pipeline(StandardScaler(), MLPClassifier(hidden, max_iter=max_iter, random_state=seed,
+                                                          early_stopping=True, n_iter_no_change=20))
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', ConvergenceWarning)
+        probe.fit(X, y)
+    classes, proba = probe[-1].classes_, probe.predict_proba(Xt)
+    seen = np.isin(yt, classes)
+    picked = np.zeros(len(yt)); picked[seen] = proba[seen, np.searchsorted(classes, yt[seen])]
+    ce = float(-np.log(np.clip(picked, 1e-12, None)).mean())
+    _, counts = np.unique(yt, return_counts=True); q = counts / counts.sum()
+    h = float(-(q * np.log(q)).sum())
+    return dict(accuracy=float((classes[proba.argmax(1)] == yt).mean()), cross_entropy=ce,
+                info_bits=(h - ce) / math.log(2), n_train=len(X), n_test=len(Xt))
 
 # %% ../nbs/07_evaluate.ipynb #13c70fdc
 class ProbeLog(list):
