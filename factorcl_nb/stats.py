@@ -8,10 +8,13 @@ import math
 import numpy as np
 import pandas as pd
 from scipy import stats as _st
+from .core import atomic_write
+
 
 # %% auto #0
-__all__ = ['VERDICTS', 'mean_ci', 'verdict', 'paired_difference', 'summarize', 'compare', 'format_ci', 'claims_table',
-           't_errorbar', 'markdown_table', 'claims_reading']
+__all__ = ['VERDICTS', 'CLAIM_COLUMNS', 'mean_ci', 'verdict', 'paired_difference', 'paired_p', 'summarize', 'compare',
+           'format_ci', 'claims_table', 't_errorbar', 'markdown_table', 'holm', 'correct_claims', 'save_claims',
+           'claims_reading']
 
 # %% ../nbs/07a_stats.ipynb #20729e7f
 def _values(values, name:str) -> np.ndarray:
@@ -52,7 +55,15 @@ def paired_difference(a, # values of the claimed-better quantity, one per seed
     a, b = _values(a, 'a'), _values(b, 'b')
     if len(a) != len(b): raise ValueError(f"a and b must pair up seed by seed: {len(a)} vs {len(b)} values")
     r = mean_ci(a - b, confidence)
-    return dict(r, verdict=verdict(r['lo'], r['hi']))
+    return dict(r, verdict=verdict(r['lo'], r['hi']), p=paired_p(r))
+
+def paired_p(r:dict, # `mean_ci` of the per-seed differences
+            ) -> float:
+    "Two-sided p-value of the paired t test that the mean difference is 0 (nan for one seed)."
+    if r['n'] < 2: return math.nan
+    if r['sd'] == 0: return 0.0 if r['mean'] != 0 else 1.0
+    t = r['mean'] / (r['sd'] / math.sqrt(r['n']))
+    return float(2 * _st.t.sf(abs(t), r['n'] - 1))
 
 # %% ../nbs/07a_stats.ipynb #06680838
 def summarize(table:pd.DataFrame, # long table: one row per run
@@ -101,14 +112,15 @@ def claims_table(table:pd.DataFrame, # long table with a `pair_on` column
                  pair_on:str='seed',
                  confidence:float=0.95,
                 ) -> pd.DataFrame:
-    "One row per claim: paired difference `better - worse` of `value`, its interval, pairs and verdict."
+    "One row per claim: paired difference `better - worse` of `value`, its interval, pairs, verdict and p-value."
     if not claims: raise ValueError("claims must hold at least one (claim, better, worse) triple, got none")
     rows = []
     for claim in claims:
         if len(claim) != 3: raise ValueError(f"each claim must be (text, better, worse), got {claim!r}")
         text, better, worse = claim
         r = compare(table, value, better, worse, pair_on, confidence)
-        rows.append(dict(claim=text, difference=r['mean'], lo=r['lo'], hi=r['hi'], pairs=r['pairs'], verdict=r['verdict']))
+        rows.append(dict(claim=text, difference=r['mean'], lo=r['lo'], hi=r['hi'], pairs=r['pairs'],
+                         verdict=r['verdict'], p=r['p']))
     return pd.DataFrame(rows)
 
 # %% ../nbs/07a_stats.ipynb #36c20d9b
@@ -125,6 +137,60 @@ def markdown_table(df:pd.DataFrame, # small table (its index is ignored)
     cell = lambda v: f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) else str(v)
     lines = ['| ' + ' | '.join(map(str, df.columns)) + ' |', '|' + '---|' * len(df.columns)]
     return '\n'.join(lines + ['| ' + ' | '.join(cell(v) for v in row) + ' |' for row in df.itertuples(index=False)])
+
+# %% ../nbs/07a_stats.ipynb #4eb073e1
+def holm(p, # p-values of one family of claims (nan: no test, e.g. one seed)
+        ) -> np.ndarray:
+    "Holm-adjusted p-values, in the order given; nan stays nan and does not count in the family's size."
+    p = np.asarray(p, dtype=float).ravel()
+    if ((p < 0) | (p > 1)).any(): raise ValueError(f"p must hold values in [0, 1] or nan, got {p.tolist()}")
+    out, ok = np.full(len(p), np.nan), np.flatnonzero(~np.isnan(p))
+    order = ok[np.argsort(p[ok], kind='stable')]
+    m = len(order)
+    out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    return out
+
+# %% ../nbs/07a_stats.ipynb #a102b62d
+def correct_claims(*tables:pd.DataFrame, # `claims_table`s of one experiment: together they are its family
+                   alpha:float=0.05, # family-wise error rate
+                  ):
+    """The tables with Holm's correction over all their rows: `p_holm`, the corrected `verdict`, and the
+    uncorrected one as `verdict_unadjusted`. One table in, one out; several in, a tuple out."""
+    if not tables: raise ValueError("tables must hold at least one claims table, got none")
+    for i, t in enumerate(tables):
+        missing = [c for c in ('difference', 'p', 'verdict') if c not in getattr(t, 'columns', ())]
+        if missing: raise ValueError(f"tables[{i}] must be a claims_table with columns difference, p, verdict; "
+                                     f"missing {missing}")
+    if not 0 < alpha < 1: raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    adjusted = holm(np.concatenate([t['p'].to_numpy(float) for t in tables]))
+    out, start = [], 0
+    for t in tables:
+        t = t.copy(); adj = adjusted[start:start + len(t)]; start += len(t)
+        if 'verdict_unadjusted' not in t: t['verdict_unadjusted'] = t['verdict']
+        decided = ~np.isnan(adj) & (adj < alpha)
+        d = t['difference'].to_numpy(float)
+        t['p_holm'] = adj
+        t['verdict'] = np.where(decided & (d > 0), 'holds', np.where(decided & (d < 0), 'does not hold', 'inconclusive'))
+        out.append(t)
+    return out[0] if len(out) == 1 else tuple(out)
+
+# %% ../nbs/07a_stats.ipynb #51b7b8be
+CLAIM_COLUMNS = ('claim', 'difference', 'lo', 'hi', 'pairs', 'p', 'p_holm', 'verdict', 'verdict_unadjusted')
+
+def save_claims(name:str, # experiment name: the file is <out_dir>/<name>.claims.csv
+                out_dir, # output folder
+                *tables:pd.DataFrame, # the experiment's corrected claims tables (`correct_claims`)
+               ):
+    "Atomically write the experiment's family of claims, one row per claim; returns the path."
+    from pathlib import Path
+    if not tables: raise ValueError("tables must hold at least one corrected claims table, got none")
+    for i, t in enumerate(tables):
+        missing = [c for c in CLAIM_COLUMNS if c not in getattr(t, 'columns', ())]
+        if missing: raise ValueError(f"tables[{i}] must come from correct_claims; missing columns {missing}")
+    df = pd.concat(tables, ignore_index=True)
+    keys = [c for c in df.columns if c not in CLAIM_COLUMNS]
+    df = df[[*keys, *CLAIM_COLUMNS]]
+    return atomic_write(Path(out_dir)/f'{name}.claims.csv', df.to_csv(index=False))
 
 # %% ../nbs/07a_stats.ipynb #f012c484
 def claims_reading(claims:pd.DataFrame, # `claims_table` rows (with extra columns such as the protocol)

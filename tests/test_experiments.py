@@ -7,6 +7,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT/'nbs'/'experiments').glob('*.ipynb'))
 STATS_EXPERIMENTS = ('synthetic_probe', 'synthetic_sweep', 'mfeat')  # seeds, intervals, references, both probes, verdicts
+# experiments whose tiny run (several seeds) saves its Holm-corrected family of claims as <name>.claims.csv
+CLAIMS_EXPERIMENTS = ('mfeat', 'synthetic_probe', 'synthetic_sweep', 'ssl_condition', 'unique_augment', 'table1_grid')
+NO_CLAIMS = ('synthetic_paper_cpu', 'irfl', 'multibench')   # here: one seed (no paired claims) or no data (skipped)
 
 @pytest.fixture(autouse=True)
 def kernel_imports_this_checkout(monkeypatch):
@@ -15,7 +18,7 @@ def kernel_imports_this_checkout(monkeypatch):
     monkeypatch.setenv('MPLBACKEND', 'Agg')
 
 @pytest.mark.parametrize('nb', EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
-def test_experiment_runs_at_tiny_scale(nb, tmp_path):
+def test_experiment_runs_at_tiny_scale(nb, tmp_path, claims_check):
     import papermill as pm
     params = pm.inspect_notebook(str(nb))
     assert 'scale' in params and 'out_dir' in params, f"{nb.name} must declare scale and out_dir parameters"
@@ -28,6 +31,11 @@ def test_experiment_runs_at_tiny_scale(nb, tmp_path):
     if not meta.get('skipped'):
         for ext in ('png', 'csv'): assert (tmp_path/f'{nb.stem}.{ext}').stat().st_size > 0
     if nb.stem in STATS_EXPERIMENTS: check_statistics(pd.read_csv(tmp_path/f'{nb.stem}.csv'), meta['report'])
+    if nb.stem in CLAIMS_EXPERIMENTS:
+        # the report of table1_grid shows its claims by cell and state, not by claim text: checked below
+        claims = claims_check(tmp_path/f'{nb.stem}.claims.csv', None if nb.stem == 'table1_grid' else meta['report'])
+        if nb.stem == 'table1_grid': check_table1_grid_report(claims, meta['report'])
+    if nb.stem in NO_CLAIMS: assert not (tmp_path/f'{nb.stem}.claims.csv').exists()
     check_rendered(tmp_path/nb.name, skipped=bool(meta.get('skipped')))
 
 def check_rendered(executed, skipped):
@@ -50,7 +58,24 @@ def check_statistics(table, report):
     untrained = acc[acc.state == 'untrained'].set_index(['seed', 'method', 'protocol'])
     assert set(trained.set_index(['seed', 'method', 'protocol']).index) <= set(untrained.index)  # every run has its initialisation
     assert 'its untrained network' in report and 'raw [x1, x2]' in report
-    assert any(v in report for v in ('holds', 'does not hold', 'inconclusive')) and ' [' in report  # verdicts and intervals
+    assert ' [' in report   # intervals (the verdicts are checked against the saved claims by check_claims)
+
+def check_table1_grid_report(claims, report):
+    "Each cell of the report's table reads the corrected and uncorrected verdict of its claim D > 0 in the saved family."
+    assert f"corrected for the experiment's {len(claims)} claims by Holm's method" in report
+    split = lambda line: [c.strip() for c in line.strip().strip('|').split('|')]
+    lines = report.splitlines()
+    header = next(l for l in lines if l.startswith('| noise | objective | heads | estimator |'))
+    cols = split(header)
+    rows = {tuple(split(l)[:4]): split(l) for l in lines if l.startswith('| ') and len(split(l)) == len(cols) and l != header}
+    d = claims[claims.claim.str.contains(' > 0 ')]
+    last = d.epochs.max()
+    assert last > 0 and len(claims) - len(d) == (d.epochs > 0).sum()   # and one 'moved' claim per trained D
+    shown = d[d.epochs.isin([0, last])]
+    assert len(shown) == 2 * 3 * len(rows) > 0
+    for c in shown.itertuples():
+        cell = rows[(str(c.noise), c.objective, c.heads, c.estimator)][cols.index(('untrained ' if c.epochs == 0 else 'trained ') + c.D)]
+        assert cell.startswith(f'{c.verdict} (unadjusted: {c.verdict_unadjusted}): '), (c.claim, cell)
 
 def test_experiment_rejects_unknown_scale(tmp_path):
     import papermill as pm

@@ -108,7 +108,7 @@ def repro(*args, env_extra=None):
     return subprocess.run([sys.executable, '-m', 'factorcl_nb.repro', 'irfl', '--scale', 'tiny', '--device', 'cpu', *args],
                           capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
 
-def test_irfl_end_to_end_and_skip(fixture_dir, tmp_path):
+def test_irfl_end_to_end_and_skip(fixture_dir, tmp_path, claims_check):
     data = tmp_path/'data'; shutil.copytree(fixture_dir, data/'irfl')
     (data/'irfl'/'images'/irfl_manifest(data/'irfl').file[0]).unlink()      # a dead URL: that pair is left out
     out = tmp_path/'out'
@@ -121,11 +121,14 @@ def test_irfl_end_to_end_and_skip(fixture_dir, tmp_path):
     assert (out/'irfl.png').stat().st_size > 0 and not meta.get('skipped')
     report = (out/'REPORT.md').read_text()
     assert 'Table 3' in report and '(1 left out: image file missing)' in report and "authors' notebook" in report
+    claims = claims_check(out/'irfl.claims.csv', meta['report'])   # the three comparisons: one Holm-corrected family
+    assert list(claims.claim) == ['FactorCL-SSL > FactorCL-IndAug', 'FactorCL-SUP > SimCLR', 'FactorCL-SSL > SimCLR']
+    claims_before = (out/'irfl.claims.csv').read_bytes()
     # no data: the run is recorded as skipped, says which files go where, and keeps the earlier result
     csv_before = (out/'irfl.csv').read_bytes()
     r = repro('--out', str(out))
     assert r.returncode == 0, r.stderr[-3000:]
-    assert (out/'irfl.csv').read_bytes() == csv_before
+    assert (out/'irfl.csv').read_bytes() == csv_before and (out/'irfl.claims.csv').read_bytes() == claims_before
     skip = json.loads((out/'irfl.skipped.json').read_text())
     assert 'simile_understanding_task.csv' in skip['report']
     # most images missing: also a skip, pointing at the manifest of file names

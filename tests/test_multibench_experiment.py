@@ -28,7 +28,7 @@ def majority_accuracy(name, data):
     d = load_multibench(name, data, **({} if name == 'mimic' else dict(zero_is_positive=name in ('mosi', 'mosei'))))
     return float((d['test']['y'] == d['train']['y'].bincount().argmax()).float().mean())
 
-def test_without_data_then_fixtures_then_without_data(tmp_path):
+def test_without_data_then_fixtures_then_without_data(tmp_path, claims_check):
     out, data, empty = tmp_path/'out', tmp_path/'data', tmp_path/'empty'
     data.mkdir(); empty.mkdir()
 
@@ -36,7 +36,7 @@ def test_without_data_then_fixtures_then_without_data(tmp_path):
     assert repro(out) == 0
     meta = load_results(out)['multibench']
     assert meta['skipped'] and meta['params']['scale'] == 'tiny'
-    assert not (out/'multibench.csv').exists() and not (out/'multibench.png').exists()
+    assert not (out/'multibench.csv').exists() and not (out/'multibench.png').exists() and not (out/'multibench.claims.csv').exists()
     report, executed = (out/'REPORT.md').read_text(), (out/'multibench.ipynb').read_text()
     assert '| multibench | tiny, skipped |' in report and '**skipped**' in report
     for file in MULTIBENCH_FILES.values(): assert file in report and file in executed
@@ -62,9 +62,13 @@ def test_without_data_then_fixtures_then_without_data(tmp_path):
     assert '## multibench: Tables 2 and 4' in report and '| multibench | tiny |' in report
     assert '### Table 2' in report and '### Table 4' in report and 'FactorCL-U1 (Z_U1)' in report
     assert "authors' notebook" in report and 'arXiv:2306.05268' in report
+    # the paper's five comparisons on each of the five datasets: one Holm-corrected family, shown with both verdicts
+    claims = claims_check(out/'multibench.claims.csv', meta['report'])
+    assert len(claims) == 5 * 5 and set(claims.dataset) == {'MIMIC', 'MOSEI', 'MOSI', 'UR-FUNNY', 'MUStARD'}
+    assert (claims.verdict == 'inconclusive').all() and claims.p.isna().all()   # tiny: one seed, no test
 
     # 3. no data again: the fixture run's files stay byte for byte, the report says the last run was skipped
-    before = {ext: (out/f'multibench.{ext}').read_bytes() for ext in ('csv', 'json', 'png')}
+    before = {ext: (out/f'multibench.{ext}').read_bytes() for ext in ('csv', 'json', 'png', 'claims.csv')}
     assert repro(out, empty) == 0
     for ext, content in before.items(): assert (out/f'multibench.{ext}').read_bytes() == content, ext
     report = (out/'REPORT.md').read_text()

@@ -45,10 +45,12 @@ def test_untrained_networks_coincide_and_the_condition_acts_through_training(tin
     t = terms.pivot_table(index=['dataset', 'seed', 'state'], columns='run', values='nats')
     assert (t['FactorCL-SSL (concat)'] != t['FactorCL-SSL (residual)']).all()   # different estimators on the same heads
 
-def test_report_gives_verdicts_and_a_computed_interpretation(tiny_run):
+def test_report_gives_verdicts_and_a_computed_interpretation(tiny_run, read_claims):
     _, meta = tiny_run
     report = meta['report']
     assert meta['params']['scale'] == 'tiny' and meta['params']['runs']['FactorCL-SSL (residual)'] == ['FactorCL-SSL', 'residual']
     assert 'FactorCL-SSL (residual) > FactorCL-SSL (concat)' in report and '### Interpretation' in report
-    assert any(v in report for v in ('holds', 'does not hold', 'inconclusive'))
+    claims = read_claims('ssl_condition', report)   # one Holm-corrected family, each claim shown with both verdicts
+    assert len(claims) == 2 * 2 * 6 + 2 * 5 + 2 * 8 + 4   # accuracy (dataset x probe x 6), terms (dataset x 5), information
+    assert set(claims.dataset.dropna()) == {'synthetic', 'mfeat'}
     assert "The default stays `condition='concat'`" in report
