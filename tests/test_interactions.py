@@ -107,7 +107,6 @@ HAND = {'redundancy': (1, 0, 0, 0), 'unique1': (0, 1, 0, 0), 'unique2': (0, 0, 1
 
 @pytest.fixture(scope='module')
 def pid():
-    pytest.importorskip('dit')
     return pid_table()
 
 
