@@ -17,8 +17,8 @@ from .distributed import gather_batch
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['METHODS', 'TERM_HEADS', 'check_views', 'independent', 'ContrastiveModel', 'FactorCL', 'SimCLR', 'supcon_loss',
-           'SupCon', 'CrossSelf', 'make_model', 'FactorCLTermHeads']
+__all__ = ['SUCCESSORS', 'METHODS', 'TERM_HEADS', 'check_views', 'independent', 'ContrastiveModel', 'FactorCL', 'SimCLR',
+           'supcon_loss', 'SupCon', 'CrossSelf', 'make_model', 'FactorCLTermHeads']
 
 # %% ../nbs/05_models.ipynb #e8b043c1
 def check_views(x1, x2, y=None, n_classes:int|None=None, needs_labels:bool=False):
@@ -370,8 +370,9 @@ class CrossSelf(ContrastiveModel):
         return f if self.factorized else dict(z1=f['s1'], z2=f['s2'])
 
 # %% ../nbs/05_models.ipynb #5b95990a
+SUCCESSORS = ('CoMM', 'InfMasking')   # FactorCL's successors (notebook 05b_successors), imported when used
 METHODS = ('SimCLR', 'SupCon', 'Cross+Self', 'Cross+Self+Fact', 'OurCL-SUP', 'OurCL-SSL',
-           'FactorCL-SUP', 'FactorCL-SSL', 'FactorCL-IndAug')
+           'FactorCL-SUP', 'FactorCL-SSL', 'FactorCL-IndAug', *SUCCESSORS)
 
 def make_model(method:str, # one of METHODS
                encoders:Sequence[nn.Module], # [encoder of x1, encoder of x2]
@@ -381,7 +382,7 @@ def make_model(method:str, # one of METHODS
                independent_augment:Callable|None=None, # augmentation for FactorCL-IndAug and Cross+Self
                condition:str='concat', # SSL FactorCL/OurCL conditional terms (ignored by SUP methods, which condition on y, and baselines)
                **options) -> ContrastiveModel:
-    "Build the paper's method `method` (e.g. 'FactorCL-SSL') on `encoders`."
+    "Build `method` (one of the paper's, e.g. 'FactorCL-SSL', or a successor: 'CoMM', 'InfMasking') on `encoders`."
     if method not in METHODS: raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     if condition not in CONDITIONS: raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
     ind = independent_augment or independent()
@@ -390,6 +391,12 @@ def make_model(method:str, # one of METHODS
     if method == 'SupCon':
         keep = {k: v for k, v in options.items() if k in ('proj_dim', 'head_hidden', 'temperature')}
         return SupCon(encoders, embed_dim, n_classes, **keep)
+    if method in SUCCESSORS:            # label-free; they take only the options their constructor names
+        import inspect
+        from factorcl_nb import successors
+        cls = getattr(successors, method)
+        keep = {k: v for k, v in options.items() if k in inspect.signature(cls).parameters}
+        return cls(encoders, embed_dim, augment=ind, **keep)
     if method.startswith('Cross+Self'):
         return CrossSelf(encoders, embed_dim, augment=ind, factorized=method.endswith('Fact'), **options)
     sup = method.endswith('SUP')

@@ -157,3 +157,24 @@ def test_bad_inputs(batch):
     with pytest.raises(ValueError, match='masked'): gaussian_masked_infonce(torch.randn(4, 1, 3), torch.randn(4, 3))
     with pytest.raises(ValueError, match='full'): gaussian_masked_infonce(torch.randn(4, 2, 3), torch.randn(4, 2))
     with pytest.raises(ValueError, match='b'): cosine_scores(torch.randn(3, 2), torch.randn(4, 2))
+
+
+def test_make_model_builds_the_successors_and_run_method_probes_them():
+    "CoMM and InfMasking are methods of the harness: built by make_model, trained by fit, probed by run_method."
+    import sys
+    from factorcl_nb.models import make_model, METHODS
+    from factorcl_nb.runner import run_method
+    from factorcl_nb.successors import CoMM, InfMasking
+    assert {'CoMM', 'InfMasking'} <= set(METHODS)
+    encs = lambda: [mlp_encoder(12, out_dim=16, hidden_dim=32, n_hidden=1) for _ in range(2)]
+    m = make_model('InfMasking', encs(), 16, n_classes=3, critic='separable', proj_dim=8, n_masks=3)
+    assert type(m) is InfMasking and m.n_masks == 3          # options it does not take (critic) are dropped
+    assert type(make_model('CoMM', encs(), 16, proj_dim=8)) is CoMM
+    g = torch.Generator().manual_seed(0)
+    x1, x2 = torch.randn(300, 12, generator=g), torch.randn(300, 12, generator=g)
+    y = (x1[:, 0] + x2[:, 0] > 0).long()
+    data = lambda s: (x1[s], x2[s], y[s])
+    r = run_method('CoMM', data(slice(0, 240)), data(slice(240, None)), 2, encoders=encs,
+                   train_config=dict(epochs=2, batch_size=60, device='cpu'), untrained=True)
+    assert 0 <= r['accuracy']['all'] <= 1 and len(r['history']) > 0
+    assert not torch.equal(r['model'].encoders[0].net[0].weight, r['untrained'].encoders[0].net[0].weight)
