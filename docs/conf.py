@@ -39,8 +39,8 @@ ROUTE = [('Start here', ['tutorial_factorcl']),
          ('The method, step by step', ['01_critics', '02_estimators', '03_augment', '04_encoders', '05_models',
                                        '06_train', '07_evaluate']),
          ('Data, experiments and tools', ['08_data', '08a_synthetic', '08b_mfeat', '08c_multibench', '08d_irfl',
-                                          '09_runner', '10_repro', '11_sklearn', '12_clip', 'tutorial_explorer']),
-         ('Engineering', ['00_core', '06a_distributed'])]
+                                          '09_runner', '10_repro', '10a_report', '11_sklearn', '12_clip', 'tutorial_explorer']),
+         ('Engineering', ['00_core', '06a_distributed', '06b_checkpoint'])]
 PAGES = [('Reference', ['/docs/results', '/docs/api', '/docs/data', '/docs/distributed', '/CONTRIBUTING'])]
 DIRECTIVE = re.compile(r'^\s*#\s*\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')
 
