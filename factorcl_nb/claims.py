@@ -22,10 +22,10 @@ def paper_claims(methods, # the methods an experiment ran
     "(claim, better, worse) triples: the paper's comparisons among `methods`, each method vs its untrained network, vs `reference`."
     bad = [m for m in methods if m not in METHODS]
     if bad: raise ValueError(f"methods must be among {list(METHODS)}, got {bad}")
-    T = lambda m, state='trained': dict(where, method=m, state=state)
-    out = [(f'{a} > {b}', T(a), T(b)) for a, b in PAPER_CLAIMS if a in methods and b in methods]
-    out += [(f'{m} > its untrained network', T(m), T(m, 'untrained')) for m in methods]
-    if reference: out += [(f"{m} > {reference.get('method', reference)}", T(m), dict(where, **reference)) for m in methods]
+    def select(method, state='trained'): return dict(where, method=method, state=state)   # rows of `method` in `state`
+    out = [(f'{a} > {b}', select(a), select(b)) for a, b in PAPER_CLAIMS if a in methods and b in methods]
+    out += [(f'{m} > its untrained network', select(m), select(m, 'untrained')) for m in methods]
+    if reference: out += [(f"{m} > {reference.get('method', reference)}", select(m), dict(where, **reference)) for m in methods]
     return out
 
 # %% ../nbs/07c_claims.ipynb #32ba21a7
@@ -43,11 +43,11 @@ def schedule_claims(runs, # from `schedule_runs`
                     **where, # columns fixed in every selection (e.g. protocol='encoder')
                    ) -> list:
     "(claim, better, worse) triples for each run with a schedule: the default beats it, it beats its untrained network and SimCLR."
-    T = lambda label, state='trained': dict(where, method=label, state=state)
+    def select(method, state='trained'): return dict(where, method=method, state=state)   # rows of run `method` in `state`
     labels = {label for label, _, _ in runs}
     out = []
     for label, base, schedule in runs:
         if not schedule: continue
-        out += [(f'{base} > {label}', T(base), T(label)), (f'{label} > its untrained network', T(label), T(label, 'untrained'))]
-        if 'SimCLR' in labels: out.append((f'{label} > SimCLR', T(label), T('SimCLR')))
+        out += [(f'{base} > {label}', select(base), select(label)), (f'{label} > its untrained network', select(label), select(label, 'untrained'))]
+        if 'SimCLR' in labels: out.append((f'{label} > SimCLR', select(label), select('SimCLR')))
     return out

@@ -193,19 +193,19 @@ class FactorCL(ContrastiveModel):
         return f if self.factorized else dict(z1=f['s1'], z2=f['s2'])
 
     def _conditions(self, fa, y) -> dict:
-        "Per-view conditioning vectors c1, c2 and the negatives mask of conditional terms."
+        "Conditioning vectors (cond1, cond2 of the unique lower bounds; cond_shared1/2, cond_unique1/2 of the conditional terms) and the negatives mask."
         if self.mode == 'sup':
             c = self.onehot(y)
-            return dict(c1=c, c2=c, cs1=c, cs2=c, cu1=c, cu2=c, mask=same_class(y))
-        return dict(c1=fa['u1'], c2=fa['u2'], cs1=fa['s1'], cs2=fa['s2'], cu1=fa['u1'], cu2=fa['u2'], mask=None)
+            return dict(cond1=c, cond2=c, cond_shared1=c, cond_shared2=c, cond_unique1=c, cond_unique2=c, mask=same_class(y))
+        return dict(cond1=fa['u1'], cond2=fa['u2'], cond_shared1=fa['s1'], cond_shared2=fa['s2'], cond_unique1=fa['u1'], cond_unique2=fa['u2'], mask=None)
 
     def _term_inputs(self, x1, x2, y=None) -> dict:
         "What every estimator reads, by name; a conditional term gets (x, c_x, y, c_y, mask) for `_conditioned`."
         f, fa, y = self._global_factors(x1, x2, y)
         c = self._conditions(fa, y)
-        return dict(shared_nce=(f['s1'], f['s2']), shared_club=(f['s1'], c['cs1'], f['s2'], c['cs2'], c['mask']),
-                    unique_nce_x1=(f['u1'], c['c1']), unique_nce_x2=(f['u2'], c['c2']), unique_club=(f['u1'], f['u2']),
-                    unique_cond_nce=(f['u1'], c['cu1'], f['u2'], c['cu2'], c['mask']))
+        return dict(shared_nce=(f['s1'], f['s2']), shared_club=(f['s1'], c['cond_shared1'], f['s2'], c['cond_shared2'], c['mask']),
+                    unique_nce_x1=(f['u1'], c['cond1']), unique_nce_x2=(f['u2'], c['cond2']), unique_club=(f['u1'], f['u2']),
+                    unique_cond_nce=(f['u1'], c['cond_unique1'], f['u2'], c['cond_unique2'], c['mask']))
 
     def _conditioned(self, x, cx, y, cy, mask) -> tuple:
         "Arguments of a conditional estimator: 'concat' puts c_x and c_y on the two sides (with the mask); the others pass (x, y, [c_x, c_y])."

@@ -14,7 +14,7 @@ from .train import fit
 from .evaluate import linear_probe
 
 # %% auto #0
-__all__ = ['ENCODER_OUTPUTS', 'FACTORISED', 'SMALL_ENCODER', 'SMALL_MODEL', 'build_encoders', 'probe_features', 'run_method',
+__all__ = ['ENCODER_OUTPUTS', 'FACTORIZED', 'SMALL_ENCODER', 'SMALL_MODEL', 'build_encoders', 'probe_features', 'run_method',
            'equal_width', 'small_factorcl_run']
 
 # %% ../nbs/09_runner.ipynb #bfb8e1ad
@@ -95,7 +95,7 @@ def run_method(method:str, # one of METHODS
     return out
 
 # %% ../nbs/09_runner.ipynb #0f42c382
-FACTORISED = ('Cross+Self+Fact', 'FactorCL-SUP', 'FactorCL-SSL', 'FactorCL-IndAug')  # four heads (s1, s2, u1, u2)
+FACTORIZED = ('Cross+Self+Fact', 'FactorCL-SUP', 'FactorCL-SSL', 'FactorCL-IndAug')  # four heads (s1, s2, u1, u2)
 
 def equal_width(method:str, # one of METHODS
                 model:dict, # make_model options (proj_dim is replaced)
@@ -103,7 +103,7 @@ def equal_width(method:str, # one of METHODS
                ) -> dict:
     "`model` with `proj_dim` set so that `method`'s concatenated heads are `width` wide (width/4 per head if factorised, else width/2)."
     if method not in METHODS: raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
-    heads = 4 if method in FACTORISED else 2
+    heads = 4 if method in FACTORIZED else 2
     if not isinstance(width, int) or width <= 0 or width % heads:
         raise ValueError(f"width must be a positive multiple of {heads} for {method}, got {width!r}")
     return dict(model, proj_dim=width // heads)

@@ -111,16 +111,16 @@ def _update(loss, opt, scaler, params, grad_clip):
         scaler.unscale_(opt); torch.nn.utils.clip_grad_norm_(params, grad_clip)
     scaler.step(opt); scaler.update()
 
-def main_step(o:Optimization, batch:tuple, step:int) -> dict:
+def main_step(optim:Optimization, batch:tuple, step:int) -> dict:
     "Phase 1: one update of the main parameters on the model's `loss`, with the critics frozen."
-    o.main_opt.zero_grad(set_to_none=True)
-    with frozen(o.critic_params):
-        with o.autocast(): terms = o.model.loss(*batch)
+    optim.main_opt.zero_grad(set_to_none=True)
+    with frozen(optim.critic_params):
+        with optim.autocast(): terms = optim.model.loss(*batch)
         if not isinstance(terms, dict) or 'loss' not in terms:
             raise ValueError(f"model.loss must return a dict of named scalar terms including 'loss', got {type(terms).__name__}"
                              + (f" with keys {sorted(terms)}" if isinstance(terms, dict) else ''))
         _check_finite(terms['loss'], terms, batch, step, 'loss')
-        _update(terms['loss'], o.main_opt, o.main_scaler, o.main_params, o.grad_clip)
+        _update(terms['loss'], optim.main_opt, optim.main_scaler, optim.main_params, optim.grad_clip)
     return {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in terms.items()}
 
 def critic_terms(model:nn.Module, batch:tuple) -> dict | None:
@@ -129,16 +129,16 @@ def critic_terms(model:nn.Module, batch:tuple) -> dict | None:
     loss = model.critic_loss(*batch)
     return None if loss is None else dict(loss=loss)
 
-def critic_step(o:Optimization, batch:tuple, step:int) -> dict | None:
+def critic_step(optim:Optimization, batch:tuple, step:int) -> dict | None:
     "Phase 2: one update of the critic parameters on the model's critic loss, with the main parameters frozen; the terms before the update."
-    o.critic_opt.zero_grad(set_to_none=True)
-    with frozen(o.main_params):
-        with o.autocast(): terms = critic_terms(o.model, batch)
+    optim.critic_opt.zero_grad(set_to_none=True)
+    with frozen(optim.main_params):
+        with optim.autocast(): terms = critic_terms(optim.model, batch)
         if terms is None: return None
         loss = terms['loss']
         if not loss.requires_grad: raise ValueError("model.critic_loss returned a loss that does not depend on critic_parameters()")
         _check_finite(loss, dict(critic_loss=loss), batch, step, 'critic_loss')
-        _update(loss, o.critic_opt, o.critic_scaler, o.critic_params, o.grad_clip)
+        _update(loss, optim.critic_opt, optim.critic_scaler, optim.critic_params, optim.grad_clip)
     return {k: v.detach() for k, v in terms.items()}
 
 # %% ../nbs/06_train.ipynb #a7a65616
@@ -163,13 +163,13 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
     loader = make_loader(data, config, device, needs_labels)
     fingerprint = dict(model=model_fingerprint(model), data=data_fingerprint(data))
     if ckpt: check_same_run(ckpt.get('fingerprint'), fingerprint, resume)
-    o = make_optimization(model, config, device)
+    optim = make_optimization(model, config, device)
     steps_per_epoch, step, epoch, position, history, elapsed, epoch_rng = len(loader), 0, 0, 0, [], 0.0, None
     if ckpt:
         if ckpt['steps_per_epoch'] != steps_per_epoch:
             raise ValueError(f"cannot resume: the data gives {steps_per_epoch} batches per epoch, the checkpoint was trained on {ckpt['steps_per_epoch']}")
         rng, epoch_rng = _process_rng(ckpt)
-        _load_state(o, ckpt)
+        _load_state(optim, ckpt)
         step, epoch, position, history, elapsed = (ckpt[k] for k in ('step', 'epoch', 'position', 'history', 'elapsed'))
         set_rng_state(rng, model, loader)
     broadcast_parameters(model)   # several processes: every one starts from rank 0's weights
@@ -187,10 +187,10 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
                 batch = next(batches, None)
                 if batch is None: raise ValueError(f"the DataLoader gave fewer batches than its length {steps_per_epoch}")
                 batch = _to_device(cast_batch(_unpack(batch, needs_labels), dtypes), device)
-                if config.critic_first: critic = critic_phase(o, batch, step + 1, config.critic_steps, config.critic_max_steps)   # phase 2 first
-                set_main_lr(o, config, step, planned)                                         # warm-up schedule
-                terms = main_step(o, batch, step + 1)                                  # phase 1
-                if not config.critic_first: critic = critic_phase(o, batch, step + 1, config.critic_steps, config.critic_max_steps)  # phase 2
+                if config.critic_first: critic = critic_phase(optim, batch, step + 1, config.critic_steps, config.critic_max_steps)   # phase 2 first
+                set_main_lr(optim, config, step, planned)                                         # warm-up schedule
+                terms = main_step(optim, batch, step + 1)                                  # phase 1
+                if not config.critic_first: critic = critic_phase(optim, batch, step + 1, config.critic_steps, config.critic_max_steps)  # phase 2
                 step, position, step_epoch = step + 1, position + 1, epoch
                 if position == steps_per_epoch: epoch, position, epoch_rng = epoch + 1, 0, None
                 if step % config.log_every == 0 or step == total:                       # phase 3
@@ -200,7 +200,7 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
                 if config.checkpoint_dir and (step == total or (config.checkpoint_every and step % config.checkpoint_every == 0)):
                     states = all_gather_objects(dict(rng=get_rng_state(model, loader), epoch_rng=epoch_rng))  # phase 4
                     if main: save_checkpoint(Path(config.checkpoint_dir) / CHECKPOINT_NAME, dict(
-                        format=2, fingerprint=fingerprint, **o.state_dict(), step=step, epoch=epoch, position=position, steps_per_epoch=steps_per_epoch,
+                        format=2, fingerprint=fingerprint, **optim.state_dict(), step=step, epoch=epoch, position=position, steps_per_epoch=steps_per_epoch,
                         config=dataclasses.asdict(config), history=history, elapsed=time.perf_counter() - t0,
                         rng=states[0]['rng'], epoch_rng=states[0]['epoch_rng'], world_size=len(states),
                         rank_rng=states if len(states) > 1 else None))
@@ -257,20 +257,20 @@ def lagging(terms:dict) -> bool:
     infonce = [v for k, v in terms.items() if k.endswith('_infonce')]
     return bool(infonce) and bool((mean_over_processes(torch.stack(infonce).float()) < 0).any())
 
-def critic_phase(o:Optimization, batch:tuple, step:int, n:int, # critic steps to take
+def critic_phase(optim:Optimization, batch:tuple, step:int, n:int, # critic steps to take
                  most:int=0, # take more, up to `most` in all, while a critic lags (its InfoNCE before the last step < 0)
                 ) -> dict | None:
     "Critic steps on `batch`; the last step's 'critic_loss' and, for a model with `critic_terms`, the number of 'critic_steps' taken (None: no critic step)."
     terms, k = None, 0
-    while o.critic_opt and (k < n or (k < most and terms is not None and lagging(terms))):
-        terms, k = critic_step(o, batch, step), k + 1
+    while optim.critic_opt and (k < n or (k < most and terms is not None and lagging(terms))):
+        terms, k = critic_step(optim, batch, step), k + 1
         if terms is None: return None
     if terms is None: return None
     return dict(critic_loss=terms['loss'], **({'critic_steps': k} if any(name.endswith('_infonce') for name in terms) else {}))
 
-def set_main_lr(o:Optimization, config:TrainConfig, step:int, total:int|None=None):
+def set_main_lr(optim:Optimization, config:TrainConfig, step:int, total:int|None=None):
     "Set the main optimizer's learning rate for `step` of a run of `total` steps."
-    for g in o.main_opt.param_groups: g['lr'] = main_lr(config, step, total)
+    for g in optim.main_opt.param_groups: g['lr'] = main_lr(config, step, total)
 
 
 # %% ../nbs/06_train.ipynb #379a9794
@@ -478,17 +478,17 @@ def make_optimization(model:nn.Module, config:TrainConfig, device:torch.device) 
     return Optimization(model, main, critic, main_opt, critic_opt, *scalers, dtype, device, config.grad_clip)
 
 # %% ../nbs/06_train.ipynb #f81ebc98
-def _load_state(o:Optimization, ckpt:dict):
-    "Load the model, optimizers and scalers saved in `ckpt` into `o`."
-    try: o.model.load_state_dict(ckpt['model'])
+def _load_state(optim:Optimization, ckpt:dict):
+    "Load the model, optimizers and scalers saved in `ckpt` into `optim`."
+    try: optim.model.load_state_dict(ckpt['model'])
     except RuntimeError as e: raise ValueError(f"cannot resume: the checkpoint's weights do not fit this model ({e})") from None
-    if (o.critic_opt is None) != (ckpt['critic_opt'] is None):
+    if (optim.critic_opt is None) != (ckpt['critic_opt'] is None):
         raise ValueError("cannot resume: the checkpoint and this model disagree on whether there are critic parameters")
     try:
-        o.main_opt.load_state_dict(ckpt['main_opt'])
-        if o.critic_opt: o.critic_opt.load_state_dict(ckpt['critic_opt'])
+        optim.main_opt.load_state_dict(ckpt['main_opt'])
+        if optim.critic_opt: optim.critic_opt.load_state_dict(ckpt['critic_opt'])
     except ValueError as e: raise ValueError(f"cannot resume: the checkpoint's optimizer state does not fit this model ({e})") from None
-    o.main_scaler.load_state_dict(ckpt['main_scaler']); o.critic_scaler.load_state_dict(ckpt['critic_scaler'])
+    optim.main_scaler.load_state_dict(ckpt['main_scaler']); optim.critic_scaler.load_state_dict(ckpt['critic_scaler'])
 
 def _process_rng(ckpt:dict) -> tuple:
     "This process's (random state, random state at the epoch's start) saved in `ckpt`, by the same number of processes."
