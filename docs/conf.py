@@ -71,6 +71,11 @@ def clean_cell(cell: dict) -> dict | None:
         i += 1
     if 'hide' in opts or opts.get('include') == 'false': return None
     cell['source'] = '\n'.join(lines[i:])
+    for out in cell.get('outputs', []):   # show_doc opens with a horizontal rule, which docutils cannot place in an output
+        md = out.get('data', {}).get('text/markdown')
+        if md is not None:
+            text = ''.join(md)
+            if text.startswith('---\n'): out['data']['text/markdown'] = text[len('---\n'):].lstrip('\n')
     tags = cell.setdefault('metadata', {}).setdefault('tags', [])
     if opts.get('echo') == 'false': tags.append('remove-input')
     if opts.get('output') == 'false': tags.append('remove-output')
