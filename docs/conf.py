@@ -42,8 +42,8 @@ ROUTE = [('Start here', ['tutorial_factorcl']),
          ('The method, step by step', ['01_critics', '02_estimators', '03_augment', '04_encoders', '05_models',
                                        '06_train', '07_evaluate']),
          ('Data, experiments and tools', ['08_data', '08a_synthetic', '08b_mfeat', '08c_multibench', '08d_irfl',
-                                          '09_runner', '10_repro', '11_sklearn', '12_clip', 'tutorial_explorer']),
-         ('Engineering', ['00_core', '06a_distributed'])]
+                                          '09_runner', '10_repro', '10a_report', '11_sklearn', '12_clip', 'tutorial_explorer']),
+         ('Engineering', ['00_core', '06a_distributed', '06b_checkpoint'])]
 PAGES = [('Results', ['/docs/results', '/figures/REPORT']),
          ('Reference', ['/docs/api', '/docs/data', '/docs/distributed', '/CONTRIBUTING'])]
 DIRECTIVE = re.compile(r'^\s*#\s*\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')
@@ -77,6 +77,11 @@ def clean_cell(cell: dict) -> dict | None:
         i += 1
     if 'hide' in opts or opts.get('include') == 'false': return None
     cell['source'] = '\n'.join(l for l in lines[i:] if not NBVAL.match(l))
+    for out in cell.get('outputs', []):   # show_doc opens with a horizontal rule, which docutils cannot place in an output
+        md = out.get('data', {}).get('text/markdown')
+        if md is not None:
+            text = ''.join(md)
+            if text.startswith('---\n'): out['data']['text/markdown'] = text[len('---\n'):].lstrip('\n')
     tags = cell.setdefault('metadata', {}).setdefault('tags', [])
     if opts.get('echo') == 'false': tags.append('remove-input')
     if opts.get('output') == 'false': tags.append('remove-output')

@@ -14,7 +14,6 @@ from .conditional import CONDITIONS, ConditionalInfoNCE, ConditionalNCECLUB
 from .encoders import ProjectionHead
 from .augment import feature_augment
 from .distributed import gather_batch
-from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['SUCCESSORS', 'METHODS', 'TERM_HEADS', 'check_views', 'independent', 'ContrastiveModel', 'FactorCL', 'SimCLR',
@@ -113,7 +112,7 @@ class ContrastiveModel(nn.Module):
         "Loss of the separately trained critics (None: this model has none)."
         return None
 
-# %% ../nbs/05_models.ipynb #d2000a28
+# %% ../nbs/05_models.ipynb #4c02a12d
 _CONDITION_OPTIONS = ('bandwidth', 'k', 'condition_critic')
 
 def _check_condition(condition, options, mode) -> dict:
@@ -129,6 +128,7 @@ def _check_condition(condition, options, mode) -> dict:
         raise ValueError(f"condition_options may hold {_CONDITION_OPTIONS}, got unknown {unknown}")
     return options
 
+# %% ../nbs/05_models.ipynb #d2000a28
 class FactorCL(ContrastiveModel):
     """Factorized Contrastive Learning (Liang et al., NeurIPS 2023): shared and unique representations per view.
 
@@ -192,86 +192,69 @@ class FactorCL(ContrastiveModel):
         f = self.factors(*self.encode(x1, x2))
         return f if self.factorized else dict(z1=f['s1'], z2=f['s2'])
 
-# %% ../nbs/05_models.ipynb #fff165e4
-@patch
-def _conditions(self:FactorCL, fa, y) -> dict:
-    "Per-view conditioning vectors c1, c2 and the negatives mask of conditional terms."
-    if self.mode == 'sup':
-        c = self.onehot(y)
-        return dict(c1=c, c2=c, cs1=c, cs2=c, cu1=c, cu2=c, mask=same_class(y))
-    return dict(c1=fa['u1'], c2=fa['u2'], cs1=fa['s1'], cs2=fa['s2'], cu1=fa['u1'], cu2=fa['u2'], mask=None)
+    def _conditions(self, fa, y) -> dict:
+        "Conditioning vectors (cond1, cond2 of the unique lower bounds; cond_shared1/2, cond_unique1/2 of the conditional terms) and the negatives mask."
+        if self.mode == 'sup':
+            c = self.onehot(y)
+            return dict(cond1=c, cond2=c, cond_shared1=c, cond_shared2=c, cond_unique1=c, cond_unique2=c, mask=same_class(y))
+        return dict(cond1=fa['u1'], cond2=fa['u2'], cond_shared1=fa['s1'], cond_shared2=fa['s2'], cond_unique1=fa['u1'], cond_unique2=fa['u2'], mask=None)
 
-@patch
-def _term_inputs(self:FactorCL, x1, x2, y=None) -> dict:
-    "What every estimator reads, by name; a conditional term gets (x, c_x, y, c_y, mask) for `_conditioned`."
-    f, fa, y = self._global_factors(x1, x2, y)
-    c = self._conditions(fa, y)
-    return dict(shared_nce=(f['s1'], f['s2']), shared_club=(f['s1'], c['cs1'], f['s2'], c['cs2'], c['mask']),
-                unique_nce_x1=(f['u1'], c['c1']), unique_nce_x2=(f['u2'], c['c2']), unique_club=(f['u1'], f['u2']),
-                unique_cond_nce=(f['u1'], c['cu1'], f['u2'], c['cu2'], c['mask']))
+    def _term_inputs(self, x1, x2, y=None) -> dict:
+        "What every estimator reads, by name; a conditional term gets (x, c_x, y, c_y, mask) for `_conditioned`."
+        f, fa, y = self._global_factors(x1, x2, y)
+        c = self._conditions(fa, y)
+        return dict(shared_nce=(f['s1'], f['s2']), shared_club=(f['s1'], c['cond_shared1'], f['s2'], c['cond_shared2'], c['mask']),
+                    unique_nce_x1=(f['u1'], c['cond1']), unique_nce_x2=(f['u2'], c['cond2']), unique_club=(f['u1'], f['u2']),
+                    unique_cond_nce=(f['u1'], c['cond_unique1'], f['u2'], c['cond_unique2'], c['mask']))
 
-# %% ../nbs/05_models.ipynb #1def8e9f
-@patch
-def _conditioned(self:FactorCL, x, cx, y, cy, mask) -> tuple:
-    "Arguments of a conditional estimator: 'concat' puts c_x and c_y on the two sides (with the mask); the others pass (x, y, [c_x, c_y])."
-    if self.condition == 'concat': return torch.cat([x, cx], 1), torch.cat([y, cy], 1), mask
-    return x, y, torch.cat([cx, cy], 1)
+    def _conditioned(self, x, cx, y, cy, mask) -> tuple:
+        "Arguments of a conditional estimator: 'concat' puts c_x and c_y on the two sides (with the mask); the others pass (x, y, [c_x, c_y])."
+        if self.condition == 'concat': return torch.cat([x, cx], 1), torch.cat([y, cy], 1), mask
+        return x, y, torch.cat([cx, cy], 1)
 
-# %% ../nbs/05_models.ipynb #387625ac
-@patch
-def shared_lower(self:FactorCL, inp:dict) -> dict:
-    "`shared_nce`: the InfoNCE lower bound on I(Z_S1; Z_S2)."
-    return dict(shared_nce=self.shared_nce(*inp['shared_nce']))
+    def shared_lower(self, inp:dict) -> dict:
+        "`shared_nce`: the InfoNCE lower bound on I(Z_S1; Z_S2)."
+        return dict(shared_nce=self.shared_nce(*inp['shared_nce']))
 
-# %% ../nbs/05_models.ipynb #35148ae2
-@patch
-def shared_removal(self:FactorCL, inp:dict) -> dict:
-    "`shared_club`: the NCE-CLUB upper bound on I(Z_S1; Z_S2 | c), and its critic's InfoNCE as a monitor."
-    infonce, club = self.shared_club.both(*self._conditioned(*inp['shared_club']))
-    return dict(shared_club=club, shared_club_infonce=infonce.detach())
+    def shared_removal(self, inp:dict) -> dict:
+        "`shared_club`: the NCE-CLUB upper bound on I(Z_S1; Z_S2 | c), and its critic's InfoNCE as a monitor."
+        infonce, club = self.shared_club.both(*self._conditioned(*inp['shared_club']))
+        return dict(shared_club=club, shared_club_infonce=infonce.detach())
 
-# %% ../nbs/05_models.ipynb #bf7b6057
-@patch
-def unique_lower(self:FactorCL, inp:dict) -> dict:
-    "`unique_nce_x1`, `unique_nce_x2`: InfoNCE lower bounds on I(Z_Ui; c_i)."
-    return dict(unique_nce_x1=self.unique_nce_x1(*inp['unique_nce_x1']), unique_nce_x2=self.unique_nce_x2(*inp['unique_nce_x2']))
+    def unique_lower(self, inp:dict) -> dict:
+        "`unique_nce_x1`, `unique_nce_x2`: InfoNCE lower bounds on I(Z_Ui; c_i)."
+        return dict(unique_nce_x1=self.unique_nce_x1(*inp['unique_nce_x1']), unique_nce_x2=self.unique_nce_x2(*inp['unique_nce_x2']))
 
-# %% ../nbs/05_models.ipynb #278bed0a
-@patch
-def unique_conditional(self:FactorCL, inp:dict) -> dict:
-    "`unique_club` (NCE-CLUB on I(Z_U1; Z_U2), with its critic's InfoNCE) and `unique_cond_nce` (InfoNCE on I(Z_U1; Z_U2 | c))."
-    infonce, club = self.unique_club.both(*inp['unique_club'])
-    return dict(unique_club=club, unique_club_infonce=infonce.detach(),
-                unique_cond_nce=self.unique_cond_nce(*self._conditioned(*inp['unique_cond_nce'])))
+    def unique_conditional(self, inp:dict) -> dict:
+        "`unique_club` (NCE-CLUB on I(Z_U1; Z_U2), with its critic's InfoNCE) and `unique_cond_nce` (InfoNCE on I(Z_U1; Z_U2 | c))."
+        infonce, club = self.unique_club.both(*inp['unique_club'])
+        return dict(unique_club=club, unique_club_infonce=infonce.detach(),
+                    unique_cond_nce=self.unique_cond_nce(*self._conditioned(*inp['unique_cond_nce'])))
 
-# %% ../nbs/05_models.ipynb #4f0ffc22
-@patch
-def loss(self:FactorCL, x1, x2, y=None) -> dict:
-    "Every term of the FactorCL objective and their total `loss` (to minimise)."
-    self.check(x1, x2, y)
-    inp = self._term_inputs(x1, x2, y)
-    t = {**self.shared_lower(inp), **self.shared_removal(inp), **self.unique_lower(inp), **self.unique_conditional(inp)}
-    S = t['shared_nce'] - t['shared_club']
-    U = t['unique_nce_x1'] + t['unique_nce_x2'] + self.removal_weight * (t['unique_cond_nce'] - t['unique_club'])
-    return dict(loss=-(S + U), S=S.detach(), U=U.detach(), **t)
+    def loss(self, x1, x2, y=None) -> dict:
+        "Every term of the FactorCL objective and their total `loss` (to minimise)."
+        self.check(x1, x2, y)
+        inp = self._term_inputs(x1, x2, y)
+        t = {**self.shared_lower(inp), **self.shared_removal(inp), **self.unique_lower(inp), **self.unique_conditional(inp)}
+        S = t['shared_nce'] - t['shared_club']
+        U = t['unique_nce_x1'] + t['unique_nce_x2'] + self.removal_weight * (t['unique_cond_nce'] - t['unique_club'])
+        return dict(loss=-(S + U), S=S.detach(), U=U.detach(), **t)
 
-@patch
-def critic_terms(self:FactorCL, x1, x2, y=None) -> dict:
-    "The critic step's `loss` (minus each NCE-CLUB critic's InfoNCE, on detached factors) and each critic's own `<critic>_infonce`."
-    self.check(x1, x2, y)
-    with torch.no_grad(): inp = self._term_inputs(x1, x2, y)
-    shared = self.shared_club.learning_loss(*self._conditioned(*inp['shared_club']))
-    unique = self.unique_club.learning_loss(*inp['unique_club'])
-    loss = shared + unique
-    if self.condition == 'residual':   # mu(c) of the conditional InfoNCE: trained here, not by the main loss
-        _, z2, c = self._conditioned(*inp['unique_cond_nce'])
-        loss = loss + self.unique_cond_nce.condition_loss(z2, c)
-    return dict(loss=loss, shared_club_infonce=-shared.detach(), unique_club_infonce=-unique.detach())
+    def critic_terms(self, x1, x2, y=None) -> dict:
+        "The critic step's `loss` (minus each NCE-CLUB critic's InfoNCE, on detached factors) and each critic's own `<critic>_infonce`."
+        self.check(x1, x2, y)
+        with torch.no_grad(): inp = self._term_inputs(x1, x2, y)
+        shared = self.shared_club.learning_loss(*self._conditioned(*inp['shared_club']))
+        unique = self.unique_club.learning_loss(*inp['unique_club'])
+        loss = shared + unique
+        if self.condition == 'residual':   # mu(c) of the conditional InfoNCE: trained here, not by the main loss
+            _, z2, c = self._conditioned(*inp['unique_cond_nce'])
+            loss = loss + self.unique_cond_nce.condition_loss(z2, c)
+        return dict(loss=loss, shared_club_infonce=-shared.detach(), unique_club_infonce=-unique.detach())
 
-@patch
-def critic_loss(self:FactorCL, x1, x2, y=None):
-    "Learning loss of the two NCE-CLUB critics (and of the 'residual' regressions) on detached factors (the encoders are not trained by it)."
-    return self.critic_terms(x1, x2, y)['loss']
+    def critic_loss(self, x1, x2, y=None):
+        "Learning loss of the two NCE-CLUB critics (and of the 'residual' regressions) on detached factors (the encoders are not trained by it)."
+        return self.critic_terms(x1, x2, y)['loss']
 
 # %% ../nbs/05_models.ipynb #20366fa5
 class SimCLR(ContrastiveModel):
@@ -425,27 +408,24 @@ class FactorCLTermHeads(FactorCL):
         for term in TERM_HEADS: f[f'{term}1'], f[f'{term}2'] = getattr(self, f'{term}_x1')(h1), getattr(self, f'{term}_x2')(h2)
         return f
 
-# %% ../nbs/05_models.ipynb #cea27696
-@patch
-def _term_inputs(self:FactorCLTermHeads, x1, x2, y=None) -> dict:
-    "Inputs of every estimator: each term reads its own heads (and, in SSL, its own heads on the augmented views)."
-    f, fa, y = self._global_factors(x1, x2, y)
-    if self.mode == 'sup':
-        c = self.onehot(y); mask = same_class(y)
-        cond = lambda key: (c, c)
-    else:
-        mask = None
-        cond = lambda key: (fa[f'{key}1'], fa[f'{key}2'])
-    pair = lambda key: (f[f'{key}1'], cond(key)[0], f[f'{key}2'], cond(key)[1])
-    u = cond('u')
-    return dict(shared_nce=(f['s1'], f['s2']), shared_club=(*pair('shared_club'), mask),
-                unique_nce_x1=(f['u1'], u[0]), unique_nce_x2=(f['u2'], u[1]),
-                unique_club=(f['unique_club1'], f['unique_club2']), unique_cond_nce=(*pair('unique_cond'), mask))
+    def _term_inputs(self, x1, x2, y=None) -> dict:
+        "Inputs of every estimator: each term reads its own heads (and, in SSL, its own heads on the augmented views)."
+        f, fa, y = self._global_factors(x1, x2, y)
+        if self.mode == 'sup':
+            c = self.onehot(y); mask = same_class(y)
+            cond = lambda key: (c, c)
+        else:
+            mask = None
+            cond = lambda key: (fa[f'{key}1'], fa[f'{key}2'])
+        pair = lambda key: (f[f'{key}1'], cond(key)[0], f[f'{key}2'], cond(key)[1])
+        u = cond('u')
+        return dict(shared_nce=(f['s1'], f['s2']), shared_club=(*pair('shared_club'), mask),
+                    unique_nce_x1=(f['u1'], u[0]), unique_nce_x2=(f['u2'], u[1]),
+                    unique_club=(f['unique_club1'], f['unique_club2']), unique_cond_nce=(*pair('unique_cond'), mask))
 
-@patch
-@torch.no_grad()
-def embed(self:FactorCLTermHeads, x1, x2) -> dict:
-    "s1, s2 (the I(X1;X2) heads) and u1, u2 (the I(Xi;Y) or I(Xi;Xi') heads) of un-augmented views."
-    check_views(x1, x2)
-    f = self.factors(*self.encode(x1, x2))
-    return {k: f[k] for k in ('s1', 's2', 'u1', 'u2')}
+    @torch.no_grad()
+    def embed(self, x1, x2) -> dict:
+        "s1, s2 (the I(X1;X2) heads) and u1, u2 (the I(Xi;Y) or I(Xi;Xi') heads) of un-augmented views."
+        check_views(x1, x2)
+        f = self.factors(*self.encode(x1, x2))
+        return {k: f[k] for k in ('s1', 's2', 'u1', 'u2')}

@@ -13,17 +13,17 @@ import papermill as pm
 from papermill.exceptions import PapermillExecutionError
 from tqdm.auto import tqdm
 import factorcl_nb
-from .core import atomic_write, environment_info, resolve_device, fingerprint_changes
+from .core import atomic_write, resolve_device
+from .report import format_seconds, skip_marker, write_report
+from .report import save_skipped, stale_results   # importable from here too, as before the report had its module
 
 # %% auto #0
 __all__ = ['SCALES', 'PASSED_PARAMETERS', 'CELL_TIMEOUTS', 'RESULT_SUFFIXES', 'package_root', 'default_out', 'experiments_dir',
            'Experiment', 'notebook_title', 'read_experiment', 'find_experiments', 'experiment_parameters',
            'ExperimentError', 'kernel_environment', 'cell_timeout', 'kernel_manager_class', 'failure_record',
            'backup_results', 'restore_results', 'mark_stopped', 'relative_papermill_paths', 'keep_evidence',
-           'recover_killed_run', 'sigterm_as_interrupt', 'run_experiment', 'format_seconds', 'load_results',
-           'skip_marker', 'save_skipped', 'load_skipped', 'load_failures', 'stale_results', 'failure_note', 'run_facts',
-           'report_section', 'write_report', 'in_default_run', 'select_experiments', 'run_experiments', 'repro_parser',
-           'main']
+           'recover_killed_run', 'sigterm_as_interrupt', 'run_experiment', 'in_default_run', 'select_experiments',
+           'run_experiments', 'repro_parser', 'main']
 
 # %% ../nbs/10_repro.ipynb #d7aec0f9
 SCALES = ('tiny', 'quick', 'paper')  # tiny: seconds, a smoke test (numbers mean nothing); quick: minutes on a laptop CPU; paper: the paper's settings (GPU)
@@ -284,7 +284,7 @@ def run_experiment(exp:Experiment, # the experiment notebook
     skipped = _file_state(marker) not in (None, marker_before)
     if error is None and _file_state(result) in (None, before) and not skipped:
         error = (f"the notebook ran but did not write {result.name}: an experiment must call "
-                 f"factorcl_nb.core.save_results({exp.name!r}, out_dir, ...) (or factorcl_nb.repro.save_skipped when it cannot run)")
+                 f"factorcl_nb.core.save_results({exp.name!r}, out_dir, ...) (or factorcl_nb.report.save_skipped when it cannot run)")
     if error is not None:
         failed = keep_evidence(out, exp.name, error, stopped == 'interrupted', source=exp.path, timed_out=stopped == 'timed out')
         if stopped == 'interrupted': raise KeyboardInterrupt(f"experiment {exp.name!r} interrupted; executed notebook: {failed}")
@@ -295,170 +295,6 @@ def run_experiment(exp:Experiment, # the experiment notebook
     missing = [] if skipped else [ext for ext in ('png', 'csv') if not (out/f'{exp.name}.{ext}').exists()]
     return dict(name=exp.name, notebook=executed, result=result, parameters=parameters,
                 wall_time_s=time.perf_counter() - t0, missing=missing, skipped=skipped)
-
-# %% ../nbs/10_repro.ipynb #67de7d7a
-def format_seconds(s:float|None) -> str:
-    "A duration in seconds as '12.3 s', '4 min 05 s' or '2 h 03 min'; '?' when unknown."
-    if s is None: return '?'
-    if s < 60: return f'{s:.1f} s'
-    m, sec = divmod(int(round(s)), 60)
-    if m < 60: return f'{m} min {sec:02d} s'
-    return f'{m // 60} h {m % 60:02d} min'
-
-def load_results(out:str|Path, # output folder
-                ) -> dict[str, dict]:
-    "Every experiment result `<name>.json` (as written by `save_results`) in `out`, by name."
-    results = {}
-    for p in sorted(Path(out).glob('*.json')):
-        try: meta = json.loads(p.read_text())
-        except (OSError, ValueError): continue
-        if isinstance(meta, dict) and {'name', 'params', 'report'} <= meta.keys() and meta['name'] == p.stem:
-            results[p.stem] = meta
-    return results
-
-# %% ../nbs/10_repro.ipynb #99882f00
-def skip_marker(out:str|Path, # output folder
-                name:str, # experiment name
-               ) -> Path:
-    "The file that records a skipped run of experiment `name`: `<out>/<name>.skipped.json`."
-    return Path(out)/f'{name}.skipped.json'
-
-def save_skipped(name:str, # experiment name
-                 out_dir:str|Path, # output folder
-                 reason:str, # markdown: why the run was skipped and what the user can do (which file goes where)
-                 params:dict|None=None, # parameters of the skipped run
-                 wall_time:float|None=None, # seconds the run took
-                ) -> dict:
-    "Record a skipped run: the marker, and `<name>.json` unless it holds an earlier real result (then kept)."
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    meta = dict(name=name, params=params or {}, environment=environment_info(), wall_time_s=wall_time,
-                finished=time.strftime('%Y-%m-%dT%H:%M:%S%z'), skipped=True, report=f'**Skipped.** {reason}')
-    text = json.dumps(meta, indent=1, default=str)
-    earlier = load_results(out_dir).get(name)
-    kept = earlier is not None and not earlier.get('skipped')
-    paths = dict(kept=kept) if kept else dict(kept=False, json=atomic_write(out_dir/f'{name}.json', text))
-    paths['marker'] = atomic_write(skip_marker(out_dir, name), text)
-    return paths
-
-def _newer_records(out:str|Path, suffix:str) -> dict[str, dict]:
-    "The `<name><suffix>` records in `out` at least as new as their experiment's `<name>.json`, by name."
-    found = {}
-    for p in sorted(Path(out).glob(f'*{suffix}')):
-        name, result = p.name[:-len(suffix)], Path(out)/p.name.replace(suffix, '.json')
-        try: rec = json.loads(p.read_text())
-        except (OSError, ValueError): continue
-        if result.exists() and result.stat().st_mtime_ns > p.stat().st_mtime_ns: continue   # a later real run
-        if isinstance(rec, dict): found[name] = rec
-    return found
-
-def load_skipped(out:str|Path, # output folder
-                ) -> dict[str, dict]:
-    "The skip records in `out` that are at least as new as their experiment's `<name>.json`, by name."
-    return _newer_records(out, '.skipped.json')
-
-# %% ../nbs/10_repro.ipynb #rp1a2b3c
-def load_failures(out:str|Path, # output folder
-                 ) -> dict[str, dict]:
-    "The failure records in `out` that are at least as new as their experiment's `<name>.json`, by name."
-    return _newer_records(out, '.failed.json')
-
-def stale_results(out:str|Path, # output folder holding result files
-                  root:str|Path|None=None, # folder holding the current `factorcl_nb` sources (None: this package's)
-                 ) -> dict[str, list[str]]:
-    "Results in `out` whose fingerprint no longer matches the current sources: name -> what changed. Skipped runs are exempt."
-    stale = {}
-    for name, meta in load_results(out).items():
-        if meta.get('skipped'): continue
-        fp = meta.get('fingerprint')
-        changes = ['no fingerprint (written before results recorded one)'] if not fp else fingerprint_changes(fp, out, root)
-        if changes: stale[name] = changes
-    return stale
-
-def failure_note(name:str, rec:dict) -> str:
-    "One markdown paragraph about a failed or interrupted attempt."
-    what = 'was interrupted' if rec.get('interrupted') else 'failed'
-    error = (rec.get('error') or '?').splitlines()[0][:300].replace('`', "'")
-    link = f" Its executed notebook: [{rec['notebook']}]({rec['notebook']})." if rec.get('notebook') else ''
-    return f"**The last attempt ({rec.get('attempted', '?')}) {what}**: `{error}`.{link}"
-
-# %% ../nbs/10_repro.ipynb #e02c28b6
-def _papermill_metadata(notebook:Path) -> dict:
-    try: return json.loads(notebook.read_text()).get('metadata', {}).get('papermill', {}) or {}
-    except (OSError, ValueError): return {}
-
-def run_facts(name:str, # experiment name
-              meta:dict, # its result json
-              out:Path, # the output folder
-             ) -> tuple[str, float|None]:
-    "The scale a result was run at and its wall time (from the json, else from the executed notebook)."
-    params, pmeta = meta.get('params') or {}, _papermill_metadata(Path(out)/f'{name}.ipynb')
-    scale = params.get('scale') or (pmeta.get('parameters') or {}).get('scale') or 'unknown'
-    wall = meta.get('wall_time_s')
-    return scale, wall if wall is not None else pmeta.get('duration')
-
-def report_section(name:str, # experiment name
-                   meta:dict, # its result json
-                   out:Path, # the output folder (to link the files that exist)
-                   title:str|None=None, # the experiment's title
-                   skipped:dict|None=None, # the record of a later skipped run (see `load_skipped`), if any
-                   failed:dict|None=None, # the record of a later failed attempt (see `load_failures`), if any
-                   stale:list[str]|None=None, # what changed since this result was produced (see `stale_results`)
-                  ) -> str:
-    "The REPORT.md section of one experiment: title, scale and wall time, its report, figure and files."
-    (scale, wall), params = run_facts(name, meta, out), meta.get('params') or {}
-    facts = [f"scale **{scale}**"] + (['**skipped**'] if meta.get('skipped') else []) + [f"wall time {format_seconds(wall)}"]
-    facts += [f"{k} {params[k]}" for k in ('device', 'seed') if k in params]
-    if meta.get('finished'): facts.append(f"finished {meta['finished']}")
-    lines = [f"## {name}" + (f": {title}" if title and title != name else ''), '', '_' + ' · '.join(facts) + '_', '']
-    if skipped and not meta.get('skipped'):
-        lines += [f"**The last run ({skipped.get('finished', '?')}) was skipped**; the results below are those of the "
-                  f"earlier run. {skipped.get('report') or ''}".rstrip(), '']
-    if failed: lines += [failure_note(name, failed) + ' The results below are those of the last good run.', '']
-    if stale: lines += [f"**Stale**: the sources changed since this result was produced ({'; '.join(stale)}). "
-                        f"Regenerate it with `factorcl-repro {name}`.", '']
-    lines += [meta.get('report') or '_(this experiment wrote no report section)_', '']
-    if (out/f'{name}.png').exists() and f'({name}.png)' not in (meta.get('report') or ''):   # once, even if the report shows it
-        lines += [f'![{name}]({name}.png)', '']
-    files = [f'[{name}.{ext}]({name}.{ext})' for ext in ('csv', 'json', 'ipynb') if (out/f'{name}.{ext}').exists()]
-    return '\n'.join(lines + ['Files: ' + ', '.join(files), ''])
-
-# %% ../nbs/10_repro.ipynb #b1a38609
-def write_report(out:str|Path, # output folder holding the result files
-                 experiments:dict[str, Experiment]|None=None, # known experiments (order and titles)
-                 scale:str|None=None, # scale of the run that writes the report
-                 device:str|None=None, # device of that run
-                ) -> Path:
-    "Atomically rewrite `<out>/REPORT.md` from every experiment result in `out`."
-    out, experiments = Path(out), experiments or {}
-    results, skipped, failures, stale = load_results(out), load_skipped(out), load_failures(out), stale_results(out)
-    names = set(results) | set(failures)
-    order = [n for n in experiments if n in names] + sorted(n for n in names if n not in experiments)
-    env = dict(factorcl_nb=factorcl_nb.__version__, papermill=pm.__version__, **environment_info())
-    last = f" Last run: scale **{scale}**, device **{device}**." if scale else ''
-    lines = ['# FactorCL reproduction report', '',
-             f"Written by `factorcl-repro` on {time.strftime('%Y-%m-%d %H:%M %Z')}.{last} Each section comes from "
-             "`<name>.json` in this folder and says the scale it was run at: sections of earlier runs are kept. A **stale** "
-             "section was produced by other library sources or another notebook than the current ones.", '',
-             '| package / machine | version |', '|---|---|']
-    lines += [f'| {k} | {v} |' for k, v in env.items() if v is not None]
-    lines += ['', '| experiment | scale | wall time | sources |', '|---|---|---|---|']
-    for n in order:
-        if n not in results:
-            lines.append(f"| {n} | - | - | no result; last attempt {'interrupted' if failures[n].get('interrupted') else 'failed'} |"); continue
-        scale_n, wall = run_facts(n, results[n], out)
-        if results[n].get('skipped'): scale_n = f'{scale_n}, skipped'
-        elif n in skipped: scale_n = f'{scale_n} (last run skipped)'
-        state = 'skipped' if results[n].get('skipped') else 'stale' if n in stale else 'current'
-        if n in failures: state += '; last attempt ' + ('interrupted' if failures[n].get('interrupted') else 'failed')
-        lines.append(f"| {n} | {scale_n} | {format_seconds(wall)} | {state} |")
-    if not order: lines.append('| (no results yet) | | | |')
-    lines.append('')
-    for n in order:
-        title = experiments[n].title if n in experiments else None
-        if n not in results:
-            lines += [f"## {n}" + (f": {title}" if title and title != n else ''), '', '_No result yet._ ' + failure_note(n, failures[n]), '']
-        else: lines.append(report_section(n, results[n], out, title, skipped.get(n), failures.get(n), stale.get(n)))
-    return atomic_write(out/'REPORT.md', '\n'.join(lines))
 
 # %% ../nbs/10_repro.ipynb #b2cd75a6
 def in_default_run(exp:Experiment) -> bool:

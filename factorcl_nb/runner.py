@@ -10,13 +10,12 @@ import numpy as np
 import torch
 from .encoders import mlp_encoder
 from .models import make_model, METHODS
-from .train import fit, AUTHORS_SCHEDULE
+from .train import fit
 from .evaluate import linear_probe
 
 # %% auto #0
-__all__ = ['ENCODER_OUTPUTS', 'FACTORISED', 'PAPER_CLAIMS', 'AUTHORS_TAG', 'SMALL_ENCODER', 'SMALL_MODEL', 'build_encoders',
-           'probe_features', 'run_method', 'equal_width', 'paper_claims', 'schedule_runs', 'schedule_claims',
-           'small_factorcl_run']
+__all__ = ['ENCODER_OUTPUTS', 'FACTORIZED', 'SMALL_ENCODER', 'SMALL_MODEL', 'build_encoders', 'probe_features', 'run_method',
+           'equal_width', 'small_factorcl_run']
 
 # %% ../nbs/09_runner.ipynb #bfb8e1ad
 def build_encoders(in_dims:tuple, # input features of x1 and x2
@@ -96,7 +95,7 @@ def run_method(method:str, # one of METHODS
     return out
 
 # %% ../nbs/09_runner.ipynb #0f42c382
-FACTORISED = ('Cross+Self+Fact', 'FactorCL-SUP', 'FactorCL-SSL', 'FactorCL-IndAug')  # four heads (s1, s2, u1, u2)
+FACTORIZED = ('Cross+Self+Fact', 'FactorCL-SUP', 'FactorCL-SSL', 'FactorCL-IndAug')  # four heads (s1, s2, u1, u2)
 
 def equal_width(method:str, # one of METHODS
                 model:dict, # make_model options (proj_dim is replaced)
@@ -104,52 +103,10 @@ def equal_width(method:str, # one of METHODS
                ) -> dict:
     "`model` with `proj_dim` set so that `method`'s concatenated heads are `width` wide (width/4 per head if factorised, else width/2)."
     if method not in METHODS: raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
-    heads = 4 if method in FACTORISED else 2
+    heads = 4 if method in FACTORIZED else 2
     if not isinstance(width, int) or width <= 0 or width % heads:
         raise ValueError(f"width must be a positive multiple of {heads} for {method}, got {width!r}")
     return dict(model, proj_dim=width // heads)
-
-# %% ../nbs/09_runner.ipynb #cf861e75
-PAPER_CLAIMS = (('FactorCL-SUP', 'SimCLR'), ('FactorCL-SSL', 'SimCLR'), ('FactorCL-SUP', 'SupCon'),
-                ('Cross+Self+Fact', 'Cross+Self'), ('FactorCL-SSL', 'OurCL-SSL'), ('FactorCL-SUP', 'OurCL-SUP'),
-                ('FactorCL-SSL', 'FactorCL-IndAug'))  # (claimed better, other)
-
-def paper_claims(methods, # the methods an experiment ran
-                 reference:dict|None=None, # selects reference rows (e.g. {'method': 'raw [x1, x2]'}); None: none
-                 **where, # columns fixed in every selection (e.g. protocol='encoder')
-                ) -> list:
-    "(claim, better, worse) triples: the paper's comparisons among `methods`, each method vs its untrained network, vs `reference`."
-    bad = [m for m in methods if m not in METHODS]
-    if bad: raise ValueError(f"methods must be among {list(METHODS)}, got {bad}")
-    T = lambda m, state='trained': dict(where, method=m, state=state)
-    out = [(f'{a} > {b}', T(a), T(b)) for a, b in PAPER_CLAIMS if a in methods and b in methods]
-    out += [(f'{m} > its untrained network', T(m), T(m, 'untrained')) for m in methods]
-    if reference: out += [(f"{m} > {reference.get('method', reference)}", T(m), dict(where, **reference)) for m in methods]
-    return out
-
-# %% ../nbs/09_runner.ipynb #32ba21a7
-AUTHORS_TAG = " (authors' schedule)"   # label suffix of a run trained with AUTHORS_SCHEDULE
-
-def schedule_runs(methods, # the methods an experiment runs
-                  twice=('FactorCL-SUP', 'FactorCL-SSL'), # those of them trained again with the authors' schedule
-                 ) -> list:
-    "(label, method, fit overrides) per run: every method with fit's default, then each of `twice` with AUTHORS_SCHEDULE."
-    bad = [m for m in methods if m not in METHODS]
-    if bad: raise ValueError(f"methods must be among {list(METHODS)}, got {bad}")
-    return [(m, m, {}) for m in methods] + [(m + AUTHORS_TAG, m, dict(AUTHORS_SCHEDULE)) for m in twice if m in methods]
-
-def schedule_claims(runs, # from `schedule_runs`
-                    **where, # columns fixed in every selection (e.g. protocol='encoder')
-                   ) -> list:
-    "(claim, better, worse) triples for each run with a schedule: the default beats it, it beats its untrained network and SimCLR."
-    T = lambda label, state='trained': dict(where, method=label, state=state)
-    labels = {label for label, _, _ in runs}
-    out = []
-    for label, base, schedule in runs:
-        if not schedule: continue
-        out += [(f'{base} > {label}', T(base), T(label)), (f'{label} > its untrained network', T(label), T(label, 'untrained'))]
-        if 'SimCLR' in labels: out.append((f'{label} > SimCLR', T(label), T('SimCLR')))
-    return out
 
 # %% ../nbs/09_runner.ipynb #c00157af
 SMALL_ENCODER = dict(out_dim=32, hidden_dim=64, n_hidden=1)   # mlp_encoder sizes of small_factorcl_run

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb #02fc042c
 from __future__ import annotations
-import contextlib, dataclasses, functools, hashlib, io, math, os, random, tempfile, time, warnings
+import contextlib, dataclasses, math, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -13,18 +13,18 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
-from .core import atomic_write, resolve_device, set_seed
+from .core import resolve_device, set_seed
+from .checkpoint import (
+    CHECKPOINT_NAME, save_checkpoint, load_checkpoint, check_resumable, model_fingerprint, data_fingerprint,
+    check_same_run, check_checkpoint_dir, get_rng_state, set_rng_state)
 from .distributed import (
     rank, world_size, is_main_process, is_distributed, local_rank, launched_by_torchrun, init_distributed,
     local_batch_size, average_gradients, broadcast_parameters, mean_over_processes, all_gather_objects, barrier)
 
 # %% auto #0
-__all__ = ['AMP_MODES', 'AUTHORS_SCHEDULE', 'CHECKPOINT_NAME', 'RESUME_MUST_MATCH', 'CHECKPOINT_MAGIC', 'TrainConfig', 'frozen',
-           'main_step', 'critic_terms', 'critic_step', 'warmup_steps', 'main_lr', 'lagging', 'critic_phase',
-           'set_main_lr', 'bound_validity', 'EpochBatchSampler', 'TensorBatches', 'make_loader', 'input_dtypes',
-           'cast_batch', 'prepare_model', 'split_parameters', 'make_optimizers', 'resolve_amp', 'Optimization',
-           'make_optimization', 'get_rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint',
-           'check_resumable', 'model_fingerprint', 'data_fingerprint', 'check_same_run', 'check_checkpoint_dir', 'fit']
+__all__ = ['AMP_MODES', 'AUTHORS_SCHEDULE', 'TrainConfig', 'frozen', 'main_step', 'critic_terms', 'critic_step', 'fit',
+           'warmup_steps', 'main_lr', 'lagging', 'critic_phase', 'set_main_lr', 'bound_validity', 'EpochBatchSampler',
+           'make_loader', 'Optimization', 'make_optimization']
 
 # %% ../nbs/06_train.ipynb #a55dc4ca
 AMP_MODES = ('off', 'bf16', 'fp16', 'auto')
@@ -111,16 +111,16 @@ def _update(loss, opt, scaler, params, grad_clip):
         scaler.unscale_(opt); torch.nn.utils.clip_grad_norm_(params, grad_clip)
     scaler.step(opt); scaler.update()
 
-def main_step(o:Optimization, batch:tuple, step:int) -> dict:
+def main_step(optim:Optimization, batch:tuple, step:int) -> dict:
     "Phase 1: one update of the main parameters on the model's `loss`, with the critics frozen."
-    o.main_opt.zero_grad(set_to_none=True)
-    with frozen(o.critic_params):
-        with o.autocast(): terms = o.model.loss(*batch)
+    optim.main_opt.zero_grad(set_to_none=True)
+    with frozen(optim.critic_params):
+        with optim.autocast(): terms = optim.model.loss(*batch)
         if not isinstance(terms, dict) or 'loss' not in terms:
             raise ValueError(f"model.loss must return a dict of named scalar terms including 'loss', got {type(terms).__name__}"
                              + (f" with keys {sorted(terms)}" if isinstance(terms, dict) else ''))
         _check_finite(terms['loss'], terms, batch, step, 'loss')
-        _update(terms['loss'], o.main_opt, o.main_scaler, o.main_params, o.grad_clip)
+        _update(terms['loss'], optim.main_opt, optim.main_scaler, optim.main_params, optim.grad_clip)
     return {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in terms.items()}
 
 def critic_terms(model:nn.Module, batch:tuple) -> dict | None:
@@ -129,17 +129,112 @@ def critic_terms(model:nn.Module, batch:tuple) -> dict | None:
     loss = model.critic_loss(*batch)
     return None if loss is None else dict(loss=loss)
 
-def critic_step(o:Optimization, batch:tuple, step:int) -> dict | None:
+def critic_step(optim:Optimization, batch:tuple, step:int) -> dict | None:
     "Phase 2: one update of the critic parameters on the model's critic loss, with the main parameters frozen; the terms before the update."
-    o.critic_opt.zero_grad(set_to_none=True)
-    with frozen(o.main_params):
-        with o.autocast(): terms = critic_terms(o.model, batch)
+    optim.critic_opt.zero_grad(set_to_none=True)
+    with frozen(optim.main_params):
+        with optim.autocast(): terms = critic_terms(optim.model, batch)
         if terms is None: return None
         loss = terms['loss']
         if not loss.requires_grad: raise ValueError("model.critic_loss returned a loss that does not depend on critic_parameters()")
         _check_finite(loss, dict(critic_loss=loss), batch, step, 'critic_loss')
-        _update(loss, o.critic_opt, o.critic_scaler, o.critic_params, o.grad_clip)
+        _update(loss, optim.critic_opt, optim.critic_scaler, optim.critic_params, optim.grad_clip)
     return {k: v.detach() for k, v in terms.items()}
+
+# %% ../nbs/06_train.ipynb #a7a65616
+def fit(model:nn.Module, # follows the training contract (loss, critic_loss, critic_parameters, main_parameters)
+        data, # (x1, x2) or (x1, x2, y) tensors, a Dataset yielding such tuples, or a DataLoader
+        config:TrainConfig|None=None, # settings (None: defaults, or the checkpoint's when resuming)
+        resume:str|Path|None=None, # checkpoint file, or folder holding last.pt, to continue from
+        overwrite:bool=False, # let a fresh run replace another run's last.pt in checkpoint_dir
+        **overrides, # TrainConfig fields to change, e.g. epochs=20
+       ) -> pd.DataFrame:
+    "Train `model` on `data`; return the history: step, epoch, time and every loss term per logged step."
+    ckpt = None if resume is None else load_checkpoint(resume)
+    config = _make_config(config, ckpt and ckpt['config'], overrides)
+    if ckpt: check_resumable(ckpt['config'], config)
+    device = resolve_device(config.device)
+    if launched_by_torchrun(): init_distributed('nccl' if device.type == 'cuda' else 'gloo')
+    if is_distributed() and device.type == 'cuda' and device.index is None: device = torch.device('cuda', local_rank())
+    model = prepare_model(model, device)
+    if is_main_process(): check_checkpoint_dir(config, resume, overwrite)   # before the first step, not at the first save
+    needs_labels, dtypes = bool(getattr(model, 'needs_labels', False)), input_dtypes(model)
+    if ckpt is None: set_seed(config.seed + rank())   # one process: seed; process r of several: seed + r
+    loader = make_loader(data, config, device, needs_labels)
+    fingerprint = dict(model=model_fingerprint(model), data=data_fingerprint(data))
+    if ckpt: check_same_run(ckpt.get('fingerprint'), fingerprint, resume)
+    optim = make_optimization(model, config, device)
+    steps_per_epoch, step, epoch, position, history, elapsed, epoch_rng = len(loader), 0, 0, 0, [], 0.0, None
+    if ckpt:
+        if ckpt['steps_per_epoch'] != steps_per_epoch:
+            raise ValueError(f"cannot resume: the data gives {steps_per_epoch} batches per epoch, the checkpoint was trained on {ckpt['steps_per_epoch']}")
+        rng, epoch_rng = _process_rng(ckpt)
+        _load_state(optim, ckpt)
+        step, epoch, position, history, elapsed = (ckpt[k] for k in ('step', 'epoch', 'position', 'history', 'elapsed'))
+        set_rng_state(rng, model, loader)
+    broadcast_parameters(model)   # several processes: every one starts from rank 0's weights
+    total = min(config.epochs * steps_per_epoch, config.max_steps or math.inf)
+    planned = config.epochs * steps_per_epoch   # caps the warm-up; max_steps (a pause) does not change the schedule
+    main = is_main_process()
+    bar = tqdm(total=total, initial=min(step, total), desc='fit', disable=not (config.progress and main), dynamic_ncols=True)
+    was_training, t0 = model.training, time.perf_counter() - elapsed
+    model.train()
+    try:
+        while step < total:
+            batches, epoch_rng = _start_epoch(loader, model, epoch, position, epoch_rng)
+            for _ in range(position, steps_per_epoch):
+                if step >= total: break
+                batch = next(batches, None)
+                if batch is None: raise ValueError(f"the DataLoader gave fewer batches than its length {steps_per_epoch}")
+                batch = _to_device(cast_batch(_unpack(batch, needs_labels), dtypes), device)
+                if config.critic_first: critic = critic_phase(optim, batch, step + 1, config.critic_steps, config.critic_max_steps)   # phase 2 first
+                set_main_lr(optim, config, step, planned)                                         # warm-up schedule
+                terms = main_step(optim, batch, step + 1)                                  # phase 1
+                if not config.critic_first: critic = critic_phase(optim, batch, step + 1, config.critic_steps, config.critic_max_steps)  # phase 2
+                step, position, step_epoch = step + 1, position + 1, epoch
+                if position == steps_per_epoch: epoch, position, epoch_rng = epoch + 1, 0, None
+                if step % config.log_every == 0 or step == total:                       # phase 3
+                    history.append(_log_row(step, step_epoch, time.perf_counter() - t0, terms, critic))
+                    bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
+                bar.update()
+                if config.checkpoint_dir and (step == total or (config.checkpoint_every and step % config.checkpoint_every == 0)):
+                    states = all_gather_objects(dict(rng=get_rng_state(model, loader), epoch_rng=epoch_rng))  # phase 4
+                    if main: save_checkpoint(Path(config.checkpoint_dir) / CHECKPOINT_NAME, dict(
+                        format=2, fingerprint=fingerprint, **optim.state_dict(), step=step, epoch=epoch, position=position, steps_per_epoch=steps_per_epoch,
+                        config=dataclasses.asdict(config), history=history, elapsed=time.perf_counter() - t0,
+                        rng=states[0]['rng'], epoch_rng=states[0]['epoch_rng'], world_size=len(states),
+                        rank_rng=states if len(states) > 1 else None))
+                    barrier()   # several processes: the file is complete when any of them moves on
+    finally:
+        bar.close(); model.train(was_training)
+    return pd.DataFrame(history)
+
+# %% ../nbs/06_train.ipynb #72abc630
+def _start_epoch(loader:DataLoader, model:nn.Module, epoch:int, position:int, epoch_rng:dict|None):
+    "The batch iterator of `epoch` positioned at batch `position`, and the random state at the epoch's start."
+    if position: now = get_rng_state(model, loader); set_rng_state(epoch_rng, model, loader)
+    else: epoch_rng = get_rng_state(model, loader)
+    for s in (loader.sampler, loader.batch_sampler):
+        if hasattr(s, 'set_epoch'): s.set_epoch(epoch)
+    batches = iter(loader)
+    for _ in range(position): next(batches)   # replay the batches this epoch already trained on
+    if position: set_rng_state(now, model, loader)
+    return batches, epoch_rng
+
+def _make_config(config, saved:dict|None, overrides:dict) -> TrainConfig:
+    "The run's config: `config` (or the checkpoint's, or the defaults) with `overrides` applied."
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    if unknown := sorted(set(overrides) - set(names)): raise ValueError(f"unknown training setting(s) {unknown}; TrainConfig has {names}")
+    if config is None: config = TrainConfig(**{k: v for k, v in saved.items() if k in names}) if saved else TrainConfig()
+    if not isinstance(config, TrainConfig): raise ValueError(f"config must be a TrainConfig or None, got {type(config).__name__}")
+    return dataclasses.replace(config, **overrides)
+
+def _log_row(step:int, epoch:int, seconds:float, terms:dict, critic:dict|None) -> dict:
+    "One history row, the tensor terms averaged over processes and read with a single device synchronisation."
+    if critic is not None: terms = {**terms, **critic}
+    names = [k for k, v in terms.items() if isinstance(v, torch.Tensor)]
+    values = dict(zip(names, mean_over_processes(torch.stack([terms[k].float() for k in names])).tolist() if names else []))
+    return dict(step=step, epoch=epoch, time=seconds, **{k: values.get(k, v) for k, v in terms.items()})
 
 # %% ../nbs/06_train.ipynb #b7c1a2f1
 def warmup_steps(config:TrainConfig, total:int|None=None) -> tuple:
@@ -162,20 +257,20 @@ def lagging(terms:dict) -> bool:
     infonce = [v for k, v in terms.items() if k.endswith('_infonce')]
     return bool(infonce) and bool((mean_over_processes(torch.stack(infonce).float()) < 0).any())
 
-def critic_phase(o:Optimization, batch:tuple, step:int, n:int, # critic steps to take
+def critic_phase(optim:Optimization, batch:tuple, step:int, n:int, # critic steps to take
                  most:int=0, # take more, up to `most` in all, while a critic lags (its InfoNCE before the last step < 0)
                 ) -> dict | None:
     "Critic steps on `batch`; the last step's 'critic_loss' and, for a model with `critic_terms`, the number of 'critic_steps' taken (None: no critic step)."
     terms, k = None, 0
-    while o.critic_opt and (k < n or (k < most and terms is not None and lagging(terms))):
-        terms, k = critic_step(o, batch, step), k + 1
+    while optim.critic_opt and (k < n or (k < most and terms is not None and lagging(terms))):
+        terms, k = critic_step(optim, batch, step), k + 1
         if terms is None: return None
     if terms is None: return None
     return dict(critic_loss=terms['loss'], **({'critic_steps': k} if any(name.endswith('_infonce') for name in terms) else {}))
 
-def set_main_lr(o:Optimization, config:TrainConfig, step:int, total:int|None=None):
+def set_main_lr(optim:Optimization, config:TrainConfig, step:int, total:int|None=None):
     "Set the main optimizer's learning rate for `step` of a run of `total` steps."
-    for g in o.main_opt.param_groups: g['lr'] = main_lr(config, step, total)
+    for g in optim.main_opt.param_groups: g['lr'] = main_lr(config, step, total)
 
 
 # %% ../nbs/06_train.ipynb #379a9794
@@ -382,88 +477,18 @@ def make_optimization(model:nn.Module, config:TrainConfig, device:torch.device) 
     scalers = [torch.amp.GradScaler(device.type, enabled=dtype == torch.float16) for _ in range(2)]
     return Optimization(model, main, critic, main_opt, critic_opt, *scalers, dtype, device, config.grad_clip)
 
-# %% ../nbs/06_train.ipynb #c1eb260d
-def _generators(model:nn.Module, loader:DataLoader|None=None) -> dict:
-    "Every torch.Generator held by the loader, its samplers, or the model's modules, by name."
-    owners = [] if loader is None else [('loader', loader), ('loader.sampler', loader.sampler), ('loader.batch_sampler', loader.batch_sampler)]
-    owners += [(f"model.{name}".rstrip('.'), m) for name, m in model.named_modules()]
-    return {f"{name}.{attr}": g for name, obj in owners
-            for attr, g in (vars(obj).items() if hasattr(obj, '__dict__') else ()) if isinstance(g, torch.Generator)}
-
-def get_rng_state(model:nn.Module, loader:DataLoader|None=None) -> dict:
-    "Snapshot of every random number generator a training step can draw from."
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = dict(torch=torch.get_rng_state(), python=random.getstate(),
-                 numpy=(kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)),
-                 generators={k: g.get_state() for k, g in _generators(model, loader).items()})
-    if torch.cuda.is_available(): state['cuda'] = torch.cuda.get_rng_state_all()
-    return state
-
-def set_rng_state(state:dict, model:nn.Module, loader:DataLoader|None=None):
-    "Restore a snapshot taken by `get_rng_state`."
-    gens = _generators(model, loader)
-    if set(gens) != set(state['generators']):
-        raise ValueError(f"cannot restore the random state: the checkpoint has generators {sorted(state['generators'])}, "
-                         f"this run has {sorted(gens)} (same model and the same kind of data are needed)")
-    torch.set_rng_state(state['torch']); random.setstate(state['python'])
-    kind, keys, pos, has_gauss, gauss = state['numpy']
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    if 'cuda' in state and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state['cuda'])
-    for k, s in state['generators'].items(): gens[k].set_state(s)
-
-# %% ../nbs/06_train.ipynb #e345acb5
-CHECKPOINT_NAME = 'last.pt'
-RESUME_MUST_MATCH = ('batch_size', 'lr', 'critic_lr', 'critic_lr_factor', 'critic_steps', 'critic_max_steps', 'critic_first', 'critic_warmup', 'lr_warmup', 'weight_decay', 'grad_clip', 'amp', 'seed', 'shuffle', 'drop_last')
-CHECKPOINT_MAGIC = b'factorcl-checkpoint sha256 '   # then 64 hex digits, a newline and the torch.save bytes
-
-def save_checkpoint(path:str|Path, # file to (re)write atomically
-                    state:dict, # tensors, numbers, strings, lists, tuples and dicts
-                   ) -> Path:
-    "Write a checkpoint with the SHA-256 of its content through a temporary file and an atomic rename."
-    buf = io.BytesIO(); torch.save(state, buf)
-    payload = buf.getvalue()
-    return atomic_write(path, CHECKPOINT_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b'\n' + payload)
-
-def _corrupt(path, what:str) -> ValueError:
-    return ValueError(f"checkpoint {path} is damaged: {what}. It cannot be resumed; restore the file from a copy, or "
-                      "start a new run (fit(..., overwrite=True) replaces it)")
-
-def load_checkpoint(path:str|Path, # a checkpoint file, or a folder holding last.pt
-                   ) -> dict:
-    "Load a checkpoint written by `fit` onto the CPU, after checking its SHA-256."
-    path = Path(path)
-    if path.is_dir(): path = path / CHECKPOINT_NAME
-    if not path.is_file(): raise FileNotFoundError(f"resume: no checkpoint at {path}")
-    raw = path.read_bytes()
-    if raw.startswith(CHECKPOINT_MAGIC):
-        head = len(CHECKPOINT_MAGIC) + 65
-        digest, payload = raw[len(CHECKPOINT_MAGIC):head - 1], raw[head:]
-        if hashlib.sha256(payload).hexdigest().encode() != digest: raise _corrupt(path, 'its content does not match the checksum saved with it')
-    elif raw.startswith(b'PK'): payload = raw   # written before checksums: no check possible
-    else: raise _corrupt(path, 'it does not start like a checkpoint written by fit (empty, truncated or another kind of file)')
-    try: return torch.load(io.BytesIO(payload), map_location='cpu', weights_only=True)
-    except Exception as e: raise _corrupt(path, f"torch cannot read it ({type(e).__name__})") from None
-
-def check_resumable(saved:dict, # the config stored in the checkpoint (as a dict)
-                    config:TrainConfig, # the config of the run that continues it
-                   ):
-    "Raise a ValueError when `config` cannot continue the run that `saved` describes exactly."
-    diff = [f"{k}={saved.get(k)!r} in the checkpoint but {getattr(config, k)!r} now" for k in RESUME_MUST_MATCH if saved.get(k) != getattr(config, k)]
-    if diff: raise ValueError("cannot resume with a different configuration: " + '; '.join(diff)
-                              + ". Use the checkpoint's values (pass config=None) or start a new run")
-
 # %% ../nbs/06_train.ipynb #f81ebc98
-def _load_state(o:Optimization, ckpt:dict):
-    "Load the model, optimizers and scalers saved in `ckpt` into `o`."
-    try: o.model.load_state_dict(ckpt['model'])
+def _load_state(optim:Optimization, ckpt:dict):
+    "Load the model, optimizers and scalers saved in `ckpt` into `optim`."
+    try: optim.model.load_state_dict(ckpt['model'])
     except RuntimeError as e: raise ValueError(f"cannot resume: the checkpoint's weights do not fit this model ({e})") from None
-    if (o.critic_opt is None) != (ckpt['critic_opt'] is None):
+    if (optim.critic_opt is None) != (ckpt['critic_opt'] is None):
         raise ValueError("cannot resume: the checkpoint and this model disagree on whether there are critic parameters")
     try:
-        o.main_opt.load_state_dict(ckpt['main_opt'])
-        if o.critic_opt: o.critic_opt.load_state_dict(ckpt['critic_opt'])
+        optim.main_opt.load_state_dict(ckpt['main_opt'])
+        if optim.critic_opt: optim.critic_opt.load_state_dict(ckpt['critic_opt'])
     except ValueError as e: raise ValueError(f"cannot resume: the checkpoint's optimizer state does not fit this model ({e})") from None
-    o.main_scaler.load_state_dict(ckpt['main_scaler']); o.critic_scaler.load_state_dict(ckpt['critic_scaler'])
+    optim.main_scaler.load_state_dict(ckpt['main_scaler']); optim.critic_scaler.load_state_dict(ckpt['critic_scaler'])
 
 def _process_rng(ckpt:dict) -> tuple:
     "This process's (random state, random state at the epoch's start) saved in `ckpt`, by the same number of processes."
@@ -475,200 +500,3 @@ def _process_rng(ckpt:dict) -> tuple:
     if saved == 1: return ckpt['rng'], ckpt['epoch_rng']
     mine = ckpt['rank_rng'][rank()]
     return mine['rng'], mine['epoch_rng']
-
-# %% ../nbs/06_train.ipynb #da83129c
-_SKIP_ATTRS = set(vars(nn.Module())) | {'chunk_size'}   # nn.Module's own state; chunk_size only bounds memory
-
-def _describe(v, depth:int=0):
-    "A plain, comparable description of a setting: numbers and strings as they are, functions by name and bound values."
-    if v is None or isinstance(v, (bool, int, float, str)): return v
-    if isinstance(v, (np.integer, np.floating)): return v.item()
-    if isinstance(v, (torch.dtype, torch.device)): return str(v)
-    if isinstance(v, (tuple, list)): return [_describe(x, depth + 1) for x in v] if depth < 6 else type(v).__name__
-    if isinstance(v, (torch.Tensor, nn.Module, torch.Generator)): return None   # weights and states are in the checkpoint
-    if depth >= 6: return type(v).__name__
-    if isinstance(v, functools.partial):
-        return dict(function=_describe(v.func, depth + 1), args=_describe(list(v.args), depth + 1),
-                    keywords={k: _describe(x, depth + 1) for k, x in v.keywords.items()})
-    if callable(v) and hasattr(v, '__qualname__'):
-        bound = [_describe(c.cell_contents, depth + 1) for c in (getattr(v, '__closure__', None) or ()) if _has_contents(c)]
-        return f"{getattr(v, '__module__', '')}.{v.__qualname__}" + (f"{bound}" if bound else '')
-    if hasattr(v, '__dict__'):   # e.g. an augmentation object: its class and settings
-        return {'class': type(v).__qualname__, **{k: _describe(x, depth + 1) for k, x in vars(v).items() if not k.startswith('__')}}
-    return type(v).__qualname__
-
-def _has_contents(cell):
-    try: cell.cell_contents; return True
-    except ValueError: return False
-
-def model_fingerprint(model:nn.Module) -> dict:
-    "Class and every plain setting (constructor arguments kept as attributes, augmentations by name) of each module."
-    # weights, buffers and generators are not settings: the checkpoint restores them
-    out = {}
-    for name, m in model.named_modules():
-        prefix = f"model.{name}" if name else 'model'
-        out[f"{prefix}.<class>"] = type(m).__qualname__
-        for k, v in vars(m).items():
-            if k not in _SKIP_ATTRS and not isinstance(v, (torch.Tensor, nn.Module, torch.Generator)): out[f"{prefix}.{k}"] = _describe(v)
-    return out
-
-# %% ../nbs/06_train.ipynb #8c11e418
-def _tensor_digest(h, t:torch.Tensor, rows:torch.Tensor):
-    "Feed the shape, dtype and the rows `rows` of `t` to the hash `h`."
-    h.update(f"{tuple(t.shape)} {t.dtype};".encode())
-    h.update(t[rows.to(t.device)].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-
-def data_fingerprint(data, # what `fit` was given: tensors, a Dataset or a DataLoader
-                     sample:int=1024, # rows hashed (evenly spaced, first and last included)
-                    ) -> dict:
-    "Row count and a hash of up to `sample` evenly spaced rows of every tensor (None for data that is not in tensors)."
-    source = data.dataset if isinstance(data, DataLoader) else data
-    tensors = (source if isinstance(source, (tuple, list)) else getattr(source, 'tensors', None))
-    try: n = len(source)
-    except TypeError: n = None
-    if n is None or not isinstance(tensors, (tuple, list)) or not all(isinstance(t, torch.Tensor) for t in tensors):
-        return dict(rows=n, hash=None)   # a Dataset is not read here: its items may be expensive or random
-    n = len(tensors[0]) if tensors else 0
-    rows, h = torch.linspace(0, max(n - 1, 0), min(n, sample)).round().long().unique(), hashlib.sha256()
-    for t in tensors: _tensor_digest(h, t, rows)
-    return dict(rows=n, hash=h.hexdigest()[:16])
-
-def check_same_run(saved:dict|None, # the fingerprint stored in the checkpoint (None: written before fingerprints)
-                   now:dict, # the fingerprint of this run
-                   path, # the checkpoint, for the message
-                  ):
-    "Raise a ValueError naming every setting of the model or the data that differs from the checkpoint's run."
-    if saved is None: return
-    flat = lambda fp: {**fp['model'], **{f"data.{k}": v for k, v in fp['data'].items()}}
-    a, b = flat(saved), flat(now)
-    def differs(k):   # a setting that is None (unknown, or set lazily at the first step) on one side is not compared
-        x, y = a.get(k), b.get(k)
-        return x != y if k.endswith('.<class>') else (x is not None and y is not None and x != y)
-    diff = [f"{k}: {a.get(k, '(absent)')!r} in the checkpoint, {b.get(k, '(absent)')!r} now" for k in sorted(set(a) | set(b)) if differs(k)]
-    if diff:
-        raise ValueError(f"cannot resume from {path}: it was written by a different model or data. " + '; '.join(diff[:12])
-                         + (f"; and {len(diff) - 12} more" if len(diff) > 12 else '')
-                         + ". Resume with the same model and data, or start a new run (overwrite=True or another checkpoint_dir)")
-
-# %% ../nbs/06_train.ipynb #0bec9a6d
-def check_checkpoint_dir(config:TrainConfig, # the run's settings (checkpoint_dir None: nothing to check)
-                         resume:str|Path|None=None, # the checkpoint this run continues
-                         overwrite:bool=False, # allow replacing another run's last.pt
-                        ) -> Path | None:
-    "Before the first step: make sure the checkpoint can be written and will not replace another run's; remove killed saves' temp files."
-    if config.checkpoint_dir is None: return None
-    d = Path(config.checkpoint_dir)
-    if d.exists() and not d.is_dir():
-        raise ValueError(f"checkpoint_dir={str(d)!r} is a file, not a folder: pass a folder (it is created if missing) or None")
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=d, prefix='.write-test.'); os.close(fd); os.remove(probe)
-    except OSError as e:
-        raise ValueError(f"checkpoint_dir={str(d)!r} is not a writable folder ({e.strerror or e}): "
-                         "choose a folder this process can create files in") from None
-    stale = sorted(d.glob(f".{CHECKPOINT_NAME}.*.tmp"))
-    if stale:
-        size = sum(p.stat().st_size for p in stale)
-        for p in stale: p.unlink(missing_ok=True)
-        warnings.warn(f"removed {len(stale)} temporary file(s) ({size / 2**20:.1f} MB) left in {d} by checkpoint saves that were killed")
-    target = d / CHECKPOINT_NAME
-    continued = resume is not None and Path(resume).resolve() in (target.resolve(), d.resolve())
-    if target.exists() and not (overwrite or continued):
-        raise ValueError(f"checkpoint_dir={str(d)!r} already holds {target.name} of another run, which this run would replace: "
-                         f"pass resume={str(d)!r} to continue it, overwrite=True to replace it, or choose another checkpoint_dir")
-    return target
-
-# %% ../nbs/06_train.ipynb #72abc630
-def _start_epoch(loader:DataLoader, model:nn.Module, epoch:int, position:int, epoch_rng:dict|None):
-    "The batch iterator of `epoch` positioned at batch `position`, and the random state at the epoch's start."
-    if position: now = get_rng_state(model, loader); set_rng_state(epoch_rng, model, loader)
-    else: epoch_rng = get_rng_state(model, loader)
-    for s in (loader.sampler, loader.batch_sampler):
-        if hasattr(s, 'set_epoch'): s.set_epoch(epoch)
-    batches = iter(loader)
-    for _ in range(position): next(batches)   # replay the batches this epoch already trained on
-    if position: set_rng_state(now, model, loader)
-    return batches, epoch_rng
-
-def _make_config(config, saved:dict|None, overrides:dict) -> TrainConfig:
-    "The run's config: `config` (or the checkpoint's, or the defaults) with `overrides` applied."
-    names = [f.name for f in dataclasses.fields(TrainConfig)]
-    if unknown := sorted(set(overrides) - set(names)): raise ValueError(f"unknown training setting(s) {unknown}; TrainConfig has {names}")
-    if config is None: config = TrainConfig(**{k: v for k, v in saved.items() if k in names}) if saved else TrainConfig()
-    if not isinstance(config, TrainConfig): raise ValueError(f"config must be a TrainConfig or None, got {type(config).__name__}")
-    return dataclasses.replace(config, **overrides)
-
-def _log_row(step:int, epoch:int, seconds:float, terms:dict, critic:dict|None) -> dict:
-    "One history row, the tensor terms averaged over processes and read with a single device synchronisation."
-    if critic is not None: terms = {**terms, **critic}
-    names = [k for k, v in terms.items() if isinstance(v, torch.Tensor)]
-    values = dict(zip(names, mean_over_processes(torch.stack([terms[k].float() for k in names])).tolist() if names else []))
-    return dict(step=step, epoch=epoch, time=seconds, **{k: values.get(k, v) for k, v in terms.items()})
-
-# %% ../nbs/06_train.ipynb #a7a65616
-def fit(model:nn.Module, # follows the training contract (loss, critic_loss, critic_parameters, main_parameters)
-        data, # (x1, x2) or (x1, x2, y) tensors, a Dataset yielding such tuples, or a DataLoader
-        config:TrainConfig|None=None, # settings (None: defaults, or the checkpoint's when resuming)
-        resume:str|Path|None=None, # checkpoint file, or folder holding last.pt, to continue from
-        overwrite:bool=False, # let a fresh run replace another run's last.pt in checkpoint_dir
-        **overrides, # TrainConfig fields to change, e.g. epochs=20
-       ) -> pd.DataFrame:
-    "Train `model` on `data`; return the history: step, epoch, time and every loss term per logged step."
-    ckpt = None if resume is None else load_checkpoint(resume)
-    config = _make_config(config, ckpt and ckpt['config'], overrides)
-    if ckpt: check_resumable(ckpt['config'], config)
-    device = resolve_device(config.device)
-    if launched_by_torchrun(): init_distributed('nccl' if device.type == 'cuda' else 'gloo')
-    if is_distributed() and device.type == 'cuda' and device.index is None: device = torch.device('cuda', local_rank())
-    model = prepare_model(model, device)
-    if is_main_process(): check_checkpoint_dir(config, resume, overwrite)   # before the first step, not at the first save
-    needs_labels, dtypes = bool(getattr(model, 'needs_labels', False)), input_dtypes(model)
-    if ckpt is None: set_seed(config.seed + rank())   # one process: seed; process r of several: seed + r
-    loader = make_loader(data, config, device, needs_labels)
-    fingerprint = dict(model=model_fingerprint(model), data=data_fingerprint(data))
-    if ckpt: check_same_run(ckpt.get('fingerprint'), fingerprint, resume)
-    o = make_optimization(model, config, device)
-    steps_per_epoch, step, epoch, position, history, elapsed, epoch_rng = len(loader), 0, 0, 0, [], 0.0, None
-    if ckpt:
-        if ckpt['steps_per_epoch'] != steps_per_epoch:
-            raise ValueError(f"cannot resume: the data gives {steps_per_epoch} batches per epoch, the checkpoint was trained on {ckpt['steps_per_epoch']}")
-        rng, epoch_rng = _process_rng(ckpt)
-        _load_state(o, ckpt)
-        step, epoch, position, history, elapsed = (ckpt[k] for k in ('step', 'epoch', 'position', 'history', 'elapsed'))
-        set_rng_state(rng, model, loader)
-    broadcast_parameters(model)   # several processes: every one starts from rank 0's weights
-    total = min(config.epochs * steps_per_epoch, config.max_steps or math.inf)
-    planned = config.epochs * steps_per_epoch   # caps the warm-up; max_steps (a pause) does not change the schedule
-    main = is_main_process()
-    bar = tqdm(total=total, initial=min(step, total), desc='fit', disable=not (config.progress and main), dynamic_ncols=True)
-    was_training, t0 = model.training, time.perf_counter() - elapsed
-    model.train()
-    try:
-        while step < total:
-            batches, epoch_rng = _start_epoch(loader, model, epoch, position, epoch_rng)
-            for _ in range(position, steps_per_epoch):
-                if step >= total: break
-                batch = next(batches, None)
-                if batch is None: raise ValueError(f"the DataLoader gave fewer batches than its length {steps_per_epoch}")
-                batch = _to_device(cast_batch(_unpack(batch, needs_labels), dtypes), device)
-                if config.critic_first: critic = critic_phase(o, batch, step + 1, config.critic_steps, config.critic_max_steps)   # phase 2 first
-                set_main_lr(o, config, step, planned)                                         # warm-up schedule
-                terms = main_step(o, batch, step + 1)                                  # phase 1
-                if not config.critic_first: critic = critic_phase(o, batch, step + 1, config.critic_steps, config.critic_max_steps)  # phase 2
-                step, position, step_epoch = step + 1, position + 1, epoch
-                if position == steps_per_epoch: epoch, position, epoch_rng = epoch + 1, 0, None
-                if step % config.log_every == 0 or step == total:                       # phase 3
-                    history.append(_log_row(step, step_epoch, time.perf_counter() - t0, terms, critic))
-                    bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
-                bar.update()
-                if config.checkpoint_dir and (step == total or (config.checkpoint_every and step % config.checkpoint_every == 0)):
-                    states = all_gather_objects(dict(rng=get_rng_state(model, loader), epoch_rng=epoch_rng))  # phase 4
-                    if main: save_checkpoint(Path(config.checkpoint_dir) / CHECKPOINT_NAME, dict(
-                        format=2, fingerprint=fingerprint, **o.state_dict(), step=step, epoch=epoch, position=position, steps_per_epoch=steps_per_epoch,
-                        config=dataclasses.asdict(config), history=history, elapsed=time.perf_counter() - t0,
-                        rng=states[0]['rng'], epoch_rng=states[0]['epoch_rng'], world_size=len(states),
-                        rank_rng=states if len(states) > 1 else None))
-                    barrier()   # several processes: the file is complete when any of them moves on
-    finally:
-        bar.close(); model.train(was_training)
-    return pd.DataFrame(history)

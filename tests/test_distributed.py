@@ -9,7 +9,8 @@ from factorcl_nb.distributed import (gather_batch, gather_with_grad, local_batch
                                      TORCHRUN_ENV)
 from factorcl_nb.encoders import mlp_encoder
 from factorcl_nb.models import METHODS, make_model
-from factorcl_nb.train import EpochBatchSampler, fit, load_checkpoint
+from factorcl_nb.train import EpochBatchSampler, fit
+from factorcl_nb.checkpoint import load_checkpoint
 
 WORLD, LOCAL = 2, 6                      # two processes with 6 samples each = one process with 12
 SMALL = dict(proj_dim=8, head_hidden=16, critic_hidden=16, critic_layers=1)

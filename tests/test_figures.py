@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from factorcl_nb.core import save_results
-from factorcl_nb.repro import find_experiments, run_experiment, save_skipped, stale_results, write_report
+from factorcl_nb.repro import find_experiments, run_experiment
+from factorcl_nb.report import save_skipped, stale_results, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 # gaussian_mi is the cheapest experiment that produces numbers; its own override parameters shrink it further

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from factorcl_nb.data import load_multibench, write_multibench_fixture
 from factorcl_nb.data.multibench import MULTIBENCH_FILES
-from factorcl_nb.repro import main, load_results, load_skipped
+from factorcl_nb.repro import main
+from factorcl_nb.report import load_results, load_skipped
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ['SimCLR', 'Cross+Self', 'Cross+Self+Fact', 'OurCL-SSL', 'FactorCL-SSL', 'FactorCL-IndAug',

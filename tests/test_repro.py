@@ -9,6 +9,7 @@ import pytest
 import factorcl_nb.repro as repro
 from factorcl_nb.core import save_results
 from factorcl_nb.repro import main, run_experiments, find_experiments, experiment_parameters, ExperimentError
+from factorcl_nb.report import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNELSPEC = {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'}
@@ -257,7 +258,7 @@ def test_a_killed_run_is_found_and_filed_by_the_next_run(tmp_path):
     assert result_files(out, 'exp') == good
     nb = json.loads((out/'exp.failed.ipynb').read_text())
     assert nb['metadata']['factorcl_repro']['status'] == 'interrupted' and 'killed' in nb['metadata']['factorcl_repro']['reason']
-    report = repro.write_report(out).read_text()
+    report = write_report(out).read_text()
     assert 'was interrupted**: `killed' in report and 'Result of exp at scale quick.' in report
     assert repro.recover_killed_run(out, 'exp') is False and not list(out.glob('.*'))
 

@@ -8,8 +8,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from factorcl_nb.estimators import infonce_bound, nce_club_bound
-from factorcl_nb.train import (TrainConfig, fit, EpochBatchSampler, make_loader, load_checkpoint, save_checkpoint, rank,
-                               world_size, is_main_process, CHECKPOINT_NAME)
+from factorcl_nb.train import TrainConfig, fit, EpochBatchSampler, make_loader
+from factorcl_nb.checkpoint import load_checkpoint, save_checkpoint, CHECKPOINT_NAME
+from factorcl_nb.distributed import rank, world_size, is_main_process
 from factorcl_nb.runner import small_factorcl_run   # also behind the plots of nbs/06_train.ipynb
 
 # ---------------------------------------------------------------- a toy model that follows the contract
