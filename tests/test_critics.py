@@ -96,3 +96,16 @@ def test_scratch_buffers_are_reused_and_safe_in_any_mode():
     assert critics._scratch.__dict__[torch.float64][0].numel() >= 13 * 9 * 24
     critics.release_scratch()
     assert torch.float64 not in critics._scratch.__dict__
+
+@pytest.mark.parametrize('n, chunk_size', [(10, 4), (7, 3), (9, 8), (5, 2)])
+def test_chunked_module_path_without_gradients_scores_every_row(n, chunk_size):
+    "Under no_grad the module path scores chunk by chunk: the last, partial chunk must be scored too."
+    torch.manual_seed(0)
+    whole = ConcatCritic(5, 4, hidden_dim=24, hidden_layers=2, fused=False).double()
+    chunked = ConcatCritic(5, 4, hidden_dim=24, hidden_layers=2, fused=False, chunk_size=chunk_size).double()
+    chunked.load_state_dict(whole.state_dict())
+    x, y = torch.randn(n, 5, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)
+    assert n % chunk_size != 0 and not chunked.fused
+    with torch.no_grad(): scores, ref = chunked(x, y), whole(x, y)
+    assert scores.shape == ref.shape == (n, 6)
+    assert torch.equal(scores, ref)
