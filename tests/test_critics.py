@@ -35,9 +35,13 @@ def test_frozen_critic_gets_no_weight_gradient_and_module_path_agrees():
     slow.load_state_dict(critic.state_dict())
     for a, b in zip(grads(critic, x, y, w, lambda c, a, b: c(a, b)), grads(slow, x, y, w, lambda c, a, b: c(a, b))):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    trained = grads(critic, x, y, w, lambda c, a, b: c(a, b))            # scores, dx, dy, every weight's gradient
+    assert len(trained) == 3 + 6 and all(g.abs().sum() > 0 for g in trained[3:])   # the loss reaches every weight
     for p in critic.parameters(): p.requires_grad_(False)
-    (critic(x, y) * w).sum().backward()
-    assert all(p.grad is None for p in critic.parameters()) and x.grad.abs().sum() > 0 and y.grad.abs().sum() > 0
+    (critic(x, y).float() * w).sum().backward()                         # as `grads` weights the scores
+    assert all(p.grad is None for p in critic.parameters())            # so no gradient means: frozen
+    torch.testing.assert_close(x.grad, trained[1], rtol=1e-12, atol=1e-12)   # and freezing leaves dx, dy unchanged
+    torch.testing.assert_close(y.grad, trained[2], rtol=1e-12, atol=1e-12)
 
 @pytest.mark.parametrize('chunk_size', [None, 8])
 def test_bf16_autocast_within_bf16_tolerance(chunk_size):
