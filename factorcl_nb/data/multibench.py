@@ -71,6 +71,7 @@ class SafeUnpickler(pickle._Unpickler):
         self._open_dtype, self._open_arrays = None, {}   # made, not yet BUILT
 
     def find_class(self, module, name):
+        "The allowed global `module.name` (checked where NumPy's would not be); else refuse."
         if (module, name) not in SAFE_PICKLE_GLOBALS:
             raise pickle.UnpicklingError(f"it refers to {module}.{name}, which is "
                                          "neither a NumPy array nor a plain container")
