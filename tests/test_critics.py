@@ -35,9 +35,13 @@ def test_frozen_critic_gets_no_weight_gradient_and_module_path_agrees():
     slow.load_state_dict(critic.state_dict())
     for a, b in zip(grads(critic, x, y, w, lambda c, a, b: c(a, b)), grads(slow, x, y, w, lambda c, a, b: c(a, b))):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    trained = grads(critic, x, y, w, lambda c, a, b: c(a, b))            # scores, dx, dy, every weight's gradient
+    assert len(trained) == 3 + 6 and all(g.abs().sum() > 0 for g in trained[3:])   # the loss reaches every weight
     for p in critic.parameters(): p.requires_grad_(False)
-    (critic(x, y) * w).sum().backward()
-    assert all(p.grad is None for p in critic.parameters()) and x.grad.abs().sum() > 0 and y.grad.abs().sum() > 0
+    (critic(x, y).float() * w).sum().backward()                         # as `grads` weights the scores
+    assert all(p.grad is None for p in critic.parameters())            # so no gradient means: frozen
+    torch.testing.assert_close(x.grad, trained[1], rtol=1e-12, atol=1e-12)   # and freezing leaves dx, dy unchanged
+    torch.testing.assert_close(y.grad, trained[2], rtol=1e-12, atol=1e-12)
 
 @pytest.mark.parametrize('chunk_size', [None, 8])
 def test_bf16_autocast_within_bf16_tolerance(chunk_size):
@@ -96,3 +100,16 @@ def test_scratch_buffers_are_reused_and_safe_in_any_mode():
     assert critics._scratch.__dict__[torch.float64][0].numel() >= 13 * 9 * 24
     critics.release_scratch()
     assert torch.float64 not in critics._scratch.__dict__
+
+@pytest.mark.parametrize('n, chunk_size', [(10, 4), (7, 3), (9, 8), (5, 2)])
+def test_chunked_module_path_without_gradients_scores_every_row(n, chunk_size):
+    "Under no_grad the module path scores chunk by chunk: the last, partial chunk must be scored too."
+    torch.manual_seed(0)
+    whole = ConcatCritic(5, 4, hidden_dim=24, hidden_layers=2, fused=False).double()
+    chunked = ConcatCritic(5, 4, hidden_dim=24, hidden_layers=2, fused=False, chunk_size=chunk_size).double()
+    chunked.load_state_dict(whole.state_dict())
+    x, y = torch.randn(n, 5, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)
+    assert n % chunk_size != 0 and not chunked.fused
+    with torch.no_grad(): scores, ref = chunked(x, y), whole(x, y)
+    assert scores.shape == ref.shape == (n, 6)
+    assert torch.equal(scores, ref)

@@ -120,6 +120,49 @@ def close(a, b, tol=1e-10):
     if a is None or b is None: return a is None and b is None
     return torch.allclose(a, b, rtol=tol, atol=tol)
 
+# ---------------------------------------------------------------- the catch-up decision with opposite signs
+
+# Each scenario: (rank 0's critic InfoNCE, rank 1's). Their mean decides for both: (-0.25 + 1.0) / 2 > 0, so neither
+# lags; (0.25 - 1.0) / 2 < 0, so both lag and take all MOST steps. Decided per process, rank 0 would take MOST steps in
+# the first scenario and rank 1 one step, and the two processes would no longer run the same collectives.
+OPPOSITE_SIGNS = {'only rank 0 below 0': (-0.25, 1.0), 'only rank 1 below 0': (0.25, -1.0)}
+MOST = 5
+
+def lagging_worker(rank, port, out):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    import types
+    from factorcl_nb import train
+    from factorcl_nb.distributed import init_distributed
+    assert init_distributed() and world_size() == WORLD
+    res, real_step = {}, train.critic_step
+    for name, values in OPPOSITE_SIGNS.items():
+        # a critic step that reports this process's InfoNCE; critic_phase and lagging are the real ones
+        train.critic_step = lambda o, batch, step, v=values[rank]: dict(loss=torch.tensor(-v), x_infonce=torch.tensor(v))
+        res[name] = dict(lagging=train.lagging(dict(x_infonce=torch.tensor(values[rank]))),
+                         phase=train.critic_phase(types.SimpleNamespace(critic_opt=True), None, 1, 1, MOST))
+    train.critic_step = real_step
+    torch.save(res, os.path.join(out, f'lagging{rank}.pt'))
+    torch.distributed.destroy_process_group()
+
+def test_a_critic_lagging_on_one_process_only_gives_both_the_same_critic_steps(tmp_path):
+    ctx = mp.spawn(lagging_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=False)
+    deadline = time.monotonic() + 120
+    try:
+        while not ctx.join(timeout=1):
+            if time.monotonic() > deadline: raise TimeoutError('the two processes did not finish within 120 s')
+    finally:
+        for p in ctx.processes:
+            if p.is_alive(): p.kill()
+    r0, r1 = (torch.load(tmp_path / f'lagging{r}.pt', weights_only=False) for r in range(WORLD))
+    for name, values in OPPOSITE_SIGNS.items():
+        lags = sum(values) / WORLD < 0
+        assert min(values) < 0 < max(values)                          # the local decisions would differ
+        steps = [r0[name]['phase']['critic_steps'], r1[name]['phase']['critic_steps']]
+        assert steps == [MOST if lags else 1] * WORLD, f"{name}: critic steps {steps} on ranks 0, 1"
+        assert r0[name]['lagging'] is r1[name]['lagging'] is lags, name
+
+
 # ---------------------------------------------------------------- two processes == one process with the global batch
 
 @pytest.mark.parametrize('method', METHODS)

@@ -16,7 +16,8 @@ def batch():
 @pytest.mark.parametrize('method', METHODS)
 @pytest.mark.parametrize('critic', ['concat', 'separable'])
 def test_every_method_gives_a_finite_loss_and_gradients(method, critic, batch):
-    "As in the main step (critics frozen): every main parameter gets a finite, non-zero gradient; no critic gets any."
+    """As in the main step (critics frozen): every main parameter gets a finite, non-zero gradient. The main loss
+    reaches the critics when they are not frozen, and the critic loss trains the critics and no main parameter."""
     x1, x2, y = batch
     torch.manual_seed(0)
     model = make_model(method, encoders(), 16, n_classes=3, critic=critic, **SMALL)
@@ -30,7 +31,16 @@ def test_every_method_gives_a_finite_loss_and_gradients(method, critic, batch):
     names = {id(p): n for n, p in model.named_parameters()}
     missing = [names[id(p)] for p in main if p.grad is None or not torch.isfinite(p.grad).all() or not p.grad.abs().sum() > 0]
     assert not missing, f"main parameters without a finite non-zero gradient: {missing}"
-    assert all(p.grad is None for p in critics)
+    if critics:   # the freeze is what keeps the critics out: unfrozen, the main loss reaches them
+        model.zero_grad(set_to_none=True)
+        for p in critics: p.requires_grad_(True)
+        model.loss(x1, x2, y if model.needs_labels else None)['loss'].backward()
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in critics)
+        model.zero_grad(set_to_none=True)   # and the critic loss trains the critics, never a main parameter
+        model.critic_loss(x1, x2, y if model.needs_labels else None).backward()
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in critics)
+        trained = [names[id(p)] for p in main if p.grad is not None and p.grad.any()]
+        assert not trained, f"the critic loss trains main parameters: {trained}"
 
 def test_critics_only_in_critic_group(batch):
     x1, x2, y = batch

@@ -1,5 +1,5 @@
 """MultiBench loaders on fixture files written in the published format: cleaning, labels, splits, errors."""
-import pickle, random, warnings
+import io, os, pickle, pickletools, random, re, subprocess, sys, warnings
 from pathlib import Path
 import numpy as np
 import pytest
@@ -265,3 +265,95 @@ def test_a_modality_without_any_finite_value_warns(tmp_path):
     file = edited(tmp_path, 'mimic', lambda d: d.update(adm_features_all=np.full_like(d['adm_features_all'], np.nan)))
     with pytest.warns(UserWarning, match=r"im\.pk: adm_features_all has no finite value.*x1 \(static\)"):
         load_multibench('mimic', file)
+
+
+# ---------------------------------------------------------------- files that crash Python are refused first
+# Each crafted file is written opcode by opcode and loaded in a child process, so a crash shows
+# as a negative return code (the signal) instead of killing pytest.
+
+def _str(s): b = s.encode(); return b'\x8c' + bytes([len(b)]) + b              # SHORT_BINUNICODE
+def _global(module, name): return _str(module) + _str(name) + b'\x93'           # STACK_GLOBAL
+def _int(v): return b'J' + v.to_bytes(4, 'little', signed=True)                 # BININT
+
+def _dtype(code, names=b'N', fields=b'N', elsize=-1, flags=0):
+    "numpy.dtype(code, False, True), then BUILD (3, '|', None, names, fields, elsize, 1, flags)."
+    state = _int(3) + _str('|') + b'N' + names + fields + _int(elsize) + _int(1) + _int(flags)
+    return _global('numpy', 'dtype') + _str(code) + b'\x89\x88\x87R(' + state + b'tb'
+
+def _array(dtype, raw=b'A' * 8):
+    "_reconstruct(ndarray, (0,), b'b'), then BUILD (1, (1,), dtype, False, raw)."
+    return (_global('numpy._core.multiarray', '_reconstruct') + _global('numpy', 'ndarray') + _int(0)
+            + b'\x85C\x01b\x87R(' + _int(1) + _int(1) + b'\x85' + dtype + b'\x89C' + bytes([len(raw)])
+            + raw + b'tb')
+
+def _affect(value):
+    "{'train': {'vision': value}}: the affect loader casts train['vision'] to float32 first."
+    return b'\x80\x04}' + _str('train') + b'}' + _str('vision') + value + b'ss.'
+
+OBJECTS = _dtype('O8', flags=63)
+HIDDEN = _dtype('V8', names=_str('f0') + b'\x85', fields=b'}' + _str('f0') + OBJECTS + _int(0) + b'\x86s',
+                elsize=8, flags=0)                            # an object field, flags saying "no objects"
+CRASHERS = {
+    'hidden_object_field': (_affect(_array(HIDDEN)), r"dtype \[\('f0', 'O'\)\]|dtype object|kind 'V'"),
+    'float64_flagged_as_objects': (_affect(_array(_dtype('f8', flags=63))), 'the flag that says it holds Python objects'),
+    'deep_tuple_key': (b'\x80\x04}' + b')' + b'\x85' * 200_000 + b'K\x01s.', 'more than 100 levels deep'),
+    # a dtype changed after an array uses it: an S8 array whose dtype then claims 2**30 bytes per item
+    'dtype_changed_after_use': (b'\x80\x04' + _dtype('S8', elsize=8) + b'\x94' + b'0' + _affect(_array(b'h\x00'))[2:-1]
+                                + b'h\x00(' + _int(3) + _str('|') + b'NNN' + _int(2**30) + _int(1) + _int(0) + b'tb0.',
+                                'changes a dtype after it was made or used'),
+}
+
+
+def _load_in_child(file, name='mosi'):
+    code = ('import sys; from factorcl_nb.data.multibench import load_multibench\n'
+            'try: load_multibench(sys.argv[2], sys.argv[1])\n'
+            'except ValueError as e: print(e); sys.exit(3)\n')
+    return subprocess.run([sys.executable, '-c', code, str(file), name], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, 'PYTHONPATH': os.pathsep.join(sys.path)})
+
+
+@pytest.mark.parametrize('attack', sorted(CRASHERS))
+def test_a_file_that_would_crash_python_is_refused_in_a_value_error(tmp_path, attack):
+    payload, reason = CRASHERS[attack]
+    file = tmp_path / MULTIBENCH_FILES['mosi']; file.write_bytes(payload)
+    if attack == 'hidden_object_field': assert len(payload) < 300
+    result = _load_in_child(file)
+    assert result.returncode == 3, f'child ended with {result.returncode} (negative: killed by a signal)\n{result.stderr}'
+    assert result.stdout.startswith(f'{file} was not loaded: ') and re.search(reason, result.stdout), result.stdout
+
+
+def test_the_crafted_files_are_well_formed_pickles():
+    "The attacks are real: the full unpickler builds them (nothing here touches their elements)."
+    array = pickle.loads(CRASHERS['hidden_object_field'][0])['train']['vision']
+    assert array.dtype.fields['f0'][0] == np.dtype('O') and array.dtype.hasobject is False  # hidden from the flags
+    array = pickle.loads(CRASHERS['dtype_changed_after_use'][0])['train']['vision']
+    assert array.shape == (1,) and array.dtype.itemsize == 2**30                            # over 8 bytes of data
+    ops = [op.name for op, _, _ in pickletools.genops(CRASHERS['deep_tuple_key'][0])]
+    assert ops.count('TUPLE1') == 200_000 and ops[-2:] == ['SETITEM', 'STOP']
+
+
+def test_object_structured_and_void_arrays_are_refused_but_plain_ones_load(tmp_path):
+    from factorcl_nb.data.multibench import _read_pickle
+    for bad, found in [(np.array([1, 'a'], dtype=object), "kind 'O'"), (np.zeros(2, 'f4,f4'), "kind 'V'"),
+                       (np.zeros(2, '(2,)f4'), None), (np.zeros(1, 'V4'), "kind 'V'"), (np.datetime64('2020'), "kind 'M'")]:
+        file = tmp_path / 'x.pkl'; file.write_bytes(pickle.dumps({'x': bad}, protocol=4))
+        if found is None: assert _read_pickle(file)['x'].dtype == np.float32; continue   # '(2,)f4' is a plain shape
+        with pytest.raises(ValueError, match=f"x.pkl was not loaded: .*{found}"): _read_pickle(file)
+    plain = {'f': np.ones((2, 3), np.float32).T, 'i': np.int64(4), 'u': np.array(['ab']), 'b': np.array([True]),
+             's': np.array([b'x']), 'c': np.complex64(1j), 'set': {1, 2}}
+    for protocol in (2, 3, 4, 5):
+        file = tmp_path / f'p{protocol}.pkl'; file.write_bytes(pickle.dumps(plain, protocol=protocol))
+        assert repr(_read_pickle(file)) == repr(plain)
+
+
+def test_the_opcode_scan_bounds(tmp_path):
+    from factorcl_nb.data.multibench import _read_pickle, _scan_pickle, _Refused
+    nested = [1]
+    for _ in range(99): nested = [nested]                     # 100 levels: allowed
+    assert _scan_pickle(io.BytesIO(pickle.dumps(nested))) is None
+    with pytest.raises(_Refused, match='more than 100 levels'): _scan_pickle(io.BytesIO(pickle.dumps([nested])))
+    with pytest.raises(_Refused, match='more than 100 levels'): _scan_pickle(io.BytesIO(pickle.dumps({'k': [nested]})))
+    with pytest.raises(_Refused, match='more than 1,000 opcodes'):
+        _scan_pickle(io.BytesIO(pickle.dumps(list(range(2000)))), max_ops=1000)
+    file = tmp_path / 'humor.pkl'; file.write_bytes(pickle.dumps({'a': [1]})[:-3])
+    with pytest.raises(ValueError, match=r'humor\.pkl is not a readable MultiBench pickle'): _read_pickle(file)

@@ -4,16 +4,16 @@
 
 # %% ../../nbs/08c_multibench.ipynb #3e779930
 from __future__ import annotations
-import pickle, random, warnings
+import pickle, pickletools, random, warnings
 from pathlib import Path
 import numpy as np
 import torch
 from ..core import resolve_device
 
 # %% auto #0
-__all__ = ['MULTIBENCH_FILES', 'AFFECT_DIMS', 'SENTIMENT_SETS', 'SPLITS', 'SAFE_PICKLE_GLOBALS', 'MIMIC_KEYS', 'where_to_get',
-           'multibench_file', 'SafeUnpickler', 'znorm_sequences', 'affect_labels', 'mimic_labels', 'mimic_split',
-           'load_multibench', 'write_multibench_fixture']
+__all__ = ['MULTIBENCH_FILES', 'AFFECT_DIMS', 'SENTIMENT_SETS', 'SPLITS', 'SAFE_PICKLE_GLOBALS', 'MAX_PICKLE_DEPTH',
+           'MAX_PICKLE_OPCODES', 'MIMIC_KEYS', 'where_to_get', 'multibench_file', 'SafeUnpickler', 'znorm_sequences',
+           'affect_labels', 'mimic_labels', 'mimic_split', 'load_multibench', 'write_multibench_fixture']
 
 # %% ../../nbs/08c_multibench.ipynb #58da0f50
 MULTIBENCH_FILES = {'mosi': 'mosi_data.pkl', 'mosei': 'mosei_senti_data.pkl', 'mustard': 'sarcasm.pkl',
@@ -56,26 +56,206 @@ SAFE_PICKLE_GLOBALS = {(m, n) for m in ('numpy.core.multiarray', 'numpy._core.mu
     ('collections', 'OrderedDict'), ('builtins', 'set'), ('builtins', 'frozenset'), ('__builtin__', 'set'),
     ('__builtin__', 'frozenset'), ('_codecs', 'encode')}
 
-class SafeUnpickler(pickle.Unpickler):
-    "An unpickler that rebuilds NumPy arrays and plain containers only; any other global is refused before it runs."
+class _Refused(pickle.UnpicklingError):
+    "The safe reader will not build what the file asks for; the message says what."
+
+_BUILD, _REDUCE = pickle.BUILD[0], pickle.REDUCE[0]
+
+class SafeUnpickler(pickle._Unpickler):
+    """Rebuilds NumPy arrays of plain dtypes and plain containers only: any other
+    global, dtype or way of building an object is refused before it runs."""
+    dispatch = dict(pickle._Unpickler.dispatch)   # Python unpickler: BUILD is checkable
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self._open_dtype, self._open_arrays = None, {}   # made, not yet BUILT
+
     def find_class(self, module, name):
-        if (module, name) in SAFE_PICKLE_GLOBALS: return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"it refers to {module}.{name}, which is neither a NumPy array nor a plain container")
+        "The allowed global `module.name` (checked where NumPy's would not be); else refuse."
+        if (module, name) not in SAFE_PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"it refers to {module}.{name}, which is "
+                                         "neither a NumPy array nor a plain container")
+        found = super().find_class(module, name)
+        return getattr(self, f'_safe{name}', lambda f: f)(found)
+
+    def _safedtype(self, _):
+        def make(spec, align=False, copy=False):
+            dt = np.dtype(spec, bool(align), True)  # a copy: BUILD cannot alter NumPy's
+            _check_dtype(dt); self._open_dtype = dt
+            return dt
+        return make
+
+    def _safe_reconstruct(self, reconstruct):
+        def make(subtype, shape, code):
+            if subtype is not np.ndarray: raise _Refused(f'it rebuilds a {subtype!r}')
+            arr = reconstruct(subtype, shape, code); self._open_arrays[id(arr)] = arr
+            return arr
+        return make
+
+    def _safescalar(self, scalar):
+        def make(dtype, data=None):
+            _check_dtype(dtype, 'a scalar of dtype')
+            if not isinstance(data, (bytes, str)):
+                raise _Refused(f'it builds a NumPy scalar from a {type(data).__name__}')
+            self._open_dtype = None; return scalar(dtype, data)
+        return make
+
+    def _safe_frombuffer(self, frombuffer):
+        def make(buf, dtype, shape, order):
+            _check_dtype(dtype, 'an array of dtype')
+            if not isinstance(buf, (bytes, bytearray)):
+                raise _Refused(f'it builds an array over a {type(buf).__name__}')
+            self._open_dtype = None; return frombuffer(buf, dtype, shape, order)
+        return make
+
+    def _build(self):
+        "BUILD, checked: a dtype's new state is tried on a copy; arrays are built once."
+        state, inst = self.stack[-1], self.stack[-2]
+        if isinstance(inst, np.dtype):
+            if inst is not self._open_dtype:
+                raise _Refused('it changes a dtype after it was made or used')
+            probe = np.dtype(inst, False, True); probe.__setstate__(state)
+            _check_dtype(probe)                 # refused before the real dtype changes
+            self._open_dtype = None
+        elif isinstance(inst, np.ndarray):
+            if self._open_arrays.pop(id(inst), None) is not inst:
+                raise _Refused('it changes an array after it was made')
+            for dt in (state if isinstance(state, tuple) else ()):
+                if isinstance(dt, np.dtype): _check_dtype(dt, 'an array of dtype')
+            self._open_dtype = None
+        pickle._Unpickler.load_build(self)
+        if isinstance(inst, (np.dtype, np.ndarray)):
+            _check_dtype(getattr(inst, 'dtype', inst), 'an array of dtype')
+    dispatch[_BUILD] = _build
+
+    def _reduce(self):
+        if len(self.stack) > 1 and self.stack[-2] is np.ndarray:
+            raise _Refused('it calls numpy.ndarray directly')
+        pickle._Unpickler.load_reduce(self)
+    dispatch[_REDUCE] = _reduce
+
+    def _refuse_newobj(self):
+        raise _Refused('it builds an object with NEWOBJ, OBJ or INST, which arrays and '
+                       'containers do not need')
+    for _op in (pickle.NEWOBJ, pickle.NEWOBJ_EX, pickle.OBJ, pickle.INST):
+        dispatch[_op[0]] = _refuse_newobj
+    del _op
 
 def _read_pickle(file:Path, trust_pickle:bool=False):
     "Unpickle `file` (only arrays and containers unless `trust_pickle`); ValueError naming the file if that fails."
     load = (lambda f, **kw: pickle.load(f, **kw)) if trust_pickle else (lambda f, **kw: SafeUnpickler(f, **kw).load())
     try:
+        if not trust_pickle:
+            with open(file, 'rb') as f: _scan_pickle(f)   # nothing is built here
         try:
             with open(file, 'rb') as f: return load(f)
         except UnicodeDecodeError:  # pickles written by Python 2 need latin-1 for their numpy buffers
             with open(file, 'rb') as f: return load(f, encoding='latin1')
+    except _Refused as e:
+        raise ValueError(f"{file} was not loaded: {e}. The safe reader refuses this "
+                         "before building it: such content can crash Python") from None
     except pickle.UnpicklingError as e:
         if trust_pickle or 'refers to' not in str(e): raise ValueError(f"{file} is not a readable MultiBench pickle ({e})") from None
         raise ValueError(f"{file} was not loaded: {e}, and unpickling it could run code from the file. MultiBench files "
                          "hold only arrays; if you trust this file, pass trust_pickle=True") from None
     except Exception as e:
         raise ValueError(f"{file} is not a readable MultiBench pickle ({type(e).__name__}: {e})") from None
+
+# %% ../../nbs/08c_multibench.ipynb #f6c99402
+MAX_PICKLE_DEPTH = 100          # MultiBench's files nest about 6 levels deep
+MAX_PICKLE_OPCODES = 10_000_000 # they hold a few hundred opcodes: arrays are raw bytes
+
+def _plain_dtype_problem(dt) -> str|None:
+    "What makes `dt` other than a plain number, bool or string dtype; None if nothing."
+    if not isinstance(dt, np.dtype): return f'a {type(dt).__name__} in place of a dtype'
+    if dt.fields is not None or dt.names is not None: return 'named fields'
+    if dt.subdtype is not None: return 'a sub-array'
+    if dt.kind not in 'biufcSU': return f'kind {dt.kind!r}'
+    if dt.hasobject: return 'the flag that says it holds Python objects'
+    return None
+
+def _check_dtype(dt, what:str='a dtype'):
+    "Raise `_Refused` unless `dt` is a plain number, bool or string dtype."
+    problem = _plain_dtype_problem(dt)
+    if problem is not None:
+        shown = str(dt) if isinstance(dt, np.dtype) else type(dt).__name__
+        raise _Refused(f'it builds {what} {shown} with {problem}; MultiBench arrays '
+                       'hold plain numbers or strings (kinds b, i, u, f, c, S, U)')
+
+# %% ../../nbs/08c_multibench.ipynb #029b56e9
+_PAYLOAD_OPS = {'BINBYTES', 'BINBYTES8', 'BINUNICODE', 'BINUNICODE8', 'BYTEARRAY8',
+                'SHORT_BINBYTES', 'SHORT_BINSTRING', 'SHORT_BINUNICODE', 'BINSTRING'}
+_LEAF = {'INT', 'BININT', 'BININT1', 'BININT2', 'LONG', 'LONG1', 'LONG4', 'STRING',
+         'NONE', 'NEWTRUE', 'NEWFALSE', 'UNICODE', 'FLOAT', 'BINFLOAT', 'GLOBAL',
+         'EXT1', 'EXT2', 'EXT4', 'PERSID', 'NEXT_BUFFER', 'EMPTY_TUPLE'} | _PAYLOAD_OPS
+_COLLECT = {'TUPLE', 'LIST', 'DICT', 'FROZENSET', 'OBJ', 'INST'}  # pop to MARK, push 1
+_FILL = {'APPENDS', 'SETITEMS', 'ADDITEMS'}                         # to MARK, into top
+_SMALL = {'TUPLE1': 1, 'TUPLE2': 2, 'TUPLE3': 3, 'STACK_GLOBAL': 2, 'REDUCE': 2,
+          'NEWOBJ': 2, 'NEWOBJ_EX': 3, 'BINPERSID': 1}              # pop k, push 1
+_INTO_TOP = {'APPEND': 1, 'SETITEM': 2, 'BUILD': 1}                 # pop k into top
+
+def _skip_payload(f, op):
+    "Read the length of `op`'s byte or text argument and seek past the data."
+    size = {-2: 1, -3: 4, -4: 4, -5: 8}[op.arg.n]
+    raw = f.read(size)
+    if len(raw) != size: raise pickle.UnpicklingError('the file ends inside an opcode')
+    n = int.from_bytes(raw, 'little', signed=op.arg.n == -3)
+    if n < 0: raise pickle.UnpicklingError(f'{op.name} has a negative length {n}')
+    f.seek(n, 1)
+
+def _pop(stack, k):
+    if len(stack) < k: raise pickle.UnpicklingError('an opcode pops an empty stack')
+    items = stack[len(stack) - k:]; del stack[len(stack) - k:]
+    return items
+
+def _pop_mark(stack, marks):
+    if not marks: raise pickle.UnpicklingError('an opcode needs a MARK that is absent')
+    return _pop(stack, len(stack) - marks.pop())
+
+def _check_depth(cell, max_depth):
+    if cell[0] > max_depth:
+        raise _Refused(f'it nests containers more than {max_depth} levels deep '
+                       '(MAX_PICKLE_DEPTH); MultiBench files nest a few levels')
+
+def _scan_pickle(f, max_depth:int=MAX_PICKLE_DEPTH, max_ops:int=MAX_PICKLE_OPCODES):
+    "Walk the opcodes in `f` without building anything; refuse deep nesting, many ops."
+    stack, marks, memo, n_ops = [], [], {}, 0   # stack and memo hold [depth] cells
+    while True:
+        code = f.read(1)
+        if not code: raise pickle.UnpicklingError('the file ends before its STOP')
+        op = pickletools.code2op.get(code.decode('latin-1'))
+        if op is None: raise pickle.UnpicklingError(f'unknown opcode {code!r}')
+        n_ops += 1
+        if n_ops > max_ops:
+            raise _Refused(f'it has more than {max_ops:,} opcodes (MAX_PICKLE_OPCODES)')
+        name, arg, new = op.name, None, None
+        if name in _PAYLOAD_OPS: _skip_payload(f, op)
+        elif op.arg is not None: arg = op.arg.reader(f)
+        if name == 'STOP': return
+        if name in _LEAF: new = [0]
+        elif name in ('EMPTY_LIST', 'EMPTY_DICT', 'EMPTY_SET'): new = [1]
+        elif name == 'MARK': marks.append(len(stack))
+        elif name == 'POP':
+            if marks and marks[-1] == len(stack): marks.pop()   # POP of a bare MARK
+            else: _pop(stack, 1)
+        elif name == 'POP_MARK': _pop_mark(stack, marks)
+        elif name == 'DUP': new = _pop(stack, 1)[0]; stack.append(new)
+        elif name in _COLLECT: new = [1 + max((c[0] for c in _pop_mark(stack, marks)),
+                                              default=0)]
+        elif name in _SMALL: new = [1 + max(c[0] for c in _pop(stack, _SMALL[name]))]
+        elif name in _FILL or name in _INTO_TOP:
+            items = (_pop_mark(stack, marks) if name in _FILL
+                     else _pop(stack, _INTO_TOP[name]))
+            top = _pop(stack, 1)[0]; stack.append(top)
+            top[0] = max([top[0]] + [1 + c[0] for c in items])
+            _check_depth(top, max_depth)
+        elif name in ('PUT', 'BINPUT', 'LONG_BINPUT', 'MEMOIZE'):
+            top = _pop(stack, 1)[0]; stack.append(top)
+            memo[len(memo) if name == 'MEMOIZE' else arg] = top
+        elif name in ('GET', 'BINGET', 'LONG_BINGET'):
+            if arg not in memo: raise pickle.UnpicklingError(f'{name} of unset {arg}')
+            new = memo[arg]
+        if new is not None: _check_depth(new, max_depth); stack.append(new)
 
 # %% ../../nbs/08c_multibench.ipynb #67b3b600
 def _affect_arrays(data, file:Path, name:str) -> dict:
