@@ -9,7 +9,6 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from fastcore.basics import patch
 from .models import ContrastiveModel, check_views
 from .estimators import infonce_bound
 from .encoders import ProjectionHead
@@ -129,41 +128,36 @@ class CoMM(ContrastiveModel):
         self.fusion = Fusion(embed_dim, fusion_layers, heads)
         self.head = ProjectionHead(embed_dim, head_hidden, proj_dim)
 
-# %% ../nbs/05b_successors.ipynb #57742d82
-@patch
-def views(self:CoMM, hs:Sequence[torch.Tensor]) -> dict:
-    "Projected views of encoder outputs `hs`: 'full' (every modality) and 'only<i>'."
-    tokens, k = self.tokenizer(hs), self.n_tokens
-    out = dict(full=self.head(self.fusion(tokens)))
-    for i in range(len(hs)):   # Z_i = g(h_i): the other modalities' tokens are left out
-        out[f'only{i + 1}'] = self.head(self.fusion(tokens[:, i * k:(i + 1) * k]))
-    return out
+    def views(self, hs:Sequence[torch.Tensor]) -> dict:
+        "Projected views of encoder outputs `hs`: 'full' (every modality) and 'only<i>'."
+        tokens, k = self.tokenizer(hs), self.n_tokens
+        out = dict(full=self.head(self.fusion(tokens)))
+        for i in range(len(hs)):   # Z_i = g(h_i): the other modalities' tokens are left out
+            out[f'only{i + 1}'] = self.head(self.fusion(tokens[:, i * k:(i + 1) * k]))
+        return out
 
-# %% ../nbs/05b_successors.ipynb #bdfab95b
-@patch
-def comm_terms(self:CoMM, v1:dict, v2:dict) -> dict:
-    "InfoNCE of t's single-modality views and full view with the full view of t''."
-    t = {f'nce_{k}': symmetric_infonce(z, v2['full'], self.temperature)
-         for k, z in v1.items() if k.startswith('only')}
-    t['nce_full'] = symmetric_infonce(v1['full'], v2['full'], self.temperature)
-    return t
+    def comm_terms(self, v1:dict, v2:dict) -> dict:
+        "InfoNCE of t's single-modality views and full view with the full view of t''."
+        t = {f'nce_{k}': symmetric_infonce(z, v2['full'], self.temperature)
+             for k, z in v1.items() if k.startswith('only')}
+        t['nce_full'] = symmetric_infonce(v1['full'], v2['full'], self.temperature)
+        return t
 
-@patch
-def loss(self:CoMM, x1, x2, y=None) -> dict:
-    "Minus the mean of the M + 1 InfoNCE terms as `loss`, with each term (nats)."
-    self.check(x1, x2)
-    v1 = self.views(self.encode(*self.augment(x1, x2)))
-    v2 = self.views(self.encode(*self.augment(x1, x2)))
-    v1, v2 = gather_batch(v1, v2)   # negatives from every process
-    t = self.comm_terms(v1, v2)
-    return dict(loss=-torch.stack(list(t.values())).mean(), **t)
+    def loss(self, x1, x2, y=None) -> dict:
+        "Minus the mean of the M + 1 InfoNCE terms as `loss`, with each term (nats)."
+        self.check(x1, x2)
+        v1 = self.views(self.encode(*self.augment(x1, x2)))
+        v2 = self.views(self.encode(*self.augment(x1, x2)))
+        v1, v2 = gather_batch(v1, v2)   # negatives from every process
+        t = self.comm_terms(v1, v2)
+        return dict(loss=-torch.stack(list(t.values())).mean(), **t)
 
-@patch
-@torch.no_grad()
-def embed(self:CoMM, x1, x2) -> dict:
-    "{'z': the fused representation of both views, before the projection head}."
-    check_views(x1, x2)
-    return dict(z=self.fusion(self.tokenizer(self.encode(x1, x2))))
+    @torch.no_grad()
+    def embed(self, x1, x2) -> dict:
+        "{'z': the fused representation of both views, before the projection head}."
+        check_views(x1, x2)
+        return dict(z=self.fusion(self.tokenizer(self.encode(x1, x2))))
+
 
 # %% ../nbs/05b_successors.ipynb #b37ea730
 def random_keep(n:int, # samples
@@ -235,25 +229,22 @@ class InfMasking(CoMM):
                              f"got mask_ratio={mask_ratio}")
         self.n_masks, self.mask_ratio, self.weight = n_masks, mask_ratio, weight
 
-# %% ../nbs/05b_successors.ipynb #568ab2f1
-@patch
-def masked_views(self:InfMasking, hs:Sequence[torch.Tensor]) -> torch.Tensor:
-    "[n, K, p]: projections of K randomly masked fused views of each sample."
-    tokens, K = self.tokenizer(hs), self.n_masks
-    n = len(tokens)
-    keep = random_keep(n * K, len(hs), self.n_tokens, self.mask_ratio, tokens.device)
-    z = self.fusion(tokens.repeat(K, 1, 1), keep)   # row k * n + i: mask k of sample i
-    return self.head(z).view(K, n, -1).transpose(0, 1)
+    def masked_views(self, hs:Sequence[torch.Tensor]) -> torch.Tensor:
+        "[n, K, p]: projections of K randomly masked fused views of each sample."
+        tokens, K = self.tokenizer(hs), self.n_masks
+        n = len(tokens)
+        keep = random_keep(n * K, len(hs), self.n_tokens, self.mask_ratio, tokens.device)
+        z = self.fusion(tokens.repeat(K, 1, 1), keep)   # row k * n + i: mask k of sample i
+        return self.head(z).view(K, n, -1).transpose(0, 1)
 
-# %% ../nbs/05b_successors.ipynb #4c41b78f
-@patch
-def loss(self:InfMasking, x1, x2, y=None) -> dict:
-    "Minus (CoMM's mean of M + 1 terms + weight x the masked term) as `loss`."
-    self.check(x1, x2)
-    h1, h2 = self.encode(*self.augment(x1, x2)), self.encode(*self.augment(x1, x2))
-    v1, v2, masked = gather_batch(self.views(h1), self.views(h2), self.masked_views(h1))
-    t = self.comm_terms(v1, v2)
-    comm = torch.stack(list(t.values())).mean()
-    inf = gaussian_masked_infonce(masked, v2['full'], self.temperature)
-    return dict(loss=-(comm + self.weight * inf), comm=comm.detach(), nce_masked=inf,
-                **t)
+    def loss(self, x1, x2, y=None) -> dict:
+        "Minus (CoMM's mean of M + 1 terms + weight x the masked term) as `loss`."
+        self.check(x1, x2)
+        h1, h2 = self.encode(*self.augment(x1, x2)), self.encode(*self.augment(x1, x2))
+        v1, v2, masked = gather_batch(self.views(h1), self.views(h2), self.masked_views(h1))
+        t = self.comm_terms(v1, v2)
+        comm = torch.stack(list(t.values())).mean()
+        inf = gaussian_masked_infonce(masked, v2['full'], self.temperature)
+        return dict(loss=-(comm + self.weight * inf), comm=comm.detach(), nce_masked=inf,
+                    **t)
+
