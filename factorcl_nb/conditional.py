@@ -4,7 +4,10 @@
 
 # %% ../nbs/02a_conditional.ipynb #af7a4c51
 from __future__ import annotations
-import math
+import math, copy, warnings
+from functools import lru_cache
+import numpy as np
+from scipy import integrate, optimize
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,10 +16,12 @@ from .critics import make_critic, mlp, _check_positive_int
 from .estimators import infonce_bound, nce_club_bound, gaussian_rho
 
 # %% auto #0
-__all__ = ['CONDITIONS', 'gaussian_mi_from_cov', 'gaussian_cmi_from_cov', 'nce_club_target', 'conditional_gaussian_cov',
-           'sample_conditional_gaussian', 'sample_discrete_conditional_gaussian', 'weighted_infonce_bound',
+__all__ = ['SCALE_WEIGHTS', 'SCALE_SPREADS', 'CONDITIONS', 'RESIDUAL_THRESHOLD', 'gaussian_mi_from_cov', 'gaussian_cmi_from_cov',
+           'nce_club_target', 'conditional_gaussian_cov', 'sample_conditional_gaussian',
+           'sample_discrete_conditional_gaussian', 'sample_scale_conditional_gaussian', 'multiplicative_gain',
+           'sample_multiplicative_gaussian', 'true_residual_dependence', 'weighted_infonce_bound',
            'weighted_nce_club_bound', 'mask_weights', 'kernel_weights', 'knn_mask', 'ConditionalInfoNCE',
-           'ConditionalNCECLUB', 'train_conditional_critic']
+           'ConditionalNCECLUB', 'residual_dependence', 'train_conditional_critic']
 
 # %% ../nbs/02a_conditional.ipynb #f68a796a
 def _logdet_block(cov, idx): return torch.linalg.slogdet(cov[idx][:, idx])[1]
@@ -75,7 +80,7 @@ def sample_conditional_gaussian(n:int, # number of samples
                                 shared_mi:float=3.0, # I(X;Y) in nats when cmi is 0
                                 generator:torch.Generator|None=None, # for reproducible draws
                                 device='cpu', dtype=torch.float32) -> tuple:
-    "Draw `(x, y, c, truth)`: X = C + s e1, Y = C + s e2; truth: cmi, mi = I(X;Y), mi_xc_y = I(X,C;Y), nce_club, in nats."
+    "Draw `(x, y, c, truth)`: X = C + s e1, Y = C + s e2; truth: cmi, mi = I(X;Y), mi_xc_y = I(X,C;Y), nce_club (nats), dependence."
     _check_positive_int(n, 'n')
     cov, r, s2 = conditional_gaussian_cov(dim, cmi, shared_mi)
     c, e1, e2 = torch.randn(3, n, dim, generator=generator, dtype=dtype)
@@ -83,7 +88,8 @@ def sample_conditional_gaussian(n:int, # number of samples
     s = math.sqrt(s2)
     x_idx, y_idx, c_idx = (list(range(k * dim, (k + 1) * dim)) for k in range(3))
     truth = dict(cmi=gaussian_cmi_from_cov(cov, x_idx, y_idx, c_idx), mi=gaussian_mi_from_cov(cov, x_idx, y_idx),
-                 mi_xc_y=gaussian_mi_from_cov(cov, x_idx + c_idx, y_idx), nce_club=nce_club_target(cmi, dim))
+                 mi_xc_y=gaussian_mi_from_cov(cov, x_idx + c_idx, y_idx), nce_club=nce_club_target(cmi, dim),
+                 dependence='additive')
     return (c + s * e1).to(device), (c + s * e2).to(device), c.to(device), truth
 
 # %% ../nbs/02a_conditional.ipynb #fd6610da
@@ -94,7 +100,7 @@ def sample_discrete_conditional_gaussian(n:int, # number of samples
                                          separation:float=3.0, # norm of each class mean
                                          generator:torch.Generator|None=None, # for reproducible draws
                                          device='cpu', dtype=torch.float32) -> tuple:
-    "Draw `(x, y, c_onehot, labels, truth)`; truth: cmi, concat = log K + cmi, nce_club, in nats."
+    "Draw `(x, y, c_onehot, labels, truth)`; truth: cmi, concat = log K + cmi, nce_club (nats), dependence."
     _check_positive_int(n, 'n'); _check_positive_int(n_classes, 'n_classes')
     r = gaussian_rho(cmi, dim)
     means = torch.randn(n_classes, dim, generator=torch.Generator().manual_seed(n_classes * 1000 + dim), dtype=dtype)
@@ -103,9 +109,103 @@ def sample_discrete_conditional_gaussian(n:int, # number of samples
     e1, e2 = torch.randn(2, n, dim, generator=generator, dtype=dtype)
     e2 = r * e1 + math.sqrt(1 - r * r) * e2
     cmi_true = -0.5 * dim * math.log(1 - r * r)
-    truth = dict(cmi=cmi_true, concat=math.log(n_classes) + cmi_true, nce_club=nce_club_target(cmi, dim))
+    truth = dict(cmi=cmi_true, concat=math.log(n_classes) + cmi_true, nce_club=nce_club_target(cmi, dim),
+                 dependence='additive')
     onehot = F.one_hot(labels, n_classes).to(dtype)
     return *(t.to(device) for t in (means[labels] + e1, means[labels] + e2, onehot, labels)), truth
+
+# %% ../nbs/02a_conditional.ipynb #2f483623
+SCALE_WEIGHTS = (0.5, 0.75, 1.25, 1.5)   # I(X;Y|C=k) / I(X;Y|C) of the 4 classes, mean 1
+SCALE_SPREADS = (0.5, 0.8, 1.25, 2.0)    # standard deviation of Y given C = k
+
+def _scale_rho(cmi, dim):
+    w = torch.tensor(SCALE_WEIGHTS, dtype=torch.float64)
+    return (1 - torch.exp(-2 * cmi * w / dim)).sqrt()
+
+def sample_scale_conditional_gaussian(n:int, # number of samples
+                                      dim:int, # dimension of X and Y
+                                      cmi:float, # true I(X;Y|C) in nats
+                                      generator:torch.Generator|None=None, # for draws
+                                      device='cpu', dtype=torch.float32) -> tuple:
+    "Draw `(x, y, c_onehot, labels, truth)`: Y = s_C (rho_C X + sqrt(1-rho_C^2) e)."
+    _check_positive_int(n, 'n'); _check_positive_int(dim, 'dim'); _check_mi(cmi, 'cmi')
+    rho, s = _scale_rho(cmi, dim), torch.tensor(SCALE_SPREADS, dtype=torch.float64)
+    k = len(SCALE_SPREADS)
+    labels = torch.randint(0, k, (n,), generator=generator)
+    x, e = torch.randn(2, n, dim, generator=generator, dtype=dtype)
+    a, b = ((s * rho).to(dtype)[labels, None],
+            (s * (1 - rho**2).sqrt()).to(dtype)[labels, None])
+    cmi_true = float((-0.5 * dim * torch.log1p(-rho**2)).mean())
+    truth = dict(cmi=cmi_true, concat=math.log(k) + cmi_true, dependence='scale',
+                 nce_club=float((dim * rho**2 / (1 - rho**2)).mean()))
+    onehot = F.one_hot(labels, k).to(dtype)
+    return *(t.to(device) for t in (x, a * x + b * e, onehot, labels)), truth
+
+# %% ../nbs/02a_conditional.ipynb #bf4592b7
+def _normal_pdf(c): return math.exp(-c * c / 2) / math.sqrt(2 * math.pi)
+
+def _mult_cmi(a, dim):
+    "d/2 E log(1 + a^2 C^2), C ~ N(0, 1), by adaptive quadrature."
+    f = lambda c: _normal_pdf(c) * 0.5 * math.log1p(a * a * c * c)
+    return dim * integrate.quad(f, -math.inf, math.inf, epsabs=1e-12, epsrel=1e-12)[0]
+
+@lru_cache(maxsize=None)
+def multiplicative_gain(cmi:float, # target I(X;Y|C) in nats
+                        dim:int, # dimension of X and Y
+                       ) -> float:
+    "Gain a of Y = a C X + e giving I(X;Y|C) = cmi (root of the quadrature)."
+    _check_mi(cmi, 'cmi'); _check_positive_int(dim, 'dim')
+    if cmi == 0: return 0.
+    hi = 1.
+    while _mult_cmi(hi, dim) < cmi: hi *= 2
+    return optimize.brentq(lambda a: _mult_cmi(a, dim) - cmi, 0., hi, xtol=1e-14)
+
+def sample_multiplicative_gaussian(n:int, # number of samples
+                                   dim:int, # dimension of X and Y
+                                   cmi:float, # true I(X;Y|C) in nats
+                                   generator:torch.Generator|None=None, # for draws
+                                   device='cpu', dtype=torch.float32) -> tuple:
+    "Draw `(x, y, c, truth)`: X ~ N(0, I), scalar C ~ N(0, 1), Y = a C X + e."
+    _check_positive_int(n, 'n')
+    a = multiplicative_gain(float(cmi), dim)
+    x, e = torch.randn(2, n, dim, generator=generator, dtype=dtype)
+    c = torch.randn(n, 1, generator=generator, dtype=dtype)
+    truth = dict(cmi=_mult_cmi(a, dim), dependence='multiplicative',
+                 nce_club=dim * a * a)
+    return *(t.to(device) for t in (x, a * c * x + e, c)), truth
+
+# %% ../nbs/02a_conditional.ipynb #949466f1
+def _log_normal_iso(q, var, dim):
+    "log N(r; 0, var I_dim) from q = |r|^2 (broadcasting)."
+    return -q / (2 * var) - 0.5 * dim * np.log(2 * np.pi * var)
+
+def true_residual_dependence(dependence:str, # 'additive', 'scale' or 'multiplicative'
+                             dim:int, # dimension of Y
+                             cmi:float, # the benchmark's I(X;Y|C) in nats
+                             n:int=200_000, # Monte-Carlo draws
+                             seed:int=0, # seeds the draws
+                            ) -> tuple:
+    "`(I(C;R), standard error)` in nats, R = Y - E[Y|C]: (0, 0) exactly when additive."
+    kinds = ('additive', 'scale', 'multiplicative')
+    if dependence not in kinds:
+        raise ValueError(f"dependence must be one of {kinds}, got {dependence!r}")
+    _check_positive_int(dim, 'dim'); _check_mi(cmi, 'cmi'); _check_positive_int(n, 'n')
+    if dependence == 'additive': return 0., 0.
+    rng = np.random.default_rng(seed)
+    if dependence == 'scale':   # R = Y | k ~ N(0, s_k^2 I): a mixture of 4 classes
+        var = np.asarray(SCALE_SPREADS) ** 2
+        var_c, w = var[rng.integers(0, len(var), n)], np.full(len(var), 1 / len(var))
+    else:                       # R = Y | c ~ N(0, (1 + a^2 c^2) I): a mixture over C
+        a = multiplicative_gain(float(cmi), dim)
+        nodes, w = np.polynomial.hermite_e.hermegauss(200)
+        var, w = 1 + a * a * nodes**2, w / w.sum()
+        var_c = 1 + a * a * rng.standard_normal(n) ** 2
+    q = var_c * rng.chisquare(dim, n)               # |R|^2 given C
+    log_mix = _log_normal_iso(q[:, None], var[None], dim) + np.log(w)[None]
+    top = log_mix.max(1)
+    d = _log_normal_iso(q, var_c, dim) - (
+        top + np.log(np.exp(log_mix - top[:, None]).sum(1)))
+    return float(d.mean()), float(d.std() / math.sqrt(n))
 
 # %% ../nbs/02a_conditional.ipynb #a25af10a
 def _check_weights(scores, weights):
@@ -249,6 +349,77 @@ class ConditionalNCECLUB(_ConditionalEstimator):
         "`(lower, upper)` from one score matrix."
         return self.bounds(x, y, c)
 
+# %% ../nbs/02a_conditional.ipynb #65dfa449
+RESIDUAL_THRESHOLD = 0.05   # nats of held-out I(C;R) above which 'residual' warns
+
+def _split_reader(critic, c, r, bs):
+    "Mean InfoNCE over the full batches of `bs` rows of (c, r)."
+    def read(idx):
+        chunks = [i for i in idx.split(bs) if len(i) == bs]
+        with torch.no_grad():
+            return torch.stack([infonce_bound(critic(c[i], r[i]))
+                                for i in chunks]).mean().item()
+    return read
+
+def residual_dependence(c:torch.Tensor, # [n, c_dim] conditions
+                        r:torch.Tensor, # [n, r_dim] residuals y - mu(c)
+                        steps:int=200, # Adam steps of the fresh critic
+                        batch_size:int=256, # training and reading batch (capped at n/4)
+                        hidden_dim:int=64, # width of the separable critic
+                        lr:float=2e-3, # Adam learning rate
+                        seed:int=0, # split, batches and critic (global RNG untouched)
+                       ) -> float:
+    "Held-out InfoNCE estimate of I(C;R) in nats: ~0 when r is independent of c."
+    check_matrix(c, 'c'); check_matrix(r, 'r'); n = check_same_rows(c=c, r=r)
+    if n < 32:
+        raise ValueError(f"residual_dependence needs at least 32 samples, got {n}")
+    _check_positive_int(steps, 'steps'); _check_positive_int(batch_size, 'batch_size')
+    c, r = c.detach(), r.detach()
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(n, generator=g).to(c.device)
+    train, val, test = perm[: n // 2], perm[n // 2: 3 * n // 4], perm[3 * n // 4:]
+    z = lambda t: (t - t[train].mean(0)) / t[train].std(0).clamp_min(1e-8)
+    c, r = z(c), z(r)                           # affine per coordinate: same MI
+    bs = min(batch_size, len(test))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        critic = make_critic('separable', c.shape[1], r.shape[1], hidden_dim=hidden_dim)
+    critic = critic.to(device=c.device, dtype=c.dtype)
+    opt, read = (torch.optim.Adam(critic.parameters(), lr=lr),
+                 _split_reader(critic, c, r, bs))
+    best, state = 0., None                      # a constant critic reads exactly 0
+    with torch.enable_grad():
+        for step in range(1, steps + 1):
+            idx = train[torch.randint(len(train), (bs,), generator=g).to(c.device)]
+            opt.zero_grad(set_to_none=True)
+            (-infonce_bound(critic(c[idx], r[idx]))).backward(); opt.step()
+            if step % 25 == 0 or step == steps:
+                v = read(val)
+                if v > best: best, state = v, copy.deepcopy(critic.state_dict())
+    if state is None: return 0.
+    critic.load_state_dict(state)
+    return read(test)
+
+# %% ../nbs/02a_conditional.ipynb #f8ffdebf
+def _check_residual(self, y, c, threshold:float=RESIDUAL_THRESHOLD, **kwargs) -> float:
+    "'residual': held-out I(C;R) of r = y - mu(c) in nats; warns above `threshold`."
+    if self.condition != 'residual':
+        raise ValueError(
+            f"check_residual needs condition='residual', got {self.condition!r}")
+    check_matrix(y, 'y', self.y_dim); check_matrix(c, 'c', self.c_dim)
+    with torch.no_grad(): r = y - self.mean(c)
+    v = residual_dependence(c, r, **kwargs)
+    self.residual_dependence_ = v
+    if v > threshold:
+        warnings.warn(
+            f"condition='residual' assumes y - mu(c) independent of c, but a held-out "
+            f"critic measures I(C;R) = {v:.3f} nats > threshold {threshold} nats: the "
+            "estimate targets I(X;Y|C) + I(C;R) and is not a lower bound on I(X;Y|C)",
+            UserWarning, stacklevel=2)
+    return v
+
+_ConditionalEstimator.check_residual = _check_residual
+
 # %% ../nbs/02a_conditional.ipynb #eac3702b
 def train_conditional_critic(estimator:nn.Module, # has learning_loss(x, y, c)
                              sample, # sample(n, generator) -> (x, y, c) on the CPU
@@ -256,12 +427,18 @@ def train_conditional_critic(estimator:nn.Module, # has learning_loss(x, y, c)
                              batch_size:int=128, # samples per batch
                              lr:float=2e-3, # Adam learning rate
                              seed:int=0, # seeds the batches
-                             device='cpu') -> nn.Module:
-    "Train `estimator` on `steps` fresh batches of `sample`; returns it (on `device`)."
+                             device='cpu',
+                             check_n:int=4096, # 'residual': samples to check I(C;R), 0: none
+                            ) -> nn.Module:
+    "Train `estimator` on `steps` fresh batches of `sample`; 'residual': then `check_residual`."
     _check_positive_int(steps, 'steps'); _check_positive_int(batch_size, 'batch_size')
     g = torch.Generator().manual_seed(seed)
     estimator.to(device); opt = torch.optim.Adam(estimator.parameters(), lr=lr)
     for _ in range(steps):
         x, y, c = (t.to(device) for t in sample(batch_size, g))
         opt.zero_grad(set_to_none=True); estimator.learning_loss(x, y, c).backward(); opt.step()
+    if check_n and getattr(estimator, 'condition', None) == 'residual':
+        # drawn after the training batches: held out
+        x, y, c = (t.to(device) for t in sample(check_n, g))
+        estimator.check_residual(y, c, seed=seed)
     return estimator

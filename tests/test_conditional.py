@@ -218,3 +218,151 @@ def test_kernel_and_knn_overestimate_a_zero_conditional_mi_for_a_continuous_cond
     knn_lower, _ = _read(_train('knn', sample, 5, 5, k=16), sample, n=128)
     res_lower, _ = _read(_train('residual', sample, 5, 5), sample, n=128)
     assert knn_lower > res_lower + 0.3, (knn_lower, res_lower)
+
+# ---- benchmarks off the additive assumption, and the residual's check of its assumption ----
+
+from factorcl_nb.conditional import (RESIDUAL_THRESHOLD, SCALE_SPREADS, multiplicative_gain, residual_dependence,
+                                     sample_multiplicative_gaussian, sample_scale_conditional_gaussian,
+                                     true_residual_dependence)
+import warnings
+from scipy import integrate
+
+def _normal_logpdf(v, mean, var): return -(v - mean) ** 2 / (2 * var) - 0.5 * torch.log(2 * math.pi * var)
+
+def test_every_benchmark_names_its_dependence():
+    assert sample_conditional_gaussian(4, 5, 1.)[-1]['dependence'] == 'additive'
+    assert sample_discrete_conditional_gaussian(4, 5, 1.)[-1]['dependence'] == 'additive'
+    assert sample_scale_conditional_gaussian(4, 5, 1.)[-1]['dependence'] == 'scale'
+    assert sample_multiplicative_gaussian(4, 5, 1.)[-1]['dependence'] == 'multiplicative'
+
+@pytest.mark.parametrize('dim,cmi', [(1, 0.5), (5, 2.), (5, 4.)])
+def test_scale_closed_form_against_monte_carlo_of_its_definition(dim, cmi):
+    "I(X;Y|C) = E log p(y|x,c)/p(y|c), exact densities, 200k draws; within 4 standard errors of the closed form."
+    g = torch.Generator().manual_seed(11)
+    x, y, c, labels, truth = sample_scale_conditional_gaussian(200_000, dim, cmi, generator=g, dtype=torch.float64)
+    assert abs(truth['cmi'] - cmi) < 1e-9 and abs(truth['concat'] - math.log(4) - cmi) < 1e-9
+    w = torch.tensor([0.5, 0.75, 1.25, 1.5], dtype=torch.float64)
+    rho = (1 - torch.exp(-2 * cmi * w / dim)).sqrt()[labels, None]
+    s = torch.tensor(SCALE_SPREADS, dtype=torch.float64)[labels, None]
+    d = (_normal_logpdf(y, s * rho * x, s ** 2 * (1 - rho ** 2)) - _normal_logpdf(y, 0., s ** 2)).sum(1)
+    se = d.std().item() / math.sqrt(len(d))
+    assert abs(d.mean().item() - truth['cmi']) < 4 * se, (d.mean().item(), truth['cmi'], se)
+    assert torch.allclose(y.var(0), (s ** 2).mean() * torch.ones(dim, dtype=torch.float64), rtol=0.03)   # mixed spreads
+
+@pytest.mark.parametrize('dim,cmi', [(1, 0.5), (5, 1.), (5, 3.), (20, 4.)])
+def test_multiplicative_closed_form_against_monte_carlo_of_its_definition(dim, cmi):
+    g = torch.Generator().manual_seed(12)
+    x, y, c, truth = sample_multiplicative_gaussian(200_000, dim, cmi, generator=g, dtype=torch.float64)
+    a = multiplicative_gain(cmi, dim)
+    assert abs(truth['cmi'] - cmi) < 1e-9 and abs(truth['nce_club'] - dim * a * a) < 1e-12
+    d = (_normal_logpdf(y, a * c * x, torch.ones_like(y)) - _normal_logpdf(y, 0., 1 + a * a * c ** 2)).sum(1)
+    se = d.std().item() / math.sqrt(len(d))
+    assert abs(d.mean().item() - truth['cmi']) < 4 * se, (d.mean().item(), truth['cmi'], se)
+
+def test_multiplicative_gain_rejects_bad_levels():
+    assert multiplicative_gain(0., 5) == 0.
+    with pytest.raises(ValueError, match='cmi must be a finite number of nats >= 0, got -1.0'): multiplicative_gain(-1., 5)
+
+def _entropy_1d(pdf):
+    return -integrate.quad(lambda v: pdf(v) * math.log(pdf(v)) if pdf(v) > 0 else 0., -math.inf, math.inf,
+                           epsabs=1e-10, limit=200)[0]
+
+def test_true_residual_dependence_against_quadrature_in_one_dimension():
+    "I(C;Y) = h(Y) - h(Y|C) with h(Y) of the mixture density by quadrature; the Monte Carlo within 4 se."
+    npdf = lambda v, var: math.exp(-v * v / (2 * var)) / math.sqrt(2 * math.pi * var)
+    var = [s * s for s in SCALE_SPREADS]
+    h_mix = _entropy_1d(lambda v: sum(npdf(v, s2) for s2 in var) / len(var))
+    exact = h_mix - sum(0.5 * math.log(2 * math.pi * math.e * s2) for s2 in var) / len(var)
+    mc, se = true_residual_dependence('scale', 1, 1.)
+    assert abs(mc - exact) < 4 * se, (mc, exact, se)
+    a = multiplicative_gain(1., 1)
+    phi = lambda c: math.exp(-c * c / 2) / math.sqrt(2 * math.pi)
+    p_y = lambda v: integrate.quad(lambda c: phi(c) * npdf(v, 1 + a * a * c * c), -math.inf, math.inf, epsabs=1e-12)[0]
+    h_cond = integrate.quad(lambda c: phi(c) * 0.5 * math.log(2 * math.pi * math.e * (1 + a * a * c * c)),
+                            -math.inf, math.inf, epsabs=1e-12)[0]
+    exact = _entropy_1d(p_y) - h_cond
+    mc, se = true_residual_dependence('multiplicative', 1, 1.)
+    assert exact > 0.05 and abs(mc - exact) < 4 * se, (mc, exact, se)
+    assert true_residual_dependence('additive', 5, 3.) == (0., 0.)
+    with pytest.raises(ValueError, match="dependence must be one of .* got 'affine'"): true_residual_dependence('affine', 5, 1.)
+
+def _residual_data(kind, dim, cmi, n=4096, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    if kind == 'additive':
+        x, y, c, _ = sample_conditional_gaussian(n, dim, cmi, generator=g); return c, y - c   # exact residual
+    if kind == 'scale': x, y, c, _, _ = sample_scale_conditional_gaussian(n, dim, cmi, generator=g)
+    else: x, y, c, _ = sample_multiplicative_gaussian(n, dim, cmi, generator=g)
+    return c, y   # E[Y|C] = 0
+
+@pytest.mark.parametrize('dim,cmi,seed', [(5, 0., 0), (5, 2., 1), (20, 4., 2)])
+def test_residual_dependence_is_near_zero_on_additive_residuals(dim, cmi, seed):
+    v = residual_dependence(*_residual_data('additive', dim, cmi, seed=seed), seed=seed)
+    assert -0.05 < v < RESIDUAL_THRESHOLD, v
+
+@pytest.mark.parametrize('kind,cmi,low', [('scale', 0., 0.3), ('scale', 2., 0.3), ('multiplicative', 3., 0.15)])
+def test_residual_dependence_is_clearly_positive_and_below_the_truth_off_additivity(kind, cmi, low):
+    "A held-out InfoNCE reading: clearly above 0, and not above the true I(C;R) (Monte Carlo) beyond its noise."
+    v = residual_dependence(*_residual_data(kind, 5, cmi))
+    truth, se = true_residual_dependence(kind, 5, cmi)
+    assert low < v < truth + 0.05, (v, truth)
+
+def test_residual_dependence_leaves_the_global_rng_alone_and_checks_its_input():
+    c, r = _residual_data('scale', 5, 1., n=256)
+    state = torch.get_rng_state()
+    a, b = residual_dependence(c, r, steps=30), residual_dependence(c, r, steps=30)
+    assert a == b and torch.equal(state, torch.get_rng_state())
+    with pytest.raises(ValueError, match='at least 32 samples, got 10'): residual_dependence(c[:10], r[:10])
+    with pytest.raises(ValueError, match='batch sizes must match: c has 256, r has 9'): residual_dependence(c, r[:9])
+
+def _train_residual(sample, c_dim, steps=300):
+    torch.manual_seed(0)
+    est = ConditionalNCECLUB(5, 5, c_dim, 'residual', critic='separable', hidden_dim=64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        train_conditional_critic(est, sample, steps=steps, batch_size=128)
+    return est, [w for w in caught if issubclass(w.category, UserWarning) and 'I(C;R)' in str(w.message)]
+
+def test_residual_check_is_silent_on_additive_data():
+    for sample, c_dim in [(lambda n, g: sample_conditional_gaussian(n, 5, 2., generator=g)[:3], 5),
+                          (lambda n, g: sample_discrete_conditional_gaussian(n, 5, 1., generator=g)[:3], 4)]:
+        est, caught = _train_residual(sample, c_dim)
+        assert not caught and est.residual_dependence_ < RESIDUAL_THRESHOLD, est.residual_dependence_
+
+@pytest.mark.parametrize('kind', ['scale', 'multiplicative'])
+def test_residual_check_warns_off_additivity_and_the_scale_case_reads_above_the_truth(kind):
+    if kind == 'scale': sample, c_dim = (lambda n, g: sample_scale_conditional_gaussian(n, 5, 0., generator=g)[:3]), 4
+    else: sample, c_dim = (lambda n, g: sample_multiplicative_gaussian(n, 5, 3., generator=g)[:3]), 1
+    est, caught = _train_residual(sample, c_dim)
+    assert len(caught) == 1 and est.residual_dependence_ > RESIDUAL_THRESHOLD
+    msg = str(caught[0].message)
+    assert f'I(C;R) = {est.residual_dependence_:.3f} nats' in msg and f'threshold {RESIDUAL_THRESHOLD} nats' in msg
+    if kind == 'scale':   # true I(X;Y|C) = 0, I(C;R) = 0.59: the residual estimator reads well above 0
+        lower, _ = _read(est, sample)
+        assert lower > 0.2, lower
+
+def test_check_residual_needs_the_residual_condition():
+    y, c = torch.randn(64, 3), torch.randn(64, 2)
+    with pytest.raises(ValueError, match="check_residual needs condition='residual', got 'knn'"):
+        ConditionalInfoNCE(3, 3, 2, 'knn', hidden_dim=8).check_residual(y, c)
+
+@pytest.mark.filterwarnings('ignore:condition=.residual. assumes')   # 5 steps: mu is not fitted yet
+def test_the_check_changes_no_other_condition_and_no_residual_reading():
+    "train_conditional_critic with the check (default) and without it: the same parameters, bit for bit."
+    sample = lambda n, g: sample_conditional_gaussian(n, 5, 1., generator=g)[:3]
+    for cond in ('concat', 'residual'):
+        runs = []
+        for check_n in (4096, 0):
+            torch.manual_seed(0)
+            est = ConditionalNCECLUB(5, 5, 5, cond, critic='separable', hidden_dim=16)
+            train_conditional_critic(est, sample, steps=5, batch_size=32, check_n=check_n)
+            runs.append([p.detach().clone() for p in est.parameters()] + [torch.rand(1)])   # + the global RNG
+        assert all(torch.equal(a, b) for a, b in zip(*runs)), cond
+
+def test_experiment_table_has_the_dependence_column(run_experiment_tiny):
+    "conditional_mi at tiny scale: every benchmark kind appears in the table's `dependence` column."
+    df, meta = run_experiment_tiny('conditional_mi')
+    assert set(df.dependence) == {'additive', 'scale', 'multiplicative'}
+    assert set(df[df.dependence == 'scale'].setting) == {'scale'}
+    res = df[df.estimator == 'residual']
+    assert res.check_icr.notna().all() and res.true_icr.notna().all()
+    assert 'by dependence kind' in meta['report'] and "The residual estimator's check" in meta['report']
