@@ -10,3 +10,14 @@ from .mfeat import load_mfeat
 from .synthetic import make_synthetic, SyntheticData
 from .multibench import load_multibench, write_multibench_fixture
 from .irfl import load_irfl, write_irfl_fixture
+
+# %% ../../nbs/08_data.ipynb #23b75ff6
+_ON_FIRST_USE = {'make_interactions': 'interactions', 'InteractionData': 'interactions',
+                 'make_trifeatures': 'trifeatures', 'TrifeaturesData': 'trifeatures'}
+
+def __getattr__(name:str):
+    "The task datasets' names, imported from their modules when first asked for."
+    if name in _ON_FIRST_USE:
+        import importlib
+        return getattr(importlib.import_module(f'factorcl_nb.data.{_ON_FIRST_USE[name]}'), name)
+    raise AttributeError(f"module 'factorcl_nb.data' has no attribute {name!r}")
