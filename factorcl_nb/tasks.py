@@ -80,6 +80,7 @@ def raw_rows(train:tuple, # (x1, x2) training views (any shape per sample: they 
              seed:int=0, # the MLP probe's initialisation
              tasks=None, # None: every key of train_labels
              mlp:bool=True, # also the MLP probe
+             mlp_options:dict|None=None, # mlp_probe options (hidden, max_iter) for large raw inputs such as images
             ) -> list:
     "Reference rows: linear (method 'raw linear') and MLP ('raw MLP') probes on the concatenated raw views."
     tasks = list(tasks or train_labels)
@@ -90,7 +91,7 @@ def raw_rows(train:tuple, # (x1, x2) training views (any shape per sample: they 
         y, yt = train_labels[task], test_labels[task]
         for method, probe in (('raw linear', linear_probe), ('raw MLP', mlp_probe))[:1 + mlp]:
             t0 = time.time()
-            r = probe(X, y, Xt, yt) if probe is linear_probe else probe(X, y, Xt, yt, seed=seed)
+            r = probe(X, y, Xt, yt) if probe is linear_probe else probe(X, y, Xt, yt, seed=seed, **(mlp_options or {}))
             rows.append(dict(method=method, task=task, seed=seed, probe='raw', state='raw', accuracy=r['accuracy'],
                              info_bits=r['info_bits'], seconds=time.time() - t0))
     return rows

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
@@ -314,7 +315,6 @@ def image_augment(shift:float=0.125, # largest translation, as a share of the im
                   generator:torch.Generator|None=None, # draws of the transforms (None: torch's global RNG)
                  ):
     "A batched augmentation t(x) of [n, 3, H, W] images: random shift and zoom, pixel noise; no flips, no colour change."
-    import torch.nn.functional as F
     if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not 0 <= shift < 1:
         raise ValueError(f"shift must be a number in [0, 1), got {shift!r}")
     if (not isinstance(zoom, (tuple, list)) or len(zoom) != 2
