@@ -11,8 +11,9 @@ import factorcl_nb
 from .core import atomic_write, environment_info, fingerprint_changes
 
 # %% auto #0
-__all__ = ['format_seconds', 'load_results', 'skip_marker', 'save_skipped', 'load_skipped', 'load_failures', 'stale_results',
-           'failure_note', 'run_facts', 'report_section', 'write_report']
+__all__ = ['HEADLINE', 'format_seconds', 'load_results', 'skip_marker', 'save_skipped', 'load_skipped', 'load_failures',
+           'stale_results', 'failure_note', 'run_facts', 'report_section', 'load_claims', 'verdict_markdown',
+           'write_report']
 
 # %% ../nbs/10a_report.ipynb #67de7d7a
 def format_seconds(s:float|None) -> str:
@@ -140,6 +141,50 @@ def report_section(name:str, # experiment name
     files = [f'[{name}.{ext}]({name}.{ext})' for ext in ('csv', 'json', 'ipynb') if (out/f'{name}.{ext}').exists()]
     return '\n'.join(lines + ['Files: ' + ', '.join(files), ''])
 
+# %% ../nbs/10a_report.ipynb #f37ee482
+HEADLINE = (r'^FactorCL-(SUP|SSL) > (SimCLR|SupCon|Cross\+Self|OurCL-SSL|OurCL-SUP|FactorCL-IndAug)( on \w+)?$',
+            r'^(FactorCL-(SUP|SSL)|CoMM|InfMasking) > raw',
+            r'^(CoMM|InfMasking) > (FactorCL-SSL|CoMM)( on \w+)?$')   # the claims the verdict table lists
+_CLAIM_FIELDS = ('difference', 'lo', 'hi', 'pairs', 'p', 'p_holm', 'verdict', 'verdict_unadjusted')
+
+def load_claims(out:str|Path, # output folder holding <name>.claims.csv files
+               ) -> 'pd.DataFrame':
+    "Every experiment's saved claims, one row per claim, with its experiment and a `setting` (its key columns)."
+    import pandas as pd
+    frames = []
+    for f in sorted(Path(out).glob('*.claims.csv')):
+        c = pd.read_csv(f, keep_default_na=False, na_values=[''])
+        keys = [k for k in c.columns if k not in ('claim', *_CLAIM_FIELDS)]
+        c['setting'] = c[keys].astype(str).agg(', '.join, axis=1) if keys else ''
+        frames.append(c.assign(experiment=f.name[:-len('.claims.csv')])[['experiment', 'claim', 'setting', *_CLAIM_FIELDS]])
+    cols = ['experiment', 'claim', 'setting', *_CLAIM_FIELDS]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+
+# %% ../nbs/10a_report.ipynb #6a40b74c
+def verdict_markdown(out:str|Path, # output folder holding <name>.claims.csv files
+                     headline=HEADLINE, # regular expressions: the claims listed one by one
+                     experiments=None, # only these experiments (None: all)
+                    ) -> str:
+    "Markdown: verdict counts per experiment, then each headline claim with its verdict in every setting."
+    import re
+    claims = load_claims(out)
+    if experiments is not None: claims = claims[claims.experiment.isin(list(experiments))]
+    if claims.empty: return '_No saved claims yet: run `factorcl-repro`._'
+    kinds = ('holds', 'does not hold', 'inconclusive')
+    lines = ['| experiment | claims | holds | does not hold | inconclusive | uncorrected: holds / does not hold / inconclusive |',
+             '|---|---|---|---|---|---|']
+    for name, g in claims.groupby('experiment', sort=False):
+        n = {k: int((g.verdict == k).sum()) for k in kinds}; u = [int((g.verdict_unadjusted == k).sum()) for k in kinds]
+        lines.append(f"| {name} | {len(g)} | {n['holds']} | {n['does not hold']} | {n['inconclusive']} | {' / '.join(map(str, u))} |")
+    pick = claims[claims.claim.apply(lambda c: any(re.search(h, c) for h in headline))]
+    if len(pick):
+        lines += ['', '| experiment | claim | verdict (Holm) in each setting |', '|---|---|---|']
+        for (name, claim), g in pick.groupby(['experiment', 'claim'], sort=False):
+            cell = '; '.join(f"{'**' + r.verdict + '**' if r.verdict == 'holds' else r.verdict}" + (f' ({r.setting})' if r.setting else '')
+                             for r in g.itertuples())
+            lines.append(f'| {name} | {claim} | {cell} |')
+    return '\n'.join(lines)
+
 # %% ../nbs/10a_report.ipynb #b1a38609
 def write_report(out:str|Path, # output folder holding the result files
                  experiments:dict[str, Experiment]|None=None, # known experiments (order and titles)
@@ -159,6 +204,11 @@ def write_report(out:str|Path, # output folder holding the result files
              "section was produced by other library sources or another notebook than the current ones.", '',
              '| package / machine | version |', '|---|---|']
     lines += [f'| {k} | {v} |' for k, v in env.items() if v is not None]
+    lines += ['', '## Does it reproduce? Claims and verdicts', '',
+              "Every claim is a per-seed paired difference with its 95% interval; each experiment's claims are one family, "
+              "corrected by Holm's method (family-wise error 5%). Counts per experiment, then the headline claims with "
+              'their corrected verdict in each setting. The sections below give every claim with its uncorrected verdict '
+              'beside.', '', verdict_markdown(out)]
     lines += ['', '| experiment | scale | wall time | sources |', '|---|---|---|---|']
     for n in order:
         if n not in results:

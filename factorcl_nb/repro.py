@@ -147,7 +147,7 @@ def kernel_manager_class():
     return EncryptedKernelManager
 
 # %% ../nbs/10_repro.ipynb #ev1a2b3c
-RESULT_SUFFIXES = ('.json', '.csv', '.png', '.skipped.json')  # what an experiment run writes into the output folder
+RESULT_SUFFIXES = ('.json', '.csv', '.png', '.skipped.json', '.claims.csv')  # what an experiment run writes into the output folder
 
 def failure_record(out:str|Path, name:str) -> Path:
     "The record of the last failed attempt of `name`: `<out>/<name>.failed.json` (its notebook: `<name>.failed.ipynb`)."
