@@ -115,7 +115,7 @@ def sample_discrete_conditional_gaussian(n:int, # number of samples
     return *(t.to(device) for t in (means[labels] + e1, means[labels] + e2, onehot, labels)), truth
 
 # %% ../nbs/02a_conditional.ipynb #2f483623
-SCALE_WEIGHTS = (0.5, 0.75, 1.25, 1.5)   # I(X;Y|C=k) / I(X;Y|C) of the 4 classes, mean 1
+SCALE_WEIGHTS = (0.5, 0.75, 1.25, 1.5)   # I(X;Y|C=k) / I(X;Y|C) of 4 classes, mean 1
 SCALE_SPREADS = (0.5, 0.8, 1.25, 2.0)    # standard deviation of Y given C = k
 
 def _scale_rho(cmi, dim):
@@ -428,9 +428,9 @@ def train_conditional_critic(estimator:nn.Module, # has learning_loss(x, y, c)
                              lr:float=2e-3, # Adam learning rate
                              seed:int=0, # seeds the batches
                              device='cpu',
-                             check_n:int=4096, # 'residual': samples to check I(C;R), 0: none
+                             check_n:int=4096, # 'residual': I(C;R) check, 0: none
                             ) -> nn.Module:
-    "Train `estimator` on `steps` fresh batches of `sample`; 'residual': then `check_residual`."
+    "Train `estimator` on `steps` fresh batches of `sample`, then `check_residual`."
     _check_positive_int(steps, 'steps'); _check_positive_int(batch_size, 'batch_size')
     g = torch.Generator().manual_seed(seed)
     estimator.to(device); opt = torch.optim.Adam(estimator.parameters(), lr=lr)
