@@ -17,7 +17,7 @@ extensions = ['myst_nb', 'sphinx.ext.autodoc', 'sphinx.ext.mathjax', 'sphinx-mat
 root_doc = 'nbs/index'
 # the experiment notebooks are shown as executed by `factorcl-repro` (figures/<name>.ipynb), beside REPORT.md
 include_patterns = ['nbs/*.ipynb', 'docs/*.md', 'CONTRIBUTING.md', 'figures/*.ipynb', 'figures/REPORT.md']
-exclude_patterns = ['docs/_build', '**/.ipynb_checkpoints', '**/.nbval-*']
+exclude_patterns = ['docs/_build', '**/.ipynb_checkpoints', '**/.nbval-*', 'figures/*.running.ipynb', 'figures/.*']
 
 nb_execution_mode = 'off'            # show the outputs the notebooks carry; never run them
 nb_output_stderr = 'remove'          # warnings and progress bars are not part of the page
@@ -88,8 +88,14 @@ def clean_cell(cell: dict) -> dict | None:
     return cell
 
 
+VERDICTS = '<!-- verdict table -->'   # docs/results.md: replaced by the table built from figures/*.claims.csv
+
+
 def prepare_notebook(app, docname, source):
-    "source-read hook: clean nbdev directives, and give the landing page the site's navigation."
+    "source-read hook: clean nbdev directives, give the landing page the site's navigation, fill the verdict table."
+    if docname == 'docs/results' and VERDICTS in source[0]:
+        from factorcl_nb.report import verdict_markdown
+        source[0] = source[0].replace(VERDICTS, verdict_markdown(ROOT/'figures')); return
     if not docname.startswith(('nbs/', 'figures/')) or not docname.split('/')[-1][:1].isalnum(): return
     if docname.startswith('figures/') and not source[0].lstrip().startswith('{'): return   # REPORT.md
     nb = json.loads(source[0])

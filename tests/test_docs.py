@@ -173,5 +173,18 @@ def test_results_experiments_and_report_are_on_the_site_with_full_size_figures(s
     assert figures, 'the results page shows no figure'
     unlinked = [src for src, href in figures if href != src]
     assert not unlinked, f"figures that do not open at full size: {unlinked}"
+    # the verdict table at the top is the committed claims, counted: one row per experiment that saved claims
+    text = browser.execute_script("return document.querySelector('article').innerText")
+    assert 'Does it reproduce?' in text
+    rows = browser.execute_script("return Array.from(document.querySelectorAll('article table tr'))"
+                                  ".map(r => Array.from(r.cells).map(c => c.innerText.trim()))")
+    import pandas as pd
+    for f in sorted((ROOT/'figures').glob('*.claims.csv')):
+        c = pd.read_csv(f, keep_default_na=False, na_values=[''])
+        name = f.name[:-len('.claims.csv')]
+        row = [r for r in rows if r and r[0] == name and len(r) == 6]
+        assert row, f"the results page has no verdict row for {f.name}"
+        want = [str(len(c))] + [str((c.verdict == v).sum()) for v in ('holds', 'does not hold', 'inconclusive')]
+        assert row[0][1:5] == want, (row[0], want)
     marked = [p for p in all_pages if 'NBVAL_' in (site/p).read_text(encoding='utf-8')]
     assert not marked, f"nbval markers shown to readers on {marked}"
