@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_repro.ipynb #3f2230af
 from __future__ import annotations
-import argparse, json, math, os, shutil, signal, sys, threading, time
+import argparse, json, math, os, re, shutil, signal, sys, threading, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +22,8 @@ __all__ = ['SCALES', 'PASSED_PARAMETERS', 'CELL_TIMEOUTS', 'RESULT_SUFFIXES', 'p
            'Experiment', 'notebook_title', 'read_experiment', 'find_experiments', 'experiment_parameters',
            'ExperimentError', 'kernel_environment', 'cell_timeout', 'kernel_manager_class', 'failure_record',
            'backup_results', 'restore_results', 'mark_stopped', 'relative_papermill_paths', 'keep_evidence',
-           'recover_killed_run', 'sigterm_as_interrupt', 'run_experiment', 'in_default_run', 'select_experiments',
-           'run_experiments', 'repro_parser', 'main']
+           'recover_killed_run', 'drop_progress_widgets', 'sigterm_as_interrupt', 'run_experiment', 'in_default_run',
+           'select_experiments', 'run_experiments', 'repro_parser', 'main']
 
 # %% ../nbs/10_repro.ipynb #d7aec0f9
 SCALES = ('tiny', 'quick', 'paper')  # tiny: seconds, a smoke test (numbers mean nothing); quick: minutes on a laptop CPU; paper: the paper's settings (GPU)
@@ -239,6 +239,21 @@ def recover_killed_run(out:Path, name:str) -> bool:
     keep_evidence(out, name, 'killed: the run stopped without cleaning up (found by the next run)', interrupted=True, when=when)
     return True
 
+# %% ../nbs/10_repro.ipynb #cb380127
+_BAR = re.compile(r'\d+%\|')   # tqdm's text: '  0%|          | 0/12 [...]'
+
+def drop_progress_widgets(path:str|Path, # an executed notebook
+                         ) -> int:
+    "Remove the outputs of `path` that are progress-bar widgets (their saved text is a frozen bar); return how many."
+    nb, dropped = nbformat.read(path, as_version=4), 0
+    for c in nb.cells:
+        if c.cell_type != 'code': continue
+        keep = [o for o in c.get('outputs', []) if not ('application/vnd.jupyter.widget-view+json' in o.get('data', {})
+                                                        and _BAR.search(str(o['data'].get('text/plain', ''))))]
+        dropped += len(c.get('outputs', [])) - len(keep); c.outputs = keep
+    if dropped: atomic_write(path, nbformat.writes(nb))
+    return dropped
+
 # %% ../nbs/10_repro.ipynb #08ef6cbc
 def _file_state(p:Path): return (p.stat().st_mtime_ns, p.stat().st_ino) if p.exists() else None
 
@@ -290,6 +305,7 @@ def run_experiment(exp:Experiment, # the experiment notebook
         if stopped == 'interrupted': raise KeyboardInterrupt(f"experiment {exp.name!r} interrupted; executed notebook: {failed}")
         raise ExperimentError(exp.name, failed or executed, error)
     relative_papermill_paths(_running(out, exp.name), exp.path, executed.name)
+    drop_progress_widgets(_running(out, exp.name))
     os.replace(_running(out, exp.name), executed); shutil.rmtree(_backup_dir(out, exp.name))
     for stale in (failure_record(out, exp.name), out/f'{exp.name}.failed.ipynb'): stale.unlink(missing_ok=True)
     missing = [] if skipped else [ext for ext in ('png', 'csv') if not (out/f'{exp.name}.{ext}').exists()]
