@@ -8,7 +8,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT/'nbs'/'experiments').glob('*.ipynb'))
 STATS_EXPERIMENTS = ('synthetic_probe', 'synthetic_sweep', 'mfeat')  # seeds, intervals, references, both probes, verdicts
 # experiments whose tiny run (several seeds) saves its Holm-corrected family of claims as <name>.claims.csv
-CLAIMS_EXPERIMENTS = ('mfeat', 'synthetic_probe', 'synthetic_sweep', 'ssl_condition', 'unique_augment', 'table1_grid')
+CLAIMS_EXPERIMENTS = ('mfeat', 'synthetic_probe', 'synthetic_sweep', 'ssl_condition', 'unique_augment', 'table1_grid',
+                      'interactions', 'trifeatures')
 NO_CLAIMS = ('synthetic_paper_cpu', 'irfl', 'multibench')   # here: one seed (no paired claims) or no data (skipped)
 
 @pytest.fixture(autouse=True)
@@ -83,3 +84,17 @@ def test_experiment_rejects_unknown_scale(tmp_path):
     with pytest.raises(pm.PapermillExecutionError, match='scale must be'):
         pm.execute_notebook(str(nb), str(tmp_path/'x.ipynb'), parameters=dict(scale='huge', out_dir=str(tmp_path)),
                             kernel_name='python3', cwd=str(nb.parent), progress_bar=False)
+
+
+def test_interaction_results_columns_and_truth():
+    "The committed interactions result: one row per (method, task, seed, probe), every listed state, the exact truth."
+    df = pd.read_csv(ROOT/'figures'/'interactions.csv')
+    assert {'method', 'task', 'seed', 'probe', 'state', 'accuracy'} <= set(df.columns)
+    assert set(df.state) == {'trained', 'untrained', 'raw'}
+    assert {'raw linear', 'raw MLP', 'CoMM', 'InfMasking', 'FactorCL-SSL', 'FactorCL-SUP'} <= set(df.method)
+    assert set(df.task) == {'redundancy', 'unique1', 'unique2', 'synergy', 'mixed'}
+    assert not df.duplicated(['method', 'task', 'seed', 'probe', 'state']).any()
+    truth = json.loads((ROOT/'figures'/'interactions.json').read_text())['params']['truth']
+    assert truth['synergy']['synergy'] == 1 and truth['redundancy']['redundant'] == 1
+    raw = df[df.state == 'raw'].groupby(['method', 'task']).accuracy.mean()
+    assert raw['raw linear', 'synergy'] <= 0.60 and raw['raw MLP', 'synergy'] >= 0.95   # learning matters here
