@@ -79,3 +79,11 @@ def test_library_notebook_opens_with_its_title(nb):
     assert cells[0]['cell_type'] == 'markdown' and first.startswith('# '), f"{nb.name} opens with {first[:40]!r}"
     exp = [c for c in cells if c['cell_type'] == 'code' and '#| default_exp' in ''.join(c['source'])]
     assert all('#| hide' in ''.join(c['source']) for c in exp), f"{nb.name}: its default_exp cell shows on the site"
+
+
+def test_no_text_calls_a_result_reproduced():
+    "Whether a claim reproduces is a verdict (holds / does not hold / inconclusive) in the report, never a title."
+    texts = [*ROOT.glob('nbs/*.ipynb'), *ROOT.glob('nbs/experiments/*.ipynb'), *ROOT.glob('docs/*.md'),
+             ROOT/'README.md', ROOT/'figures'/'REPORT.md']
+    said = [p.relative_to(ROOT).as_posix() for p in texts if re.search(r'\breproduced\b', p.read_text(encoding='utf-8'))]
+    assert not said, f"'reproduced' in {said}: say what the verdict is instead"
