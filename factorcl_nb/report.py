@@ -155,7 +155,7 @@ def load_claims(out:str|Path, # output folder holding <name>.claims.csv files
     for f in sorted(Path(out).glob('*.claims.csv')):
         c = pd.read_csv(f, keep_default_na=False, na_values=[''])
         keys = [k for k in c.columns if k not in ('claim', *_CLAIM_FIELDS)]
-        c['setting'] = c[keys].astype(str).agg(', '.join, axis=1) if keys else ''
+        c['setting'] = c[keys].apply(lambda r: ', '.join(str(v) for v in r if pd.notna(v) and str(v)), axis=1) if keys else ''
         frames.append(c.assign(experiment=f.name[:-len('.claims.csv')])[['experiment', 'claim', 'setting', *_CLAIM_FIELDS]])
     cols = ['experiment', 'claim', 'setting', *_CLAIM_FIELDS]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
@@ -176,7 +176,10 @@ def verdict_markdown(out:str|Path, # output folder holding <name>.claims.csv fil
     for name, g in claims.groupby('experiment', sort=False):
         n = {k: int((g.verdict == k).sum()) for k in kinds}; u = [int((g.verdict_unadjusted == k).sum()) for k in kinds]
         lines.append(f"| {name} | {len(g)} | {n['holds']} | {n['does not hold']} | {n['inconclusive']} | {' / '.join(map(str, u))} |")
-    pick = claims[claims.claim.apply(lambda c: any(re.search(h, c) for h in headline))]
+    pick = claims[claims.claim.apply(lambda c: any(re.search(h, c) for h in headline))].copy()
+    task = pick.claim.str.extract(r' on (\w+)$')[0]               # 'A > B on synergy': the task is a setting
+    pick['setting'] = [', '.join(x for x in (t if isinstance(t, str) else '', s) if x) for t, s in zip(task, pick.setting)]
+    pick['claim'] = pick.claim.str.replace(r' on \w+$', '', regex=True)
     if len(pick):
         lines += ['', '| experiment | claim | verdict (Holm) in each setting |', '|---|---|---|']
         for (name, claim), g in pick.groupby(['experiment', 'claim'], sort=False):
