@@ -26,12 +26,14 @@ def format_seconds(s:float|None) -> str:
 
 def load_results(out:str|Path, # output folder
                 ) -> dict[str, dict]:
-    "Every experiment result `<name>.json` (as written by `save_results`) in `out`, by name."
+    ("Every experiment result `<name>.json` (as "
+     "written by `save_results`) in `out`, by name.")
     results = {}
     for p in sorted(Path(out).glob('*.json')):
         try: meta = json.loads(p.read_text())
         except (OSError, ValueError): continue
-        if isinstance(meta, dict) and {'name', 'params', 'report'} <= meta.keys() and meta['name'] == p.stem:
+        if (isinstance(meta, dict) and {'name', 'params', 'report'} <= meta.keys()
+            and meta['name'] == p.stem):
             results[p.stem] = meta
     return results
 
@@ -39,7 +41,8 @@ def load_results(out:str|Path, # output folder
 def skip_marker(out:str|Path, # output folder
                 name:str, # experiment name
                ) -> Path:
-    "The file that records a skipped run of experiment `name`: `<out>/<name>.skipped.json`."
+    ("The file that records a skipped run of "
+     "experiment `name`: `<out>/<name>.skipped.json`.")
     return Path(out)/f'{name}.skipped.json'
 
 def save_skipped(name:str, # experiment name
@@ -48,48 +51,58 @@ def save_skipped(name:str, # experiment name
                  params:dict|None=None, # parameters of the skipped run
                  wall_time:float|None=None, # seconds the run took
                 ) -> dict:
-    "Record a skipped run: the marker, and `<name>.json` unless it holds an earlier real result (then kept)."
+    ("Record a skipped run: the marker, and `<name>.json` "
+     "unless it holds an earlier real result (then kept).")
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    meta = dict(name=name, params=params or {}, environment=environment_info(), wall_time_s=wall_time,
-                finished=time.strftime('%Y-%m-%dT%H:%M:%S%z'), skipped=True, report=f'**Skipped.** {reason}')
+    meta = dict(name=name, params=params or {}, environment=environment_info(),
+                wall_time_s=wall_time,
+                finished=time.strftime('%Y-%m-%dT%H:%M:%S%z'), skipped=True,
+                report=f'**Skipped.** {reason}')
     text = json.dumps(meta, indent=1, default=str)
     earlier = load_results(out_dir).get(name)
     kept = earlier is not None and not earlier.get('skipped')
-    paths = dict(kept=kept) if kept else dict(kept=False, json=atomic_write(out_dir/f'{name}.json', text))
+    paths = (dict(kept=kept) if kept
+             else dict(kept=False, json=atomic_write(out_dir/f'{name}.json', text)))
     paths['marker'] = atomic_write(skip_marker(out_dir, name), text)
     return paths
 
 def _newer_records(out:str|Path, suffix:str) -> dict[str, dict]:
-    "The `<name><suffix>` records in `out` at least as new as their experiment's `<name>.json`, by name."
+    ("The `<name><suffix>` records in `out` at least as "
+     "new as their experiment's `<name>.json`, by name.")
     found = {}
     for p in sorted(Path(out).glob(f'*{suffix}')):
         name, result = p.name[:-len(suffix)], Path(out)/p.name.replace(suffix, '.json')
         try: rec = json.loads(p.read_text())
         except (OSError, ValueError): continue
-        if result.exists() and result.stat().st_mtime_ns > p.stat().st_mtime_ns: continue   # a later real run
+        if result.exists() and result.stat().st_mtime_ns > p.stat().st_mtime_ns:
+            continue   # a later real run
         if isinstance(rec, dict): found[name] = rec
     return found
 
 def load_skipped(out:str|Path, # output folder
                 ) -> dict[str, dict]:
-    "The skip records in `out` that are at least as new as their experiment's `<name>.json`, by name."
+    ("The skip records in `out` that are at least as "
+     "new as their experiment's `<name>.json`, by name.")
     return _newer_records(out, '.skipped.json')
 
 # %% ../nbs/10a_report.ipynb #rp1a2b3c
 def load_failures(out:str|Path, # output folder
                  ) -> dict[str, dict]:
-    "The failure records in `out` that are at least as new as their experiment's `<name>.json`, by name."
+    ("The failure records in `out` that are at least as "
+     "new as their experiment's `<name>.json`, by name.")
     return _newer_records(out, '.failed.json')
 
 def stale_results(out:str|Path, # output folder holding result files
                   root:str|Path|None=None, # folder holding the current `factorcl_nb` sources (None: this package's)
                  ) -> dict[str, list[str]]:
-    "Results in `out` whose fingerprint no longer matches the current sources: name -> what changed. Skipped runs are exempt."
+    ("Results in `out` whose fingerprint no longer matches the current sources: name "
+     "-> what changed. Skipped runs are exempt.")
     stale = {}
     for name, meta in load_results(out).items():
         if meta.get('skipped'): continue
         fp = meta.get('fingerprint')
-        changes = ['no fingerprint (written before results recorded one)'] if not fp else fingerprint_changes(fp, out, root)
+        changes = (['no fingerprint (written before results recorded one)'] if not fp
+                   else fingerprint_changes(fp, out, root))
         if changes: stale[name] = changes
     return stale
 
@@ -97,8 +110,10 @@ def failure_note(name:str, rec:dict) -> str:
     "One markdown paragraph about a failed or interrupted attempt."
     what = 'was interrupted' if rec.get('interrupted') else 'failed'
     error = (rec.get('error') or '?').splitlines()[0][:300].replace('`', "'")
-    link = f" Its executed notebook: [{rec['notebook']}]({rec['notebook']})." if rec.get('notebook') else ''
-    return f"**The last attempt ({rec.get('attempted', '?')}) {what}**: `{error}`.{link}"
+    link = (f" Its executed notebook: [{rec['notebook']}]({rec['notebook']})."
+            if rec.get('notebook') else '')
+    return (f"**The last attempt ({rec.get('attempted', '?')}) "
+            f"{what}**: `{error}`.{link}")
 
 # %% ../nbs/10a_report.ipynb #e02c28b6
 def _papermill_metadata(notebook:Path) -> dict:
@@ -109,9 +124,12 @@ def run_facts(name:str, # experiment name
               meta:dict, # its result json
               out:Path, # the output folder
              ) -> tuple[str, float|None]:
-    "The scale a result was run at and its wall time (from the json, else from the executed notebook)."
-    params, pmeta = meta.get('params') or {}, _papermill_metadata(Path(out)/f'{name}.ipynb')
-    scale = params.get('scale') or (pmeta.get('parameters') or {}).get('scale') or 'unknown'
+    ("The scale a result was run at and its wall time "
+     "(from the json, else from the executed notebook).")
+    params, pmeta = (meta.get('params') or {},
+                     _papermill_metadata(Path(out)/f'{name}.ipynb'))
+    scale = (params.get('scale') or (pmeta.get('parameters') or {}).get('scale')
+             or 'unknown')
     wall = meta.get('wall_time_s')
     return scale, wall if wall is not None else pmeta.get('duration')
 
@@ -123,33 +141,48 @@ def report_section(name:str, # experiment name
                    failed:dict|None=None, # the record of a later failed attempt (see `load_failures`), if any
                    stale:list[str]|None=None, # what changed since this result was produced (see `stale_results`)
                   ) -> str:
-    "The REPORT.md section of one experiment: title, scale and wall time, its report, figure and files."
+    ("The REPORT.md section of one experiment: title, "
+     "scale and wall time, its report, figure and files.")
     (scale, wall), params = run_facts(name, meta, out), meta.get('params') or {}
-    facts = [f"scale **{scale}**"] + (['**skipped**'] if meta.get('skipped') else []) + [f"wall time {format_seconds(wall)}"]
+    facts = ([f"scale **{scale}**"] + (['**skipped**'] if meta.get('skipped') else [])
+             + [f"wall time {format_seconds(wall)}"])
     facts += [f"{k} {params[k]}" for k in ('device', 'seed') if k in params]
     if meta.get('finished'): facts.append(f"finished {meta['finished']}")
-    lines = [f"## {name}" + (f": {title}" if title and title != name else ''), '', '_' + ' · '.join(facts) + '_', '']
+    lines = [f"## {name}" + (f": {title}" if title and title != name else ''), '',
+             '_' + ' · '.join(facts) + '_', '']
     if skipped and not meta.get('skipped'):
-        lines += [f"**The last run ({skipped.get('finished', '?')}) was skipped**; the results below are those of the "
+        lines += [f"**The last run ({skipped.get('finished', '?')}) was skipped**; the "
+                  "results below are those of the "
                   f"earlier run. {skipped.get('report') or ''}".rstrip(), '']
-    if failed: lines += [failure_note(name, failed) + ' The results below are those of the last good run.', '']
-    if stale: lines += [f"**Stale**: the sources changed since this result was produced ({'; '.join(stale)}). "
-                        f"Regenerate it with `factorcl-repro {name}`.", '']
+    if failed:
+        lines += [failure_note(name, failed)
+                  + ' The results below are those of the last good run.', '']
+    if stale:
+        lines += ["**Stale**: the sources changed since this "
+                  f"result was produced ({'; '.join(stale)}). "
+                            f"Regenerate it with `factorcl-repro {name}`.", '']
     lines += [meta.get('report') or '_(this experiment wrote no report section)_', '']
-    if (out/f'{name}.png').exists() and f'({name}.png)' not in (meta.get('report') or ''):   # once, even if the report shows it
+    # once, even if the report shows it
+    if ((out/f'{name}.png').exists()
+        and f'({name}.png)' not in (meta.get('report') or '')):
         lines += [f'![{name}]({name}.png)', '']
-    files = [f'[{name}.{ext}]({name}.{ext})' for ext in ('csv', 'json', 'ipynb') if (out/f'{name}.{ext}').exists()]
+    files = [f'[{name}.{ext}]({name}.{ext})' for ext in ('csv', 'json', 'ipynb')
+             if (out/f'{name}.{ext}').exists()]
     return '\n'.join(lines + ['Files: ' + ', '.join(files), ''])
 
 # %% ../nbs/10a_report.ipynb #f37ee482
-HEADLINE = (r'^FactorCL-(SUP|SSL) > (SimCLR|SupCon|Cross\+Self|OurCL-SSL|OurCL-SUP|FactorCL-IndAug)( on \w+)?$',
-            r'^(FactorCL-(SUP|SSL)|CoMM|InfMasking) > raw',
-            r'^(CoMM|InfMasking) > (FactorCL-SSL|CoMM)( on \w+)?$')   # the claims the verdict table lists
-_CLAIM_FIELDS = ('difference', 'lo', 'hi', 'pairs', 'p', 'p_holm', 'verdict', 'verdict_unadjusted')
+HEADLINE = (r'^FactorCL-(SUP|SSL) > '
+            r'(SimCLR|SupCon|Cross\+Self|OurCL-SSL|OurCL-SUP|FactorCL-IndAug)( '
+            r'on \w+)?$', r'^(FactorCL-(SUP|SSL)|CoMM|InfMasking) > raw',
+            # the claims the verdict table lists
+            r'^(CoMM|InfMasking) > (FactorCL-SSL|CoMM)( on \w+)?$')
+_CLAIM_FIELDS = ('difference', 'lo', 'hi', 'pairs', 'p', 'p_holm', 'verdict',
+                 'verdict_unadjusted')
 
 def load_claims(out:str|Path, # output folder holding <name>.claims.csv files
                ) -> 'pd.DataFrame':
-    "Every experiment's saved claims, one row per claim, with its experiment and a `setting` (its key columns)."
+    ("Every experiment's saved claims, one row per claim, "
+     "with its experiment and a `setting` (its key columns).")
     import pandas as pd
     frames = []
     for f in sorted(Path(out).glob('*.claims.csv')):
@@ -158,27 +191,34 @@ def load_claims(out:str|Path, # output folder holding <name>.claims.csv files
         c['setting'] = c[keys].astype(str).agg(', '.join, axis=1) if keys else ''
         frames.append(c.assign(experiment=f.name[:-len('.claims.csv')])[['experiment', 'claim', 'setting', *_CLAIM_FIELDS]])
     cols = ['experiment', 'claim', 'setting', *_CLAIM_FIELDS]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+    return (pd.concat(frames, ignore_index=True) if frames
+            else pd.DataFrame(columns=cols))
 
 # %% ../nbs/10a_report.ipynb #6a40b74c
 def verdict_markdown(out:str|Path, # output folder holding <name>.claims.csv files
                      headline=HEADLINE, # regular expressions: the claims listed one by one
                      experiments=None, # only these experiments (None: all)
                     ) -> str:
-    "Markdown: verdict counts per experiment, then each headline claim with its verdict in every setting."
+    ("Markdown: verdict counts per experiment, then each "
+     "headline claim with its verdict in every setting.")
     import re
     claims = load_claims(out)
-    if experiments is not None: claims = claims[claims.experiment.isin(list(experiments))]
+    if experiments is not None:
+        claims = claims[claims.experiment.isin(list(experiments))]
     if claims.empty: return '_No saved claims yet: run `factorcl-repro`._'
     kinds = ('holds', 'does not hold', 'inconclusive')
-    lines = ['| experiment | claims | holds | does not hold | inconclusive | uncorrected: holds / does not hold / inconclusive |',
+    lines = ['| experiment | claims | holds | does not hold | inconclusive | '
+             'uncorrected: holds / does not hold / inconclusive |',
              '|---|---|---|---|---|---|']
     for name, g in claims.groupby('experiment', sort=False):
-        n = {k: int((g.verdict == k).sum()) for k in kinds}; u = [int((g.verdict_unadjusted == k).sum()) for k in kinds]
-        lines.append(f"| {name} | {len(g)} | {n['holds']} | {n['does not hold']} | {n['inconclusive']} | {' / '.join(map(str, u))} |")
+        n = {k: int((g.verdict == k).sum()) for k in kinds}
+        u = [int((g.verdict_unadjusted == k).sum()) for k in kinds]
+        lines.append(f"| {name} | {len(g)} | {n['holds']} | {n['does not hold']} | "
+                     f"{n['inconclusive']} | {' / '.join(map(str, u))} |")
     pick = claims[claims.claim.apply(lambda c: any(re.search(h, c) for h in headline))]
     if len(pick):
-        lines += ['', '| experiment | claim | verdict (Holm) in each setting |', '|---|---|---|']
+        lines += ['', '| experiment | claim | verdict (Holm) in each setting |',
+                  '|---|---|---|']
         for (name, claim), g in pick.groupby(['experiment', 'claim'], sort=False):
             cell = '; '.join(f"{'**' + r.verdict + '**' if r.verdict == 'holds' else r.verdict}" + (f' ({r.setting})' if r.setting else '')
                              for r in g.itertuples())
@@ -193,37 +233,53 @@ def write_report(out:str|Path, # output folder holding the result files
                 ) -> Path:
     "Atomically rewrite `<out>/REPORT.md` from every experiment result in `out`."
     out, experiments = Path(out), experiments or {}
-    results, skipped, failures, stale = load_results(out), load_skipped(out), load_failures(out), stale_results(out)
+    results, skipped, failures, stale = (load_results(out), load_skipped(out),
+                                         load_failures(out), stale_results(out))
     names = set(results) | set(failures)
-    order = [n for n in experiments if n in names] + sorted(n for n in names if n not in experiments)
-    env = dict(factorcl_nb=factorcl_nb.__version__, papermill=pm.__version__, **environment_info())
+    order = [n for n in experiments if n in names] + sorted(n for n in names
+                                                            if n not in experiments)
+    env = dict(factorcl_nb=factorcl_nb.__version__, papermill=pm.__version__,
+               **environment_info())
     last = f" Last run: scale **{scale}**, device **{device}**." if scale else ''
     lines = ['# FactorCL reproduction report', '',
-             f"Written by `factorcl-repro` on {time.strftime('%Y-%m-%d %H:%M %Z')}.{last} Each section comes from "
-             "`<name>.json` in this folder and says the scale it was run at: sections of earlier runs are kept. A **stale** "
-             "section was produced by other library sources or another notebook than the current ones.", '',
+             "Written by `factorcl-repro` on "
+             f"{time.strftime('%Y-%m-%d %H:%M %Z')}.{last} Each section comes from "
+             "`<name>.json` in this folder and says the scale it was run at: sections "
+             "of earlier runs are kept. A **stale** "
+             "section was produced by other library sources "
+             "or another notebook than the current ones.", '',
              '| package / machine | version |', '|---|---|']
     lines += [f'| {k} | {v} |' for k, v in env.items() if v is not None]
     lines += ['', '## Does it reproduce? Claims and verdicts', '',
-              "Every claim is a per-seed paired difference with its 95% interval; each experiment's claims are one family, "
-              "corrected by Holm's method (family-wise error 5%). Counts per experiment, then the headline claims with "
-              'their corrected verdict in each setting. The sections below give every claim with its uncorrected verdict '
+              "Every claim is a per-seed paired difference with its 95% interval; each "
+              "experiment's claims are one family, "
+              "corrected by Holm's method (family-wise error 5%). Counts per "
+              "experiment, then the headline claims with "
+              'their corrected verdict in each setting. The sections below give every '
+              'claim with its uncorrected verdict '
               'beside.', '', verdict_markdown(out)]
     lines += ['', '| experiment | scale | wall time | sources |', '|---|---|---|---|']
     for n in order:
         if n not in results:
-            lines.append(f"| {n} | - | - | no result; last attempt {'interrupted' if failures[n].get('interrupted') else 'failed'} |"); continue
+            lines.append(f"| {n} | - | - | no result; last attempt {'interrupted' if failures[n].get('interrupted') else 'failed'} |")
+            continue
         scale_n, wall = run_facts(n, results[n], out)
         if results[n].get('skipped'): scale_n = f'{scale_n}, skipped'
         elif n in skipped: scale_n = f'{scale_n} (last run skipped)'
-        state = 'skipped' if results[n].get('skipped') else 'stale' if n in stale else 'current'
-        if n in failures: state += '; last attempt ' + ('interrupted' if failures[n].get('interrupted') else 'failed')
+        state = ('skipped' if results[n].get('skipped') else 'stale' if n in stale
+                 else 'current')
+        if n in failures:
+            state += '; last attempt ' + ('interrupted'
+                                          if failures[n].get('interrupted')
+                                          else 'failed')
         lines.append(f"| {n} | {scale_n} | {format_seconds(wall)} | {state} |")
     if not order: lines.append('| (no results yet) | | | |')
     lines.append('')
     for n in order:
         title = experiments[n].title if n in experiments else None
         if n not in results:
-            lines += [f"## {n}" + (f": {title}" if title and title != n else ''), '', '_No result yet._ ' + failure_note(n, failures[n]), '']
-        else: lines.append(report_section(n, results[n], out, title, skipped.get(n), failures.get(n), stale.get(n)))
+            lines += [f"## {n}" + (f": {title}" if title and title != n else ''), '',
+                      '_No result yet._ ' + failure_note(n, failures[n]), '']
+        else: lines.append(report_section(n, results[n], out, title, skipped.get(n),
+                                          failures.get(n), stale.get(n)))
     return atomic_write(out/'REPORT.md', '\n'.join(lines))
