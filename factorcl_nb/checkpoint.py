@@ -199,7 +199,9 @@ def check_same_run(saved:dict|None, # the fingerprint stored in the checkpoint (
         x, y = a.get(k), b.get(k)
         return x != y if k.endswith('.<class>') else (x is not None and y is not None
                                                       and x != y)
-    diff = [f"{k}: {a.get(k, '(absent)')!r} in the checkpoint, {b.get(k, '(absent)')!r} now" for k in sorted(set(a) | set(b)) if differs(k)]
+    diff = [f"{k}: {a.get(k, '(absent)')!r} in the "
+            f"checkpoint, {b.get(k, '(absent)')!r} now"
+            for k in sorted(set(a) | set(b)) if differs(k)]
     if diff:
         raise ValueError(f"cannot resume from {path}: it was "
                          "written by a different model or data. " + '; '.join(diff[:12])

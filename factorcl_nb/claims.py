@@ -31,7 +31,9 @@ def paper_claims(methods, # the methods an experiment ran
     out += [(f'{m} > its untrained network', select(m), select(m, 'untrained'))
             for m in methods]
     if reference:
-        out += [(f"{m} > {reference.get('method', reference)}", select(m), dict(where, **reference)) for m in methods]
+        out += [(f"{m} > {reference.get('method', reference)}", select(m),
+                 dict(where, **reference))
+                for m in methods]
     return out
 
 # %% ../nbs/07c_claims.ipynb #32ba21a7
@@ -58,7 +60,9 @@ def schedule_claims(runs, # from `schedule_runs`
     out = []
     for label, base, schedule in runs:
         if not schedule: continue
-        out += [(f'{base} > {label}', select(base), select(label)), (f'{label} > its untrained network', select(label), select(label, 'untrained'))]
+        out += [(f'{base} > {label}', select(base), select(label)),
+                (f'{label} > its untrained network', select(label),
+                 select(label, 'untrained'))]
         if 'SimCLR' in labels:
             out.append((f'{label} > SimCLR', select(label), select('SimCLR')))
     return out

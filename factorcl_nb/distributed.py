@@ -135,7 +135,9 @@ def gather_batch(*items, # tensors with the local batch along dim 0, dicts of su
             if not isinstance(t, torch.Tensor) or t.ndim == 0:
                 raise ValueError(f"gather_batch: {name} must be a tensor with samples "
                                  "along dim 0, a dict of them or None, "
-                                 f"got {type(t).__name__}" + (' of 0 dimensions' if isinstance(t, torch.Tensor) else ''))
+                                 f"got {type(t).__name__}"
+                                 + (' of 0 dimensions' if isinstance(t, torch.Tensor)
+                                    else ''))
             tensors[name] = t
     if len({len(t) for t in tensors.values()}) > 1:
         raise ValueError("gather_batch: every tensor must hold "

@@ -43,7 +43,9 @@ def paper_numbers(experiment:str|None=None, # keep only this experiment's rows (
         return dict(experiment='multibench', table=tab, dataset=dataset, method=method,
                     factors=factors,
                     metric='accuracy (%)', value=value, source=f'{SOURCE}, {tab}',
-                    note='quoted by the multibench experiment' + ('; agrees with a public results listing (rounded)' if checked else ''))
+                    note='quoted by the multibench experiment'
+                    + ('; agrees with a public results listing (rounded)' if checked
+                       else ''))
     rows = [row('Table 2', m, 'all', d, v) for m, vs in _TABLE2.items()
             for d, v in zip(DATASETS, vs)]
     rows += [row('Table 4', 'FactorCL-SUP', f, d, v) for f, vs in _TABLE4.items()

@@ -218,7 +218,8 @@ def mark_stopped(path:str|Path, # an executed notebook
     code = [(i, c.metadata['papermill']) for i, c in enumerate(nb.cells)
             if c.cell_type == 'code' and 'papermill' in c.metadata]
     started = [i for i, m in code if m.get('start_time') is not None]
-    stopped = next((i for i, m in code if m.get('status') == 'running' or m.get('exception')), started[-1] if started else None)
+    stopped = next((i for i, m in code if m.get('status') == 'running'
+                    or m.get('exception')), started[-1] if started else None)
     for i, m in code:
         if i == stopped: m['status'] = status
         elif m.get('start_time') is None:
@@ -412,7 +413,9 @@ def _clone_pythonpath() -> dict:
     root = package_root()
     if not (root/'pyproject.toml').is_file(): return {}
     parts = [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]
-    return dict(PYTHONPATH=os.pathsep.join([str(root)] + [p for p in parts if Path(p).resolve() != root]))
+    return dict(PYTHONPATH=os.pathsep.join([str(root)]
+                                           + [p for p in parts
+                                              if Path(p).resolve() != root]))
 
 def run_experiments(names=None, # experiment names (None: all)
                     scale:str='quick', # one of SCALES: 'tiny', 'quick' or 'paper'

@@ -97,7 +97,8 @@ def run_method(method:str, # one of METHODS
     def accuracies(m):
         return {name: linear_probe(probe_features(m, x1.cpu(), x2.cpu(), factors),
                                    y.cpu(),
-                                   probe_features(m, test[0].cpu(), test[1].cpu(), factors), test[2].cpu())['accuracy']
+                                   probe_features(m, test[0].cpu(), test[1].cpu(),
+                                                  factors), test[2].cpu())['accuracy']
                 for name, factors in probes.items()}
     initial = copy.deepcopy(net).cpu() if untrained else None
     t0 = time.time()

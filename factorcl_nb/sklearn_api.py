@@ -333,7 +333,9 @@ class FactorCLEmbedder(TransformerMixin, BaseEstimator):
                    else independent_feature_augment())
         with preserved_global_rng():
             set_seed(seed)
-            encoders = [mlp_encoder(v.shape[1], self.embed_dim, self.hidden_dim, self.n_hidden) for v in views]
+            encoders = [mlp_encoder(v.shape[1], self.embed_dim, self.hidden_dim,
+                                    self.n_hidden)
+                        for v in views]
             model = make_model(method, encoders, self.embed_dim,
                                n_classes=None if classes is None else len(classes),
                                unique_augment=augment, independent_augment=augment,
@@ -364,4 +366,5 @@ class FactorCLEmbedder(TransformerMixin, BaseEstimator):
         if input_features is not None and len(input_features) != self.n_features_in_:
             raise ValueError(f"input_features must have {self.n_features_in_} names "
                              f"(n_features_in_), got {len(input_features)}")
-        return np.asarray([f'{f}_{j}' for f in self.factors_ for j in range(self.model_.embed_dim)], dtype=object)
+        return np.asarray([f'{f}_{j}' for f in self.factors_
+                           for j in range(self.model_.embed_dim)], dtype=object)

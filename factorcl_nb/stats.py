@@ -115,7 +115,8 @@ def compare(table:pd.DataFrame, # long table with a `pair_on` column (e.g. seed)
     a, b = pick(better, 'better'), pick(worse, 'worse')
     common = a.index.intersection(b.index)
     if len(common) == 0: raise ValueError(f"better and worse share no {pair_on}")
-    return dict(paired_difference(a[common].to_numpy(), b[common].to_numpy(), confidence), pairs=len(common))
+    return dict(paired_difference(a[common].to_numpy(), b[common].to_numpy(),
+                                  confidence), pairs=len(common))
 
 def format_ci(r:dict, digits:int=3) -> str:
     "'mean [lo, hi]' (or just the mean when there is no interval)."
@@ -202,7 +203,9 @@ def correct_claims(*tables:pd.DataFrame, # `claims_table`s of one experiment: to
         decided = ~np.isnan(adj) & (adj < alpha)
         d = t['difference'].to_numpy(float)
         t['p_holm'] = adj
-        t['verdict'] = np.where(decided & (d > 0), 'holds', np.where(decided & (d < 0), 'does not hold', 'inconclusive'))
+        t['verdict'] = np.where(decided & (d > 0), 'holds',
+                                np.where(decided & (d < 0), 'does not hold',
+                                         'inconclusive'))
         out.append(t)
     return out[0] if len(out) == 1 else tuple(out)
 
@@ -244,7 +247,9 @@ def claims_reading(claims:pd.DataFrame, # `claims_table` rows (with extra column
         raise ValueError(f"claims has no column(s) {missing}; "
                          f"its columns are {list(claims.columns)}")
     if claims.empty: raise ValueError("claims must hold at least one row, got none")
-    name = lambda k: ', '.join(f'{v}' if c == 'claim' else f'{c} {v}' for c, v in zip(keys, k if isinstance(k, tuple) else (k,)))
+    name = lambda k: ', '.join(f'{v}' if c == 'claim' else f'{c} {v}'
+                               for c, v in zip(keys,
+                                               k if isinstance(k, tuple) else (k,)))
     groups = {v: [] for v in VERDICTS}; mixed = []
     for k, g in claims.groupby(keys, sort=False):
         vs = list(dict.fromkeys(g.verdict))

@@ -79,7 +79,9 @@ def task_rows(method:str, # one of METHODS
         if factors and {'s1', 'u1'} <= set(r['model'].embed(train[0][:2],
                                                             train[1][:2])):
             probes.update(FACTOR_PROBES)
-        for state, net, which in (('trained', r['model'], probes), ('untrained', r['untrained'], {'all': None, 'encoder': ('h1', 'h2')})):
+        for state, net, which in (('trained', r['model'], probes),
+                                  ('untrained', r['untrained'],
+                                   {'all': None, 'encoder': ('h1', 'h2')})):
             rows += [dict(method=method, seed=seed, state=state, seconds=r['seconds'],
                           **row)
                      for row in _probe_all(net, train, test, train_labels, test_labels,

@@ -455,7 +455,9 @@ def _check_tensors(data, needs_labels:bool):
                              f"samples along dim 0, got {type(t).__name__}")
     rows = {name: len(t) for name, t in zip(_NAMES, data)}
     if len(set(rows.values())) > 1:
-        raise ValueError("data must have the same number of samples in every tensor, got " + ', '.join(f"{k}: {v}" for k, v in rows.items()))
+        raise ValueError("data must have the same number "
+                         "of samples in every tensor, got "
+                         + ', '.join(f"{k}: {v}" for k, v in rows.items()))
     if needs_labels and len(data) == 2: raise ValueError(_NEEDS_LABELS)
     return data
 

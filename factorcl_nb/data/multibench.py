@@ -602,7 +602,9 @@ def load_multibench(name:str, # 'mosi', 'mosei', 'mustard' (sarcasm.pkl), 'urfun
                                       zero_is_positive, padding, max_seq_len,
                                       trust_pickle)
     device = resolve_device(device)
-    out = {s: {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in d.items()} for s, d in splits.items()}
+    out = {s: {k: torch.from_numpy(np.ascontiguousarray(v)).to(device)
+               for k, v in d.items()}
+           for s, d in splits.items()}
     out['info'] = dict(name=name, file=str(file),
                        sizes={s: len(d['y']) for s, d in splits.items()}, **info)
     return out
