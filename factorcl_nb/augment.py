@@ -39,7 +39,7 @@ def padding_mask(x:torch.Tensor, # [n, T, D] batch of sequences
 def gaussian_noise(x:torch.Tensor, # [n, ...] batch (any rank >= 1)
                    std:float=0.1, # standard deviation sigma of the added noise
                    keep_padding:bool=True, # for [n, T, D] sequences: leave all-zero padding steps at zero
-                   generator:torch.Generator|None=None, # seeded generator for a reproducible view
+                   generator:torch.Generator|None=None, # seeded for a reproducible view
                   ) -> torch.Tensor:
     "x + std * N(0, I), drawn for the whole batch at once."
     _check_batch(x); std = _check_positive(std, 'std', allow_zero=True)
@@ -51,8 +51,8 @@ def gaussian_noise(x:torch.Tensor, # [n, ...] batch (any rank >= 1)
 
 # %% ../nbs/03_augment.ipynb #49f6b895
 def feature_drop(x:torch.Tensor, # [n, d] feature vectors
-                 rate:float=0.2, # fraction of features zeroed in every sample, in [0, 1)
-                 generator:torch.Generator|None=None, # seeded generator for a reproducible view
+                 rate:float=0.2, # fraction of features zeroed per sample, in [0, 1)
+                 generator:torch.Generator|None=None, # seeded for a reproducible view
                 ) -> torch.Tensor:
     "Zero round(rate * d) uniformly chosen features of every sample."
     check_matrix(x, 'x', finite=False); rate = _check_rate(rate)
@@ -75,7 +75,7 @@ def _random_partner(n:int, like:torch.Tensor, generator=None) -> torch.Tensor:
 
 # %% ../nbs/03_augment.ipynb #66717574
 def half_swap(x:torch.Tensor, # [n, d] feature vectors
-              generator:torch.Generator|None=None, # seeded generator for a reproducible view
+              generator:torch.Generator|None=None, # seeded for a reproducible view
               return_params:bool=False, # also return dict(swapped=[n, d] bool, partner=[n])
              ):
     ("Each sample keeps a random half of its features "
@@ -100,7 +100,7 @@ def _beta(alpha:float, n:int, like:torch.Tensor, generator=None) -> torch.Tensor
 
 def mixup(x:torch.Tensor, # [n, ...] batch (any rank >= 1)
           alpha:float=1.0, # Beta(alpha, alpha) parameter of the mixing weight, > 0
-          generator:torch.Generator|None=None, # seeded generator for a reproducible view
+          generator:torch.Generator|None=None, # seeded for a reproducible view
           return_params:bool=False, # also return dict(weight=[n], partner=[n])
          ):
     ("Convex combination of every sample with a "
@@ -117,7 +117,7 @@ def mixup(x:torch.Tensor, # [n, ...] batch (any rank >= 1)
 # %% ../nbs/03_augment.ipynb #19addb3a
 def time_permutation(x:torch.Tensor, # [n, T, D] batch of sequences
                      keep_padding:bool=True, # shuffle only the real steps, padding stays where it is
-                     generator:torch.Generator|None=None, # seeded generator for a reproducible view
+                     generator:torch.Generator|None=None, # seeded for a reproducible view
                     ) -> torch.Tensor:
     "Shuffle the time steps of every sample independently."
     check_sequence(x); _check_generator(generator)
@@ -134,7 +134,7 @@ def time_permutation(x:torch.Tensor, # [n, T, D] batch of sequences
 def time_drop(x:torch.Tensor, # [n, T, D] batch of sequences
               rate:float=0.2, # fraction of each sample's time steps that are zeroed, in [0, 1)
               keep_padding:bool=True, # count and choose only real steps (False: all T steps)
-              generator:torch.Generator|None=None, # seeded generator for a reproducible view
+              generator:torch.Generator|None=None, # seeded for a reproducible view
              ) -> torch.Tensor:
     ("Zero round(rate * L) uniformly chosen time steps "
      "of every sample (L its number of real steps).")
@@ -191,7 +191,7 @@ class RandomChoice:
 
     def __call__(self,
                  x:torch.Tensor, # [n, ...] batch
-                 generator:torch.Generator|None=None, # seeded generator for a reproducible view
+                 generator:torch.Generator|None=None, # seeded for a reproducible view
                  return_params:bool=False, # also return dict(choice=[n] index of each sample's transform)
                 ):
         "Augment `x`, every sample with its own randomly chosen transform."
@@ -208,7 +208,7 @@ class RandomChoice:
 # %% ../nbs/03_augment.ipynb #2768c43e
 def sequence_augment(std:float=0.1, # noise standard deviation
                      rate:float=0.2, # fraction of time steps zeroed by time_drop
-                     keep_padding:bool=True, # leave padding steps alone in every transform
+                     keep_padding:bool=True, # no transform touches padding steps
                     ) -> RandomChoice:
     ("Per sample one of {time permutation, Gaussian "
      "noise, time drop, identity}, uniformly.")
@@ -276,7 +276,7 @@ def fit_shared_features(x1:torch.Tensor, # [n, d1] the other modality (a sample 
 def unique_augment(x:torch.Tensor, # [n, ..., d] batch of the modality to augment
                    shared_mask:torch.Tensor, # [d] bool, True for features to keep (e.g. fit_shared_features(...).mask)
                    transform:Callable=gaussian_noise, # any augmentation t(x, generator=None)
-                   generator:torch.Generator|None=None, # seeded generator for a reproducible view
+                   generator:torch.Generator|None=None, # seeded for a reproducible view
                   ) -> torch.Tensor:
     ("Augment `x` with `transform` but keep the features "
      "marked shared (predictable from the other modality).")
@@ -296,7 +296,7 @@ def latent_augment(x:torch.Tensor, # [n, d] views generated as x = [w_s, w_i] @ 
                    n_shared:int, # d_s, number of shared latents (the first rows of `mixing`)
                    std:float=0.1, # standard deviation of the latent perturbation
                    unique:bool=True, # True: perturb the unique latents only; False: all latents
-                   generator:torch.Generator|None=None, # seeded generator for a reproducible view
+                   generator:torch.Generator|None=None, # seeded for a reproducible view
                   ) -> torch.Tensor:
     ("Perturb the latents of synthetic views: x + eps @ "
      "mixing[n_shared:] (unique) or x + eps @ mixing (all).")

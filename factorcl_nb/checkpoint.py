@@ -167,7 +167,7 @@ def _tensor_digest(h, t:torch.Tensor, rows:torch.Tensor):
     h.update(t[rows.to(t.device)].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
 
 def data_fingerprint(data, # what `fit` was given: tensors, a Dataset or a DataLoader
-                     sample:int=1024, # rows hashed (evenly spaced, first and last included)
+                     sample:int=1024, # rows hashed (evenly spaced, the ends included)
                     ) -> dict:
     ("Row count and a hash of up to `sample` evenly spaced rows of every tensor (None "
      "for data that is not in tensors).")

@@ -19,7 +19,7 @@ PAPER_CLAIMS = (('FactorCL-SUP', 'SimCLR'), ('FactorCL-SSL', 'SimCLR'),
 
 def paper_claims(methods, # the methods an experiment ran
                  reference:dict|None=None, # selects reference rows (e.g. {'method': 'raw [x1, x2]'}); None: none
-                 **where, # columns fixed in every selection (e.g. protocol='encoder')
+                 **where, # columns fixed in all selections (e.g. protocol='encoder')
                 ) -> list:
     ("(claim, better, worse) triples: the paper's comparisons among `methods`, each "
      "method vs its untrained network, vs `reference`.")
@@ -51,7 +51,7 @@ def schedule_runs(methods, # the methods an experiment runs
                                             for m in twice if m in methods]
 
 def schedule_claims(runs, # from `schedule_runs`
-                    **where, # columns fixed in every selection (e.g. protocol='encoder')
+                    **where, # columns fixed in all selections (e.g. protocol='encoder')
                    ) -> list:
     ("(claim, better, worse) triples for each run with a schedule: the default beats "
      "it, it beats its untrained network and SimCLR.")

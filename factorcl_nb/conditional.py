@@ -32,7 +32,7 @@ def _check_cov(cov):
         raise ValueError("cov must be a square covariance matrix, got "
                          f"{getattr(cov, 'shape', type(cov).__name__)}")
 
-def gaussian_mi_from_cov(cov:torch.Tensor, # [D, D] covariance of a jointly Gaussian vector
+def gaussian_mi_from_cov(cov:torch.Tensor, # [D, D] covariance of a Gaussian vector
                          x_idx:list, # coordinates of X
                          y_idx:list, # coordinates of Y
                         ) -> float:
@@ -41,7 +41,7 @@ def gaussian_mi_from_cov(cov:torch.Tensor, # [D, D] covariance of a jointly Gaus
     return float(0.5 * (_logdet_block(cov, x_idx) + _logdet_block(cov, y_idx)
                         - _logdet_block(cov, x_idx + y_idx)))
 
-def gaussian_cmi_from_cov(cov:torch.Tensor, # [D, D] covariance of a jointly Gaussian vector
+def gaussian_cmi_from_cov(cov:torch.Tensor, # [D, D] covariance of a Gaussian vector
                           x_idx:list, y_idx:list, c_idx:list, # coordinates of X, Y and the condition C
                          ) -> float:
     ("I(X;Y|C) in nats of jointly Gaussian blocks: 1/2 "
@@ -243,7 +243,7 @@ def _check_weights(scores, weights):
         raise ValueError("each row of weights must sum to 1, got row sums in "
                          f"[{w.sum(1).min():.4g}, {w.sum(1).max():.4g}]")
 
-def weighted_infonce_bound(scores:torch.Tensor, # [n, n] critic scores, positives on the diagonal
+def weighted_infonce_bound(scores:torch.Tensor, # [n, n] critic scores, positives on diagonal
                            weights:torch.Tensor, # [n, n] row-stochastic weights of the candidates y_j for row i
                           ) -> torch.Tensor:
     ("InfoNCE with weighted negatives: mean of "
@@ -251,7 +251,7 @@ def weighted_infonce_bound(scores:torch.Tensor, # [n, n] critic scores, positive
     _check_weights(scores, weights)
     return (scores.diagonal() - (scores + weights.log()).logsumexp(dim=1)).mean()
 
-def weighted_nce_club_bound(scores:torch.Tensor, # [n, n] critic scores, positives on the diagonal
+def weighted_nce_club_bound(scores:torch.Tensor, # [n, n] critic scores, positives on diagonal
                             weights:torch.Tensor, # [n, n] row-stochastic weights
                            ) -> torch.Tensor:
     "NCE-CLUB with weighted negatives: mean of `s_ii - sum_j w_ij s_ij`, in nats."
@@ -307,7 +307,7 @@ class _ConditionalEstimator(nn.Module):
                  y_dim:int, # features of y
                  c_dim:int, # features of the condition c
                  condition:str='residual', # 'concat' (the paper), 'kernel', 'knn' or 'residual'
-                 critic:str|nn.Module='concat', # 'concat', 'separable' or a critic module
+                 critic:str|nn.Module='concat', # 'concat', 'separable' or a critic
                  hidden_dim:int=512, # critic (and regression) width
                  hidden_layers:int=1, # critic (and regression) hidden layers
                  bandwidth:float=0.5, # 'kernel': RBF bandwidth in the units of c

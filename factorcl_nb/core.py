@@ -216,7 +216,7 @@ def save_results(name:str, # experiment name: files are <out_dir>/<name>.{png,cs
                  out_dir:str|Path, # output folder
                  table=None, # pandas DataFrame with the numbers behind the figure
                  figure=None, # matplotlib Figure
-                 params:dict|None=None, # parameters the run used (scale, seed, device, ...)
+                 params:dict|None=None, # the run's parameters (scale, seed, device, ...)
                  report:str='', # markdown section for REPORT.md (our numbers beside the paper's)
                  wall_time:float|None=None, # seconds the run took
                 ) -> dict:

@@ -57,7 +57,7 @@ def init_distributed(backend:str|None=None, # 'nccl' (CUDA) or 'gloo' (CPU); Non
     return True
 
 # %% ../nbs/06a_distributed.ipynb #c653a52f
-def local_batch_size(batch_size:int, # the global batch: samples per step over all processes
+def local_batch_size(batch_size:int, # global batch: samples per step of all processes
                      num_processes:int|None=None, # processes sharing it (None: world_size())
                     ) -> int:
     ("Samples each process takes per step: `batch_size "

@@ -28,7 +28,7 @@ def _check_dropout(p) -> float:
         raise ValueError(f"dropout must be a number in [0, 1), got {p!r}")
     return float(p)
 
-def activation_layer(name:str, # one of 'relu', 'gelu', 'tanh', 'elu', 'silu', 'leaky_relu'
+def activation_layer(name:str, # 'relu', 'gelu', 'tanh', 'elu', 'silu' or 'leaky_relu'
                     ) -> nn.Module:
     "A fresh activation module from its name."
     if name not in _ACTIVATIONS:
@@ -156,7 +156,7 @@ class TransformerEncoder(nn.Module):
                  pool:str='mean', # 'mean' over real steps, or 'last' real step
                  ff_dim:int=2048, # feed-forward width inside every layer
                  dropout:float=0.1, # dropout inside the layers
-                 positional:bool=True, # add sinusoidal positions (counted over real steps)
+                 positional:bool=True, # add sinusoidal positions, counting real steps
                 ):
         super().__init__()
         for v, name in [(in_dim, 'in_dim'), (dim, 'dim'), (n_layers, 'n_layers'),

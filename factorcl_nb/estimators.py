@@ -48,7 +48,7 @@ def _check_scores(scores, mask=None):
                          f"(first: row {off[0]}); a masked-out "
                          "positive gives a wrong bound")
 
-def infonce_bound(scores:torch.Tensor, # [n, n] critic scores, positives on the diagonal
+def infonce_bound(scores:torch.Tensor, # [n, n] critic scores, positives on diagonal
                   mask:torch.Tensor|None=None, # [n, n] bool: candidates j allowed for row i (diagonal must be True)
                  ) -> torch.Tensor:
     ("InfoNCE lower bound on I(X;Y) in nats: mean "
@@ -62,7 +62,7 @@ def infonce_bound(scores:torch.Tensor, # [n, n] critic scores, positives on the 
     return (scores.diagonal() - masked.logsumexp(dim=1) + mask.sum(1).log()).mean()
 
 # %% ../nbs/02_estimators.ipynb #a013e48a
-def nce_club_bound(scores:torch.Tensor, # [n, n] critic scores, positives on the diagonal
+def nce_club_bound(scores:torch.Tensor, # [n, n] critic scores, positives on diagonal
                    mask:torch.Tensor|None=None, # [n, n] bool: candidates j allowed for row i
                   ) -> torch.Tensor:
     ("NCE-CLUB upper bound on I(X;Y) in nats: mean "
@@ -78,7 +78,7 @@ class _CriticEstimator(nn.Module):
     "Shared plumbing: build the critic, check inputs, compute the score matrix."
     def __init__(self, x_dim:int, # features of x
                  y_dim:int, # features of y
-                 critic:str|nn.Module='concat', # 'concat', 'separable' or a critic module
+                 critic:str|nn.Module='concat', # 'concat', 'separable' or a critic
                  hidden_dim:int=512, # critic width
                  hidden_layers:int=1, # critic hidden layers
                  chunk_size:int|None=None, # concat critic: rows per checkpointed chunk
@@ -139,7 +139,7 @@ class CLUB(nn.Module):
     Shape: x `[n, x_dim]`, y `[n, y_dim]` -> scalar (nats)."""
     def __init__(self, x_dim:int, # features of x
                  y_dim:int, # features of y
-                 hidden_dim:int=512, # width of the networks for the mean and log-variance
+                 hidden_dim:int=512, # width of the mean and log-variance networks
                  hidden_layers:int=1, # their hidden layers
                 ):
         super().__init__()

@@ -167,7 +167,7 @@ class FactorCL(ContrastiveModel):
                  critic_hidden:int=512, # critic width
                  critic_layers:int=2, # critic hidden layers (the authors use 2)
                  chunk_size:int|None=None, # concat critics: rows per checkpointed chunk (bounds memory)
-                 augment:Callable|None=None, # augment(x1, x2) -> (x1', x2') ('ssl' mode)
+                 augment:Callable|None=None, # (x1, x2) -> (x1', x2') ('ssl' mode)
                  removal_weight:float=1.0, # weight of the removal pair in U1 + U2 (1: authors, 2: literal eq. 9)
                  factorized:bool=True, # False: one head per view carries S and U (the OurCL ablation)
                  condition:str='concat', # 'ssl' conditional terms: 'concat' (the paper), 'residual', 'kernel' or 'knn'

@@ -196,7 +196,7 @@ def load_claims(out:str|Path, # output folder holding <name>.claims.csv files
 
 # %% ../nbs/10a_report.ipynb #6a40b74c
 def verdict_markdown(out:str|Path, # output folder holding <name>.claims.csv files
-                     headline=HEADLINE, # regular expressions: the claims listed one by one
+                     headline=HEADLINE, # regexes: the claims listed one by one
                      experiments=None, # only these experiments (None: all)
                     ) -> str:
     ("Markdown: verdict counts per experiment, then each "

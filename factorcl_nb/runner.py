@@ -62,7 +62,7 @@ def run_method(method:str, # one of METHODS
                model:dict|None=None, # make_model options: proj_dim, critic, critic_layers, chunk_size, ...
                train_config:dict|None=None, # TrainConfig fields: epochs, batch_size, lr, device, seed, amp, ...
                unique_augment:Callable|None=None, # augment(x1, x2) for FactorCL-SSL / OurCL-SSL
-               independent_augment:Callable|None=None, # for FactorCL-IndAug and Cross+Self
+               independent_augment:Callable|None=None, # for FactorCL-IndAug, Cross+Self
                probes:dict|None=None, # name -> factors to probe (default {'all': None}); 'h1', 'h2' are the encoder outputs
                untrained:bool=False, # also probe the network before training (same seed): `accuracy_untrained`, `untrained`
               ) -> dict:
@@ -142,7 +142,7 @@ def small_factorcl_run(method:str='FactorCL-SUP', # one of METHODS (FactorCL-SUP
                        epochs:int=8, # passes over the data (1500 samples, batch 128: 12 steps each)
                        batch_size:int=128, # samples per step
                        lr:float=1e-3, # main learning rate
-                       encoder:dict|None=None, # mlp_encoder sizes (default SMALL_ENCODER)
+                       encoder:dict|None=None, # mlp_encoder sizes (None: SMALL_ENCODER)
                        model:dict|None=None, # make_model sizes and critic (default SMALL_MODEL)
                        **schedule, # further TrainConfig fields, e.g. critic_steps=1, critic_first=False
                       ):

@@ -210,7 +210,7 @@ def read_views(est, # the FactorCLEmbedder being fitted or applied
 def encode_labels(y, # class labels [n] (array-like or tensor), or None
                   n:int, # number of samples in X
                   method:str, # the supervised method (for the error messages)
-                  owner:str='FactorCLEmbedder', # estimator name (for the error messages)
+                  owner:str='FactorCLEmbedder', # estimator name (in the error messages)
                  ) -> tuple:
     "Class ids `0..K-1` as an int64 tensor `[n]` and the sorted original labels `[K]`."
     if y is None:
@@ -279,8 +279,8 @@ class FactorCLEmbedder(TransformerMixin, BaseEstimator):
                  method:str='FactorCL-SSL', # a name from METHODS, or 'FactorCL' / 'OurCL' with `mode`
                  mode:str|None=None, # None, 'sup' or 'ssl' (for 'FactorCL' / 'OurCL'; None: 'sup' when fit gets y)
                  epochs:int=10, # passes over the data
-                 batch_size:int=256, # samples per step (also the chunk size of transform)
-                 lr:float=1e-4, # learning rate of the main optimizer (and of the critics)
+                 batch_size:int=256, # samples per step (also transform's chunk size)
+                 lr:float=1e-4, # learning rate of the main and the critic optimizers
                  embed_dim:int=128, # encoder output = projection hidden = factor size
                  hidden_dim:int=512, # width of the encoders' hidden layers
                  n_hidden:int=3, # hidden layers per encoder
@@ -290,9 +290,9 @@ class FactorCLEmbedder(TransformerMixin, BaseEstimator):
                  critic_steps:int=1, # critic updates per main step
                  factors:Sequence[str]|None=None, # factors transform concatenates (None: all the method produces)
                  view_sizes=None, # (d1, d2) or d1: how to split the columns of a single X into two views
-                 standardize:bool=True, # z-score each view with statistics fitted in fit
+                 standardize:bool=True, # z-score each view with statistics from fit
                  augment:Callable|None=None, # augment(x1, x2) -> (x1', x2') of SSL methods (None: feature_augment per view)
-                 device:str='auto', # 'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'
+                 device:str='auto', # 'auto' (CUDA if any), 'cpu', 'cuda' or 'cuda:N'
                  random_state=None, # None, an int or a RandomState: weights, batch order, augmentations
                  progress:bool|str='auto', # show the training progress bar: True, False or 'auto' (long fits, concat critics)
                 ):

@@ -43,7 +43,7 @@ def mean_ci(values, # one value per seed
 # %% ../nbs/07a_stats.ipynb #f4a0a7a3
 VERDICTS = ('holds', 'does not hold', 'inconclusive')
 
-def verdict(lo:float, # lower end of the interval of a difference (claim: difference > 0)
+def verdict(lo:float, # lower end of the interval of a difference (claim: it is > 0)
             hi:float, # upper end
            ) -> str:
     ("'holds' if the interval is above 0, 'does not hold' if below, else "
@@ -93,7 +93,7 @@ def summarize(table:pd.DataFrame, # long table: one row per run
 
 def compare(table:pd.DataFrame, # long table with a `pair_on` column (e.g. seed)
             value:str, # column compared (e.g. accuracy)
-            better:dict, # selects the claimed-better rows, e.g. {'method': 'FactorCL-SUP'}
+            better:dict, # the claimed-better rows, e.g. {'method': 'FactorCL-SUP'}
             worse:dict, # selects the other rows, e.g. {'method': 'SimCLR'}
             pair_on:str='seed', # rows are paired on this column
             confidence:float=0.95,

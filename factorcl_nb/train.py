@@ -341,7 +341,7 @@ def lagging(terms:dict) -> bool:
     return (bool(infonce)
             and bool((mean_over_processes(torch.stack(infonce).float()) < 0).any()))
 
-def critic_phase(optim:Optimization, batch:tuple, step:int, n:int, # critic steps to take
+def critic_phase(optim:Optimization, batch:tuple, step:int, n:int, # critic steps
                  most:int=0, # take more, up to `most` in all, while a critic lags (its InfoNCE before the last step < 0)
                 ) -> dict | None:
     ("Critic steps on `batch`; the last step's 'critic_loss' and, for a model with "
@@ -388,7 +388,7 @@ class EpochBatchSampler(Sampler):
     ("Lists of sample indices, one per batch, in an order fixed by (seed, epoch); this "
      "process takes its part of each batch.")
     def __init__(self, n:int, # number of samples
-                 batch_size:int, # samples per batch over all processes (the global batch)
+                 batch_size:int, # the global batch: samples over all processes
                  shuffle:bool=True, # permute the samples every epoch
                  drop_last:bool=False, # drop the last incomplete batch
                  seed:int=0, # the permutation of epoch e is drawn with seed + e

@@ -48,7 +48,7 @@ def read_mfeat(views=tuple(MFEAT_VIEWS), # view names (default: all six)
 # %% ../../nbs/08b_mfeat.ipynb #83a0ec83
 def stratified_split(y, # integer class labels [n] (tensor or array)
                      test_size:float=0.2, # fraction of each class held out, in [0, 1)
-                     seed:int=0, # seed of the NumPy generator that picks the held-out rows
+                     seed:int=0, # seeds the NumPy generator picking the held-out rows
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     "Sorted train and test row indices with the same class proportions in both parts."
     y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
@@ -77,8 +77,8 @@ MFEAT_ATTRIBUTION = ("UCI Multiple Features data (CC BY 4.0): M. "
                      "Repository, https://archive.ics.uci.edu")
 
 def load_mfeat(views=('pix', 'fou'), # view names, in the order x1, x2, ...: fou, fac, kar, pix, zer, mor
-               standardize:bool=True, # z-score each feature with training-split statistics
-               test_size:float=0.2, # fraction of each class held out for 'test', in [0, 1)
+               standardize:bool=True, # z-score features with training-split statistics
+               test_size:float=0.2, # share of each class held out as 'test', in [0, 1)
                seed:int=0, # seed of the stratified split
                device:str|torch.device='cpu', # where the tensors are created
               ) -> dict:

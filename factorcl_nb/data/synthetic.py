@@ -156,7 +156,7 @@ def synthetic_setting(n_samples:int, # samples drawn (train + test)
                       seed:int=0, # seeds the draw and the split
                       test_size:float=0.2, # held-out fraction
                       eps:float=1e-6, # added to each coordinate's standard deviation
-                      **kwargs, # passed to make_synthetic (ratio, noise, shared_dim, ...)
+                      **kwargs, # for make_synthetic (ratio, noise, shared_dim, ...)
                      ) -> SyntheticSetting:
     ("Draw `make_synthetic(n_samples, seed=seed, **kwargs)`, split it, standardise "
      "both views with training statistics.")
