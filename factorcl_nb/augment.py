@@ -39,7 +39,7 @@ def padding_mask(x:torch.Tensor, # [n, T, D] batch of sequences
 def gaussian_noise(x:torch.Tensor, # [n, ...] batch (any rank >= 1)
                    std:float=0.1, # standard deviation sigma of the added noise
                    keep_padding:bool=True, # for [n, T, D] sequences: leave all-zero padding steps at zero
-                   generator:torch.Generator|None=None, # seeded for a reproducible view
+                   generator:torch.Generator|None=None, # seeded: a reproducible view
                   ) -> torch.Tensor:
     "x + std * N(0, I), drawn for the whole batch at once."
     _check_batch(x); std = _check_positive(std, 'std', allow_zero=True)
@@ -52,7 +52,7 @@ def gaussian_noise(x:torch.Tensor, # [n, ...] batch (any rank >= 1)
 # %% ../nbs/03_augment.ipynb #49f6b895
 def feature_drop(x:torch.Tensor, # [n, d] feature vectors
                  rate:float=0.2, # fraction of features zeroed per sample, in [0, 1)
-                 generator:torch.Generator|None=None, # seeded for a reproducible view
+                 generator:torch.Generator|None=None, # seeded: a reproducible view
                 ) -> torch.Tensor:
     "Zero round(rate * d) uniformly chosen features of every sample."
     check_matrix(x, 'x', finite=False); rate = _check_rate(rate)
@@ -75,7 +75,7 @@ def _random_partner(n:int, like:torch.Tensor, generator=None) -> torch.Tensor:
 
 # %% ../nbs/03_augment.ipynb #66717574
 def half_swap(x:torch.Tensor, # [n, d] feature vectors
-              generator:torch.Generator|None=None, # seeded for a reproducible view
+              generator:torch.Generator|None=None, # seeded: a reproducible view
               return_params:bool=False, # also return dict(swapped=[n, d] bool, partner=[n])
              ):
     ("Each sample keeps a random half of its features "
@@ -100,7 +100,7 @@ def _beta(alpha:float, n:int, like:torch.Tensor, generator=None) -> torch.Tensor
 
 def mixup(x:torch.Tensor, # [n, ...] batch (any rank >= 1)
           alpha:float=1.0, # Beta(alpha, alpha) parameter of the mixing weight, > 0
-          generator:torch.Generator|None=None, # seeded for a reproducible view
+          generator:torch.Generator|None=None, # seeded: a reproducible view
           return_params:bool=False, # also return dict(weight=[n], partner=[n])
          ):
     ("Convex combination of every sample with a "
@@ -117,7 +117,7 @@ def mixup(x:torch.Tensor, # [n, ...] batch (any rank >= 1)
 # %% ../nbs/03_augment.ipynb #19addb3a
 def time_permutation(x:torch.Tensor, # [n, T, D] batch of sequences
                      keep_padding:bool=True, # shuffle only the real steps, padding stays where it is
-                     generator:torch.Generator|None=None, # seeded for a reproducible view
+                     generator:torch.Generator|None=None, # seeded: a reproducible view
                     ) -> torch.Tensor:
     "Shuffle the time steps of every sample independently."
     check_sequence(x); _check_generator(generator)
@@ -132,9 +132,9 @@ def time_permutation(x:torch.Tensor, # [n, T, D] batch of sequences
 
 # %% ../nbs/03_augment.ipynb #0c72d80d
 def time_drop(x:torch.Tensor, # [n, T, D] batch of sequences
-              rate:float=0.2, # fraction of each sample's time steps that are zeroed, in [0, 1)
-              keep_padding:bool=True, # count and choose only real steps (False: all T steps)
-              generator:torch.Generator|None=None, # seeded for a reproducible view
+              rate:float=0.2, # fraction of each sample's time steps zeroed, in [0, 1)
+              keep_padding:bool=True, # use only real steps (False: all T steps)
+              generator:torch.Generator|None=None, # seeded: a reproducible view
              ) -> torch.Tensor:
     ("Zero round(rate * L) uniformly chosen time steps "
      "of every sample (L its number of real steps).")
@@ -163,7 +163,7 @@ class RandomChoice:
     ("Apply to every sample one transform drawn from "
      "`transforms` (probabilities `p`), vectorized per transform.")
     def __init__(self,
-                 transforms:Sequence[Callable], # candidates, each called as t(x, generator=...)
+                 transforms:Sequence[Callable], # candidates t(x, generator=...)
                  p:Sequence[float]|None=None, # choice probabilities (None: uniform); normalised to sum 1
                 ):
         transforms = list(transforms)
@@ -191,7 +191,7 @@ class RandomChoice:
 
     def __call__(self,
                  x:torch.Tensor, # [n, ...] batch
-                 generator:torch.Generator|None=None, # seeded for a reproducible view
+                 generator:torch.Generator|None=None, # seeded: a reproducible view
                  return_params:bool=False, # also return dict(choice=[n] index of each sample's transform)
                 ):
         "Augment `x`, every sample with its own randomly chosen transform."
@@ -240,10 +240,10 @@ def near_identity_augment(std:float=0.1, # noise standard deviation
 class SharedFeatures(NamedTuple):
     "Result of `fit_shared_features`: which features of x2 are predictable from x1."
     mask: torch.Tensor # [d2] bool, True = predictable from x1 (shared), left untouched by unique_augment
-    r2: torch.Tensor # [d2] leave-one-out R^2 of the ridge regression of each x2 feature on x1
+    r2: torch.Tensor # [d2] leave-one-out R^2 of the ridge fit of each x2 feature on x1
 
 # %% ../nbs/03_augment.ipynb #cd8c1ad3
-def fit_shared_features(x1:torch.Tensor, # [n, d1] the other modality (a sample of paired data)
+def fit_shared_features(x1:torch.Tensor, # [n, d1] the other modality (paired samples)
                         x2:torch.Tensor, # [n, d2] the modality to augment
                         threshold:float=0.5, # R^2 at or above which a feature of x2 counts as shared
                         ridge:float=1e-3, # ridge penalty per sample on the standardised slopes, >= 0
@@ -276,7 +276,7 @@ def fit_shared_features(x1:torch.Tensor, # [n, d1] the other modality (a sample 
 def unique_augment(x:torch.Tensor, # [n, ..., d] batch of the modality to augment
                    shared_mask:torch.Tensor, # [d] bool, True for features to keep (e.g. fit_shared_features(...).mask)
                    transform:Callable=gaussian_noise, # any augmentation t(x, generator=None)
-                   generator:torch.Generator|None=None, # seeded for a reproducible view
+                   generator:torch.Generator|None=None, # seeded: a reproducible view
                   ) -> torch.Tensor:
     ("Augment `x` with `transform` but keep the features "
      "marked shared (predictable from the other modality).")
@@ -292,11 +292,11 @@ def unique_augment(x:torch.Tensor, # [n, ..., d] batch of the modality to augmen
 
 # %% ../nbs/03_augment.ipynb #91de013b
 def latent_augment(x:torch.Tensor, # [n, d] views generated as x = [w_s, w_i] @ mixing
-                   mixing:torch.Tensor, # [d_s + d_i, d] the generator's matrix A_i for this view
-                   n_shared:int, # d_s, number of shared latents (the first rows of `mixing`)
+                   mixing:torch.Tensor, # [d_s + d_i, d] this view's matrix A_i
+                   n_shared:int, # d_s shared latents (the first rows of `mixing`)
                    std:float=0.1, # standard deviation of the latent perturbation
-                   unique:bool=True, # True: perturb the unique latents only; False: all latents
-                   generator:torch.Generator|None=None, # seeded for a reproducible view
+                   unique:bool=True, # True: perturb only unique latents; False: all
+                   generator:torch.Generator|None=None, # seeded: a reproducible view
                   ) -> torch.Tensor:
     ("Perturb the latents of synthetic views: x + eps @ "
      "mixing[n_shared:] (unique) or x + eps @ mixing (all).")

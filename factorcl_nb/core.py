@@ -216,8 +216,8 @@ def save_results(name:str, # experiment name: files are <out_dir>/<name>.{png,cs
                  out_dir:str|Path, # output folder
                  table=None, # pandas DataFrame with the numbers behind the figure
                  figure=None, # matplotlib Figure
-                 params:dict|None=None, # the run's parameters (scale, seed, device, ...)
-                 report:str='', # markdown section for REPORT.md (our numbers beside the paper's)
+                 params:dict|None=None, # the run's parameters (scale, seed, device...)
+                 report:str='', # REPORT.md section (our numbers beside the paper's)
                  wall_time:float|None=None, # seconds the run took
                 ) -> dict:
     ("Atomically write the figure, table and metadata (with the run's "

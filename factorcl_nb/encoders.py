@@ -61,7 +61,7 @@ class MLP(nn.Module):
      "-> out_dim (no activation after the last layer).")
     def __init__(self,
                  in_dim:int, # input features
-                 hidden_dims:Sequence[int], # widths of the hidden layers, e.g. [512, 512, 512]
+                 hidden_dims:Sequence[int], # hidden layer widths, e.g. [512, 512, 512]
                  out_dim:int, # output features
                  activation:str='relu', # activation after every hidden layer
                  dropout:float=0.0, # dropout probability after every hidden activation
@@ -196,7 +196,7 @@ class GRUEncoder(nn.Module):
     def __init__(self,
                  in_dim:int, # features per time step D
                  hidden_dim:int=30, # GRU hidden size
-                 out_dim:int|None=None, # size of a final linear projection (None: no projection)
+                 out_dim:int|None=None, # final linear projection's size (None: none)
                  pool:str='last', # 'last' real step, 'mean' over real steps, or 'flatten' every step
                  seq_len:int|None=None, # sequence length T, required by pool='flatten'
                  n_layers:int=1, # stacked GRU layers

@@ -37,7 +37,7 @@ def linear_probe(train_x, # [n, d] embeddings of the training split (tensor or a
                  train_y, # [n] class labels
                  test_x=None, # [m, d] held-out embeddings (None: split train_x)
                  test_y=None, # [m] held-out labels
-                 test_size:float=0.2, # held-out fraction when no test set is given (stratified)
+                 test_size:float=0.2, # held-out share without a test set (stratified)
                  seed:int=0, # seed of that split
                  max_iter:int=1000, # L-BFGS iterations at most (the authors used 200; see `converged` in the result)
                  C:float=1.0, # inverse regularisation strength
@@ -218,7 +218,7 @@ def _kernel_readout(Z:np.ndarray, T:np.ndarray, fit:np.ndarray, held:np.ndarray,
 # %% ../nbs/07_evaluate.ipynb #91de5ba0
 def probe_mi_kernel(z, # [n, dz] representation
                     w, # [n, dw] (or [n]) latent, or a dict name -> latent (one kernel fit, one estimate each)
-                    max_fit:int=1000, # at most this many fit points (cost grows as its cube)
+                    max_fit:int=1000, # at most this many fit points (cost: its cube)
                     ridges:tuple=(1e-3, 1e-2, 1e-1, 1.0, 10.0), # candidate ridge penalties (leave-one-out choice)
                     seed:int=0, # seed of the two-way split
                    ):

@@ -55,7 +55,7 @@ def check_views(x1, x2, y=None, n_classes:int|None=None, needs_labels:bool=False
 
 # %% ../nbs/05_models.ipynb #383807ce
 def independent(transform1:Callable|None=None, # view transform of x1, called t(x) (default: feature_augment())
-                transform2:Callable|None=None, # view transform of x2 (default: the same as x1's)
+                transform2:Callable|None=None, # x2's view transform (None: x1's)
                ) -> Callable:
     ("An augmentation that transforms each view "
      "independently: `(x1, x2) -> (t1(x1), t2(x2))`.")

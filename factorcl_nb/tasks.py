@@ -89,7 +89,7 @@ def task_rows(method:str, # one of METHODS
     return rows
 
 # %% ../nbs/09a_tasks.ipynb #db575af3
-def raw_rows(train:tuple, # (x1, x2) training views (any shape per sample: they are flattened)
+def raw_rows(train:tuple, # (x1, x2) training views (any sample shape: flattened)
              test:tuple, # (x1, x2) test views
              train_labels:dict, # task -> labels
              test_labels:dict, # task -> labels

@@ -177,10 +177,10 @@ def critic_step(optim:Optimization, batch:tuple, step:int) -> dict | None:
 
 # %% ../nbs/06_train.ipynb #a7a65616
 def fit(model:nn.Module, # follows the training contract (loss, critic_loss, critic_parameters, main_parameters)
-        data, # (x1, x2) or (x1, x2, y) tensors, a Dataset yielding such tuples, or a DataLoader
+        data, # (x1, x2[, y]) tensors, a Dataset of such tuples or a DataLoader
         config:TrainConfig|None=None, # settings (None: defaults, or the checkpoint's when resuming)
-        resume:str|Path|None=None, # checkpoint file, or folder holding last.pt, to continue from
-        overwrite:bool=False, # let a fresh run replace another run's last.pt in checkpoint_dir
+        resume:str|Path|None=None, # checkpoint file or folder holding last.pt to resume
+        overwrite:bool=False, # a new run may replace another's last.pt in checkpoint_dir
         **overrides, # TrainConfig fields to change, e.g. epochs=20
        ) -> pd.DataFrame:
     ("Train `model` on `data`; return the history: step, "
@@ -325,7 +325,7 @@ def warmup_steps(config:TrainConfig, total:int|None=None) -> tuple:
 
 def main_lr(config:TrainConfig, # lr, critic_warmup, lr_warmup
             step:int, # 0-based index of the main step
-            total:int|None=None, # main steps of the whole run (caps the warm-up; None: no cap)
+            total:int|None=None, # the run's main steps (caps the warm-up; None: no cap)
            ) -> float:
     ("Learning rate of the main optimizer at `step`: 0 during the critic warm-up, then "
      "a linear ramp up to `config.lr`.")
@@ -462,7 +462,7 @@ def _check_tensors(data, needs_labels:bool):
     return data
 
 # %% ../nbs/06_train.ipynb #654e8b46
-def make_loader(data, # (x1, x2) or (x1, x2, y) tensors, a Dataset of such tuples, or a DataLoader
+def make_loader(data, # (x1, x2[, y]) tensors, a Dataset of such tuples or a DataLoader
                 config:TrainConfig, # batch_size, shuffle, drop_last, seed, num_workers, pin_memory
                 device:torch.device, # where the batches go (pinned memory when CUDA)
                 needs_labels:bool=False, # require y in the data

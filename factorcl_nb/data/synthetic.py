@@ -14,16 +14,16 @@ __all__ = ['SyntheticData', 'relevant_coordinates', 'make_synthetic', 'view_info
 @dataclass
 class SyntheticData:
     "Views, labels and the latents that generated them (all torch tensors)."
-    x1: torch.Tensor          # [n, view_dim] view 1 = [w_s, w1] @ mixing1 (+ noise * eps)
-    x2: torch.Tensor          # [n, view_dim] view 2 = [w_s, w2] @ mixing2 (+ noise * eps)
-    y: torch.Tensor           # [n] binary label
-    w_s: torch.Tensor         # [n, shared_dim] shared latents
-    w1: torch.Tensor          # [n, unique_dims[0]] latents only view 1 sees
-    w2: torch.Tensor          # [n, unique_dims[1]] latents only view 2 sees
-    mixing1: torch.Tensor     # [shared_dim + unique_dims[0], view_dim]
-    mixing2: torch.Tensor     # [shared_dim + unique_dims[1], view_dim]
-    relevant: dict            # label-relevant coordinate indices: {'shared': [...], 'unique1': [...], 'unique2': [...]}
-    noise: float = 0.0        # standard deviation of the Gaussian noise added to every view coordinate
+    x1: torch.Tensor       # [n, view_dim] view 1 = [w_s, w1] @ mixing1 (+ noise * eps)
+    x2: torch.Tensor       # [n, view_dim] view 2 = [w_s, w2] @ mixing2 (+ noise * eps)
+    y: torch.Tensor        # [n] binary label
+    w_s: torch.Tensor      # [n, shared_dim] shared latents
+    w1: torch.Tensor       # [n, unique_dims[0]] latents only view 1 sees
+    w2: torch.Tensor       # [n, unique_dims[1]] latents only view 2 sees
+    mixing1: torch.Tensor  # [shared_dim + unique_dims[0], view_dim]
+    mixing2: torch.Tensor  # [shared_dim + unique_dims[1], view_dim]
+    relevant: dict         # label-relevant coordinate indices: {'shared': [...], 'unique1': [...], 'unique2': [...]}
+    noise: float = 0.0     # standard deviation of the Gaussian noise added to every view coordinate
 
     def __len__(self): return len(self.y)
 
@@ -110,7 +110,7 @@ def make_synthetic(n_samples:int=30000, # number of samples
     return SyntheticData(x1, x2, y, w_s, w1, w2, A1, A2, rel, float(noise))
 
 # %% ../../nbs/08a_synthetic.ipynb #f2a16d9c
-def view_information(data:SyntheticData, # from make_synthetic (its mixing matrices and noise)
+def view_information(data:SyntheticData, # from make_synthetic (mixing matrices, noise)
                      view:int, # 1 or 2
                      latent:str, # 'w_s' or 'unique' (w1 for view 1, w2 for view 2)
                     ) -> float:
@@ -133,14 +133,14 @@ from ..augment import latent_augment
 class SyntheticSetting:
     ("Standardised train/test views of a `make_synthetic` "
      "draw and the latent augmentations in that space.")
-    data: SyntheticData       # the full draw (raw views, latents, mixing matrices)
-    train: SyntheticData      # raw training split (its latents, labels)
-    test: SyntheticData       # raw held-out split
-    train_views: tuple        # (x1, x2, y) of the training split, views standardised with training statistics
-    test_views: tuple         # (x1, x2, y) of the held-out split, standardised with the same statistics
-    mixing: tuple             # (A1 / sd1, A2 / sd2): the mixing matrices in the standardised space
+    data: SyntheticData   # the full draw (raw views, latents, mixing matrices)
+    train: SyntheticData  # raw training split (its latents, labels)
+    test: SyntheticData   # raw held-out split
+    train_views: tuple    # (x1, x2, y) of the training split, views standardised with training statistics
+    test_views: tuple     # (x1, x2, y) of the held-out split, standardised with the same statistics
+    mixing: tuple         # (A1 / sd1, A2 / sd2): the mixing matrices in the standardised space
 
-    def augment(self, unique:bool=True, # True: perturb the unique latents only; False: all latents
+    def augment(self, unique:bool=True, # True: perturb only unique latents; False: all
                 std:float=0.5, # standard deviation of the latent perturbation
                ):
         ("The view-pair augmentation (x1, x2) -> (x1', "
