@@ -26,8 +26,8 @@ def paper_claims(methods, # the methods an experiment ran
     bad = [m for m in methods if m not in METHODS]
     if bad: raise ValueError(f"methods must be among {list(METHODS)}, got {bad}")
     def select(method, state='trained'): return dict(where, method=method, state=state)   # rows of `method` in `state`
-    out = [(f'{a} > {b}', select(a), select(b)) for a, b in PAPER_CLAIMS if a in methods
-           and b in methods]
+    out = [(f'{a} > {b}', select(a), select(b)) for a, b in PAPER_CLAIMS
+           if a in methods and b in methods]
     out += [(f'{m} > its untrained network', select(m), select(m, 'untrained'))
             for m in methods]
     if reference:

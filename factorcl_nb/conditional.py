@@ -127,8 +127,8 @@ def sample_discrete_conditional_gaussian(n:int, # number of samples
     truth = dict(cmi=cmi_true, concat=math.log(n_classes) + cmi_true,
                  nce_club=nce_club_target(cmi, dim), dependence='additive')
     onehot = F.one_hot(labels, n_classes).to(dtype)
-    return *(t.to(device) for t in (means[labels] + e1, means[labels] + e2, onehot,
-                                    labels)), truth
+    return *(t.to(device)
+             for t in (means[labels] + e1, means[labels] + e2, onehot, labels)), truth
 
 # %% ../nbs/02a_conditional.ipynb #2f483623
 SCALE_WEIGHTS = (0.5, 0.75, 1.25, 1.5)   # I(X;Y|C=k) / I(X;Y|C) of 4 classes, mean 1

@@ -146,8 +146,8 @@ def module_digests() -> dict[str, str]:
                    if (m == 'factorcl_nb' or m.startswith('factorcl_nb.'))
                    and m != 'factorcl_nb._modidx')
     files = {m: getattr(sys.modules[m], '__file__', None) for m in names}
-    return {m: source_digest(f) for m, f in files.items() if f and f.endswith('.py')
-            and Path(f).is_file()}
+    return {m: source_digest(f) for m, f in files.items()
+            if f and f.endswith('.py') and Path(f).is_file()}
 
 
 # %% ../nbs/00_core.ipynb #fp4a5b6c

@@ -247,9 +247,12 @@ class FactorCL(ContrastiveModel):
          "c_y, mask) for `_conditioned`.")
         f, fa, y = self._global_factors(x1, x2, y)
         c = self._conditions(fa, y)
-        return dict(shared_nce=(f['s1'], f['s2']), shared_club=(f['s1'], c['cond_shared1'], f['s2'], c['cond_shared2'], c['mask']),
+        return dict(shared_nce=(f['s1'], f['s2']),
+                    shared_club=(f['s1'], c['cond_shared1'], f['s2'], c['cond_shared2'],
+                                 c['mask']),
                     unique_nce_x1=(f['u1'], c['cond1']),
-                    unique_nce_x2=(f['u2'], c['cond2']), unique_club=(f['u1'], f['u2']),
+                    unique_nce_x2=(f['u2'], c['cond2']),
+                    unique_club=(f['u1'], f['u2']),
                     unique_cond_nce=(f['u1'], c['cond_unique1'], f['u2'],
                                      c['cond_unique2'], c['mask']))
 
@@ -449,8 +452,8 @@ def make_model(method:str, # one of METHODS
     uniq = unique_augment or ind
     if method == 'SimCLR': return SimCLR(encoders, embed_dim, **options)
     if method == 'SupCon':
-        keep = {k: v for k, v in options.items() if k in ('proj_dim', 'head_hidden',
-                                                          'temperature')}
+        keep = {k: v for k, v in options.items()
+                if k in ('proj_dim', 'head_hidden', 'temperature')}
         return SupCon(encoders, embed_dim, n_classes, **keep)
     # label-free; they take only the options their constructor names
     if method in SUCCESSORS:

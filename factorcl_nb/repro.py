@@ -41,8 +41,9 @@ def package_root() -> Path:
 def default_out() -> Path:
     "Where results go by default: `figures/` of the clone, else `./figures`."
     root = package_root()
-    return (root/'figures' if (root/'pyproject.toml').is_file()
-            and (root/'nbs').is_dir() else Path.cwd()/'figures')
+    return (root/'figures'
+            if (root/'pyproject.toml').is_file() and (root/'nbs').is_dir()
+            else Path.cwd()/'figures')
 
 # %% ../nbs/10_repro.ipynb #a55103bf
 def experiments_dir(nbs_dir:str|Path|None=None, # folder of experiment notebooks, or the `nbs` folder holding `experiments/`
@@ -119,8 +120,8 @@ def experiment_parameters(exp:Experiment, # the experiment to run
                                          base)).as_posix()
     offered = dict(scale=scale, out_dir=None if out_dir is None else '.', device=device,
                    seed=seed, data_dir=None if data_dir is None else rel(data_dir))
-    return {k: offered[k] for k in PASSED_PARAMETERS if k in exp.parameters
-            and offered[k] is not None}
+    return {k: offered[k] for k in PASSED_PARAMETERS
+            if k in exp.parameters and offered[k] is not None}
 
 # %% ../nbs/10_repro.ipynb #205cd107
 class ExperimentError(RuntimeError):
@@ -218,8 +219,9 @@ def mark_stopped(path:str|Path, # an executed notebook
     code = [(i, c.metadata['papermill']) for i, c in enumerate(nb.cells)
             if c.cell_type == 'code' and 'papermill' in c.metadata]
     started = [i for i, m in code if m.get('start_time') is not None]
-    stopped = next((i for i, m in code if m.get('status') == 'running'
-                    or m.get('exception')), started[-1] if started else None)
+    stopped = next((i for i, m in code
+                    if m.get('status') == 'running' or m.get('exception')),
+                   started[-1] if started else None)
     for i, m in code:
         if i == stopped: m['status'] = status
         elif m.get('start_time') is None:
@@ -466,19 +468,16 @@ def run_experiments(names=None, # experiment names (None: all)
 # %% ../nbs/10_repro.ipynb #4f2a7660
 def repro_parser() -> argparse.ArgumentParser:
     "The command-line parser of `factorcl-repro`."
-    p = argparse.ArgumentParser(prog='factorcl-repro', description="Regenerate the "
-                                                                   "paper's figures "
-                                                                   "and tables: "
+    p = argparse.ArgumentParser(prog='factorcl-repro',
+                                description="Regenerate the paper's "
+                                            "figures and tables: "
         "run the experiment notebooks (nbs/experiments/*.ipynb) "
         "with papermill and write <out>/REPORT.md.")
     p.add_argument('names', nargs='*', metavar='NAME',
                    help='experiments to run (default: all; see --list)')
-    p.add_argument('--scale', choices=SCALES, default='quick', help='tiny: seconds, a '
-                                                                    'smoke test; '
-                                                                    'quick: minutes on '
-                                                                    'a CPU (default); '
-                                                                    'paper: the '
-                                                                    'paper\'s settings')
+    p.add_argument('--scale', choices=SCALES, default='quick',
+                   help='tiny: seconds, a smoke test; quick: minutes on a CPU '
+                        '(default); paper: the paper\'s settings')
     p.add_argument('--out', type=Path, help='output folder (default: figures/ '
                                             'of the clone, else ./figures)')
     p.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
@@ -486,9 +485,9 @@ def repro_parser() -> argparse.ArgumentParser:
     p.add_argument('--list', action='store_true', help='list the experiments and exit')
     p.add_argument('--data-dir', type=Path,
                    help='data folder, passed to the experiments that take one')
-    p.add_argument('--nbs-dir', type=Path, help='folder of experiment '
-                                                'notebooks (default: '
-                                                'nbs/experiments of the clone)')
+    p.add_argument('--nbs-dir', type=Path,
+                   help='folder of experiment notebooks '
+                        '(default: nbs/experiments of the clone)')
     p.add_argument('--seed', type=int,
                    help="random seed (default: each notebook's own)")
     p.add_argument('--timeout', type=float, metavar='SECONDS',

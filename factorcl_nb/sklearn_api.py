@@ -107,8 +107,9 @@ def _to_numpy(x):
      "bfloat16, become float32); anything else unchanged.")
     if not isinstance(x, torch.Tensor): return x
     x = x.detach().cpu()
-    return (x.float() if x.is_floating_point()
-            and x.dtype not in (torch.float32, torch.float64) else x).numpy()
+    return (x.float()
+            if x.is_floating_point() and x.dtype not in (torch.float32, torch.float64)
+            else x).numpy()
 
 def check_view(x, # one view [n, d]: array-like or torch.Tensor
                name:str, # argument name for the error messages, e.g. 'Xs[0]'

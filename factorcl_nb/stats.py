@@ -257,7 +257,8 @@ def claims_reading(claims:pd.DataFrame, # `claims_table` rows (with extra column
         else: mixed.append(f"{name(k)} (" + '; '.join(f"{v} with {', '.join(map(str, g[g.verdict == v][across]))}" for v in vs) + ')')
     where = f' under every {across}' if across else ''
     lines = [f"- **{v}**{where} ({len(groups[v])}): "
-             + ('; '.join(groups[v]) if groups[v] else 'none') for v in VERDICTS]
+             + ('; '.join(groups[v]) if groups[v] else 'none')
+             for v in VERDICTS]
     if across:
         lines.append(f"- **depends on the {across}** ({len(mixed)}): "
                      + ('; '.join(mixed) if mixed else 'none'))

@@ -117,8 +117,9 @@ def _check_finite(value, terms:dict, batch:tuple, step:int, what:str):
     if bool(torch.isfinite(value)): return
     bad = [f"{k}={float(v.detach()):.4g}" for k, v in terms.items()
            if isinstance(v, torch.Tensor) and not torch.isfinite(v).all()]
-    inputs = [n for n, t in zip(_NAMES, batch) if t is not None
-              and t.is_floating_point() and not torch.isfinite(t).all()]
+    inputs = [n for n, t in zip(_NAMES, batch)
+              if t is not None and t.is_floating_point()
+              and not torch.isfinite(t).all()]
     why = (f"the batch has NaN or inf in {', '.join(inputs)}" if inputs
            else "the batch is finite: training diverged "
                 "(lower lr, set grad_clip, or amp='off')")
@@ -352,7 +353,9 @@ def critic_phase(optim:Optimization, batch:tuple, step:int, n:int, # critic step
         terms, k = critic_step(optim, batch, step), k + 1
         if terms is None: return None
     if terms is None: return None
-    return dict(critic_loss=terms['loss'], **({'critic_steps': k} if any(name.endswith('_infonce') for name in terms) else {}))
+    return dict(critic_loss=terms['loss'],
+                **({'critic_steps': k}
+                   if any(name.endswith('_infonce') for name in terms) else {}))
 
 def set_main_lr(optim:Optimization, config:TrainConfig, step:int, total:int|None=None):
     "Set the main optimizer's learning rate for `step` of a run of `total` steps."
@@ -370,8 +373,8 @@ def bound_validity(history:pd.DataFrame, # fit's history, with columns `<critic>
                   ) -> dict:
     ("Share of logged steps after `after` with 0 <= InfoNCE "
      "<= NCE-CLUB, per NCE-CLUB critic found in `history`.")
-    critics = [c[:-len('_infonce')] for c in history.columns if c.endswith('_infonce')
-               and c[:-len('_infonce')] in history.columns]
+    critics = [c[:-len('_infonce')] for c in history.columns
+               if c.endswith('_infonce') and c[:-len('_infonce')] in history.columns]
     if not critics:
         raise ValueError("history must have columns '<critic>' and "
                          f"'<critic>_infonce', got {list(history.columns)}")

@@ -247,8 +247,8 @@ def write_irfl_fixture(path:str|Path, # folder to write the CSVs and images/ int
         words, rows = _FIXTURE_PHRASES[task], []
         for i in range(n_per_task):
             # row 3 repeats row 2's phrase
-            phrase = (words[0] if i == 1 else words[i % len(words)]
-                      + ('' if i < len(words) else f' {i}'))
+            phrase = (words[0] if i == 1
+                      else words[i % len(words)] + ('' if i < len(words) else f' {i}'))
             # same last component in every task
             url = {3: f'https://i.{task}.example.com/vi/{task}{i}/maxresdefault.jpg',
                    4: f'https://example.org/irfl/{task}_{i}/',
