@@ -41,8 +41,8 @@ def _check_scores(scores, mask=None):
         if empty:
             raise ValueError("mask must allow at least the positive pair in every "
                              f"row, got {len(empty)} all-False row(s) "
-                                       f"(first: row {empty[0]}); the bound "
-                                       "of an empty row is undefined (NaN)")
+                             f"(first: row {empty[0]}); the bound "
+                             "of an empty row is undefined (NaN)")
         raise ValueError("mask must be True on the diagonal (each row's positive "
                          f"pair), got False in {len(off)} row(s) "
                          f"(first: row {off[0]}); a masked-out "

@@ -160,7 +160,7 @@ def report_section(name:str, # experiment name
     if stale:
         lines += ["**Stale**: the sources changed since this "
                   f"result was produced ({'; '.join(stale)}). "
-                            f"Regenerate it with `factorcl-repro {name}`.", '']
+                  f"Regenerate it with `factorcl-repro {name}`.", '']
     lines += [meta.get('report') or '_(this experiment wrote no report section)_', '']
     # once, even if the report shows it
     if ((out/f'{name}.png').exists()

@@ -468,11 +468,11 @@ def run_experiments(names=None, # experiment names (None: all)
 # %% ../nbs/10_repro.ipynb #4f2a7660
 def repro_parser() -> argparse.ArgumentParser:
     "The command-line parser of `factorcl-repro`."
-    p = argparse.ArgumentParser(prog='factorcl-repro',
-                                description="Regenerate the paper's "
-                                            "figures and tables: "
-        "run the experiment notebooks (nbs/experiments/*.ipynb) "
-        "with papermill and write <out>/REPORT.md.")
+    p = argparse.ArgumentParser(
+        prog='factorcl-repro',
+        description="Regenerate the paper's figures and tables: "
+                    "run the experiment notebooks (nbs/experiments/*.ipynb) "
+                    "with papermill and write <out>/REPORT.md.")
     p.add_argument('names', nargs='*', metavar='NAME',
                    help='experiments to run (default: all; see --list)')
     p.add_argument('--scale', choices=SCALES, default='quick',
@@ -492,8 +492,8 @@ def repro_parser() -> argparse.ArgumentParser:
                    help="random seed (default: each notebook's own)")
     p.add_argument('--timeout', type=float, metavar='SECONDS',
                    help='seconds one notebook cell may run before it is stopped '
-                   '(default by scale: '
-                   f'{", ".join(f"{k} {v} s" for k, v in CELL_TIMEOUTS.items())})')
+                        '(default by scale: '
+                        f'{", ".join(f"{k} {v} s" for k, v in CELL_TIMEOUTS.items())})')
     return p
 
 # %% ../nbs/10_repro.ipynb #0475c8c3

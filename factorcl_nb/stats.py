@@ -193,7 +193,7 @@ def correct_claims(*tables:pd.DataFrame, # `claims_table`s of one experiment: to
         if missing:
             raise ValueError(f"tables[{i}] must be a claims_table "
                              "with columns difference, p, verdict; "
-                                         f"missing {missing}")
+                             f"missing {missing}")
     if not 0 < alpha < 1: raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     adjusted = holm(np.concatenate([t['p'].to_numpy(float) for t in tables]))
     out, start = [], 0
