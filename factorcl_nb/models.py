@@ -190,11 +190,10 @@ class FactorCL(ContrastiveModel):
         est = lambda cls, dx, dy: cls(dx, dy, critic=critic, hidden_dim=critic_hidden,
                                       hidden_layers=critic_layers,
                                       chunk_size=chunk_size)
+        # c = [c_1, c_2]
         cond = lambda cls: cls(p, p, 2 * p, condition=condition, critic=critic,
-                               hidden_dim=critic_hidden,
-                               # c = [c_1, c_2]
-                               hidden_layers=critic_layers, chunk_size=chunk_size,
-                               **condition_options)
+                               hidden_dim=critic_hidden, hidden_layers=critic_layers,
+                               chunk_size=chunk_size, **condition_options)
         self.shared_nce = est(InfoNCE, p, p)
         self.shared_club = (est(NCECLUB, p + c, p + c) if condition == 'concat'
                             else cond(ConditionalNCECLUB))

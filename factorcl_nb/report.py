@@ -171,10 +171,10 @@ def report_section(name:str, # experiment name
     return '\n'.join(lines + ['Files: ' + ', '.join(files), ''])
 
 # %% ../nbs/10a_report.ipynb #f37ee482
-HEADLINE = (r'^FactorCL-(SUP|SSL) > '
-            r'(SimCLR|SupCon|Cross\+Self|OurCL-SSL|OurCL-SUP|FactorCL-IndAug)( '
-            r'on \w+)?$', r'^(FactorCL-(SUP|SSL)|CoMM|InfMasking) > raw',
-            # the claims the verdict table lists
+# the claims the verdict table lists
+HEADLINE = (r'^FactorCL-(SUP|SSL) > (SimCLR|SupCon|Cross\+Self|'
+            r'OurCL-SSL|OurCL-SUP|FactorCL-IndAug)( on \w+)?$',
+            r'^(FactorCL-(SUP|SSL)|CoMM|InfMasking) > raw',
             r'^(CoMM|InfMasking) > (FactorCL-SSL|CoMM)( on \w+)?$')
 _CLAIM_FIELDS = ('difference', 'lo', 'hi', 'pairs', 'p', 'p_holm', 'verdict',
                  'verdict_unadjusted')

@@ -323,9 +323,9 @@ class FactorCLEmbedder(TransformerMixin, BaseEstimator):
         views = read_views(self, Xs, reset=True)
         steps = self.epochs * -(-len(views[0]) // self.batch_size)
         config.progress = show_progress(self.progress, steps, self.critic)
-        scalers = [StandardScaler(with_mean=self.standardize, with_std=self.standardize).set_output(transform='default').fit(v)
-                   # NumPy out, whatever the global set_output configuration
-                   for v in views]
+        # NumPy out, whatever the global set_output configuration
+        scalers = [StandardScaler(with_mean=self.standardize, with_std=self.standardize)
+                   .set_output(transform='default').fit(v) for v in views]
         x1, x2 = (torch.from_numpy(s.transform(v).astype(np.float32))
                   for s, v in zip(scalers, views))
         labels, classes = (encode_labels(y, len(x1), method, type(self).__name__)
