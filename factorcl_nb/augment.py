@@ -24,12 +24,14 @@ def check_sequence(x, # tensor to check
     "Check that `x` is a floating-point `[n, T, D]` batch of sequences; return it."
     _check_batch(x, name, rank=3)
     if dim is not None and x.shape[2] != dim:
-        raise ValueError(f"{name} must have {dim} features per time step (shape [n, T, {dim}]), got shape {tuple(x.shape)}")
+        raise ValueError(f"{name} must have {dim} features per time step (shape [n, T, "
+                         f"{dim}]), got shape {tuple(x.shape)}")
     return x
 
 def padding_mask(x:torch.Tensor, # [n, T, D] batch of sequences
                 ) -> torch.Tensor:
-    "`[n, T]` boolean mask, True where a time step is padding (all of its D features are zero)."
+    ("`[n, T]` boolean mask, True where a time step "
+     "is padding (all of its D features are zero).")
     check_sequence(x)
     return x.abs().amax(dim=-1) == 0
 
@@ -37,29 +39,35 @@ def padding_mask(x:torch.Tensor, # [n, T, D] batch of sequences
 def gaussian_noise(x:torch.Tensor, # [n, ...] batch (any rank >= 1)
                    std:float=0.1, # standard deviation sigma of the added noise
                    keep_padding:bool=True, # for [n, T, D] sequences: leave all-zero padding steps at zero
-                   generator:torch.Generator|None=None, # seeded generator for a reproducible view
+                   generator:torch.Generator|None=None, # seeded: a reproducible view
                   ) -> torch.Tensor:
     "x + std * N(0, I), drawn for the whole batch at once."
-    _check_batch(x); std = _check_positive(std, 'std', allow_zero=True); _check_generator(generator)
+    _check_batch(x); std = _check_positive(std, 'std', allow_zero=True)
+    _check_generator(generator)
     noise = std * _normal(x.shape, x, generator)
-    if keep_padding and x.ndim == 3: noise = noise.masked_fill(padding_mask(x)[..., None], 0.)
+    if keep_padding and x.ndim == 3:
+        noise = noise.masked_fill(padding_mask(x)[..., None], 0.)
     return (x + noise).to(x.dtype)
 
 # %% ../nbs/03_augment.ipynb #49f6b895
 def feature_drop(x:torch.Tensor, # [n, d] feature vectors
-                 rate:float=0.2, # fraction of features zeroed in every sample, in [0, 1)
-                 generator:torch.Generator|None=None, # seeded generator for a reproducible view
+                 rate:float=0.2, # fraction of features zeroed per sample, in [0, 1)
+                 generator:torch.Generator|None=None, # seeded: a reproducible view
                 ) -> torch.Tensor:
     "Zero round(rate * d) uniformly chosen features of every sample."
-    check_matrix(x, 'x', finite=False); rate = _check_rate(rate); _check_generator(generator)
+    check_matrix(x, 'x', finite=False); rate = _check_rate(rate)
+    _check_generator(generator)
     n, d = x.shape
     valid = torch.ones(n, d, dtype=torch.bool, device=x.device)
-    drop = _random_subset(valid, _round_count(rate, torch.full((n,), d, device=x.device)), generator)
+    drop = _random_subset(valid,
+                          _round_count(rate, torch.full((n,), d, device=x.device)),
+                          generator)
     return x.masked_fill(drop, 0.)
 
 # %% ../nbs/03_augment.ipynb #68f49ea1
 def _random_partner(n:int, like:torch.Tensor, generator=None) -> torch.Tensor:
-    "[n] index of each sample's partner: the next sample in a random cyclic order (never itself when n >= 2)."
+    ("[n] index of each sample's partner: the next sample "
+     "in a random cyclic order (never itself when n >= 2).")
     order = _randperm(n, like, generator)
     partner = torch.empty_like(order)
     partner[order] = order.roll(-1)
@@ -67,32 +75,38 @@ def _random_partner(n:int, like:torch.Tensor, generator=None) -> torch.Tensor:
 
 # %% ../nbs/03_augment.ipynb #66717574
 def half_swap(x:torch.Tensor, # [n, d] feature vectors
-              generator:torch.Generator|None=None, # seeded generator for a reproducible view
+              generator:torch.Generator|None=None, # seeded: a reproducible view
               return_params:bool=False, # also return dict(swapped=[n, d] bool, partner=[n])
              ):
-    "Each sample keeps a random half of its features and takes the other half from a partner sample."
+    ("Each sample keeps a random half of its features "
+     "and takes the other half from a partner sample.")
     check_matrix(x, 'x', finite=False); _check_generator(generator)
     n, d = x.shape
     valid = torch.ones(n, d, dtype=torch.bool, device=x.device)
-    swapped = _random_subset(valid, torch.full((n,), d // 2, device=x.device), generator)
+    swapped = _random_subset(valid, torch.full((n,), d // 2, device=x.device),
+                             generator)
     partner = _random_partner(n, x, generator)
     out = torch.where(swapped, x[partner], x)
     return (out, dict(swapped=swapped, partner=partner)) if return_params else out
 
 # %% ../nbs/03_augment.ipynb #93284607
 def _beta(alpha:float, n:int, like:torch.Tensor, generator=None) -> torch.Tensor:
-    "[n] draws from Beta(alpha, alpha), reproducible from `generator`, on `like`'s device."
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=_rng_device(like, generator)))
+    ("[n] draws from Beta(alpha, alpha), reproducible "
+     "from `generator`, on `like`'s device.")
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator,
+                             device=_rng_device(like, generator)))
     lam = np.random.default_rng(seed).beta(alpha, alpha, size=n)
     return torch.as_tensor(lam, dtype=_draw_dtype(like)).to(like.device)
 
 def mixup(x:torch.Tensor, # [n, ...] batch (any rank >= 1)
           alpha:float=1.0, # Beta(alpha, alpha) parameter of the mixing weight, > 0
-          generator:torch.Generator|None=None, # seeded generator for a reproducible view
+          generator:torch.Generator|None=None, # seeded: a reproducible view
           return_params:bool=False, # also return dict(weight=[n], partner=[n])
          ):
-    "Convex combination of every sample with a partner, weight ~ Beta(alpha, alpha) per sample."
-    _check_batch(x); alpha = _check_positive(alpha, 'alpha'); _check_generator(generator)
+    ("Convex combination of every sample with a "
+     "partner, weight ~ Beta(alpha, alpha) per sample.")
+    _check_batch(x); alpha = _check_positive(alpha, 'alpha')
+    _check_generator(generator)
     n = x.shape[0]
     lam = _beta(alpha, n, x, generator)
     partner = _random_partner(n, x, generator)
@@ -103,12 +117,13 @@ def mixup(x:torch.Tensor, # [n, ...] batch (any rank >= 1)
 # %% ../nbs/03_augment.ipynb #19addb3a
 def time_permutation(x:torch.Tensor, # [n, T, D] batch of sequences
                      keep_padding:bool=True, # shuffle only the real steps, padding stays where it is
-                     generator:torch.Generator|None=None, # seeded generator for a reproducible view
+                     generator:torch.Generator|None=None, # seeded: a reproducible view
                     ) -> torch.Tensor:
     "Shuffle the time steps of every sample independently."
     check_sequence(x); _check_generator(generator)
     n, T, _ = x.shape
-    pad = padding_mask(x) if keep_padding else torch.zeros(n, T, dtype=torch.bool, device=x.device)
+    pad = padding_mask(x) if keep_padding else torch.zeros(n, T, dtype=torch.bool,
+                                                           device=x.device)
     pos = torch.arange(T, device=x.device).expand(n, T)
     src = torch.where(pad, 2. + pos / T, _uniform((n, T), x, generator)).argsort(dim=1)
     dst = torch.where(pad, T + pos, pos).argsort(dim=1)
@@ -117,14 +132,16 @@ def time_permutation(x:torch.Tensor, # [n, T, D] batch of sequences
 
 # %% ../nbs/03_augment.ipynb #0c72d80d
 def time_drop(x:torch.Tensor, # [n, T, D] batch of sequences
-              rate:float=0.2, # fraction of each sample's time steps that are zeroed, in [0, 1)
-              keep_padding:bool=True, # count and choose only real steps (False: all T steps)
-              generator:torch.Generator|None=None, # seeded generator for a reproducible view
+              rate:float=0.2, # fraction of each sample's time steps zeroed, in [0, 1)
+              keep_padding:bool=True, # use only real steps (False: all T steps)
+              generator:torch.Generator|None=None, # seeded: a reproducible view
              ) -> torch.Tensor:
-    "Zero round(rate * L) uniformly chosen time steps of every sample (L its number of real steps)."
+    ("Zero round(rate * L) uniformly chosen time steps "
+     "of every sample (L its number of real steps).")
     check_sequence(x); rate = _check_rate(rate); _check_generator(generator)
     n, T, _ = x.shape
-    valid = ~padding_mask(x) if keep_padding else torch.ones(n, T, dtype=torch.bool, device=x.device)
+    valid = (~padding_mask(x) if keep_padding
+             else torch.ones(n, T, dtype=torch.bool, device=x.device))
     drop = _random_subset(valid, _round_count(rate, valid.sum(1)), generator)
     return x.masked_fill(drop[..., None], 0.)
 
@@ -143,23 +160,28 @@ def _transform_name(t) -> str:
 
 # %% ../nbs/03_augment.ipynb #50484ed1
 class RandomChoice:
-    "Apply to every sample one transform drawn from `transforms` (probabilities `p`), vectorized per transform."
+    ("Apply to every sample one transform drawn from "
+     "`transforms` (probabilities `p`), vectorized per transform.")
     def __init__(self,
-                 transforms:Sequence[Callable], # candidates, each called as t(x, generator=...)
+                 transforms:Sequence[Callable], # candidates t(x, generator=...)
                  p:Sequence[float]|None=None, # choice probabilities (None: uniform); normalised to sum 1
                 ):
         transforms = list(transforms)
         if not transforms or not all(callable(t) for t in transforms):
-            raise ValueError(f"transforms must be a non-empty list of callables, got {transforms!r}")
+            raise ValueError("transforms must be a non-empty list "
+                             f"of callables, got {transforms!r}")
         if p is None: p = [1.0] * len(transforms)
         p = torch.as_tensor(p, dtype=torch.float64).flatten()
-        if len(p) != len(transforms) or not bool(torch.isfinite(p).all()) or bool((p < 0).any()) or p.sum() <= 0:
-            raise ValueError(f"p must hold {len(transforms)} non-negative numbers with a positive sum "
+        if (len(p) != len(transforms) or not bool(torch.isfinite(p).all())
+            or bool((p < 0).any()) or p.sum() <= 0):
+            raise ValueError(f"p must hold {len(transforms)} "
+                             "non-negative numbers with a positive sum "
                              f"(one per transform), got {p.tolist()}")
         self.transforms, self.p = transforms, p / p.sum()
 
     def __repr__(self):
-        items = ', '.join(f'{_transform_name(t)}: {q:.3g}' for t, q in zip(self.transforms, self.p.tolist()))
+        items = ', '.join(f'{_transform_name(t)}: {q:.3g}'
+                          for t, q in zip(self.transforms, self.p.tolist()))
         return f"RandomChoice({items})"
 
     def choose(self, n:int, like:torch.Tensor, generator=None) -> torch.Tensor:
@@ -169,72 +191,84 @@ class RandomChoice:
 
     def __call__(self,
                  x:torch.Tensor, # [n, ...] batch
-                 generator:torch.Generator|None=None, # seeded generator for a reproducible view
+                 generator:torch.Generator|None=None, # seeded: a reproducible view
                  return_params:bool=False, # also return dict(choice=[n] index of each sample's transform)
                 ):
         "Augment `x`, every sample with its own randomly chosen transform."
         _check_batch(x); _check_generator(generator)
         choice = self.choose(x.shape[0], x, generator)
         out = x.clone()
-        for j, t in enumerate(self.transforms):            # a loop over transforms, not samples
+        for j, t in enumerate(self.transforms):  # a loop over transforms, not samples
             idx = (choice == j).nonzero().squeeze(1)
             if idx.numel() == 0 or t is identity: continue  # `out` already holds x
-            out.index_copy_(0, idx, t(x.index_select(0, idx), generator=generator).to(x.dtype))
+            out.index_copy_(0, idx,
+                            t(x.index_select(0, idx), generator=generator).to(x.dtype))
         return (out, dict(choice=choice)) if return_params else out
 
 # %% ../nbs/03_augment.ipynb #2768c43e
 def sequence_augment(std:float=0.1, # noise standard deviation
                      rate:float=0.2, # fraction of time steps zeroed by time_drop
-                     keep_padding:bool=True, # leave padding steps alone in every transform
+                     keep_padding:bool=True, # no transform touches padding steps
                     ) -> RandomChoice:
-    "Per sample one of {time permutation, Gaussian noise, time drop, identity}, uniformly."
+    ("Per sample one of {time permutation, Gaussian "
+     "noise, time drop, identity}, uniformly.")
     _check_positive(std, 'std', allow_zero=True); _check_rate(rate)
     return RandomChoice([partial(time_permutation, keep_padding=keep_padding),
                          partial(gaussian_noise, std=std, keep_padding=keep_padding),
-                         partial(time_drop, rate=rate, keep_padding=keep_padding), identity])
+                         partial(time_drop, rate=rate, keep_padding=keep_padding),
+                         identity])
 
 def feature_augment(std:float=0.1, # noise standard deviation
                     alpha:float=1.0, # mixup Beta(alpha, alpha) parameter
                    ) -> RandomChoice:
     "Per sample one of {Gaussian noise, mixup, identity}, uniformly."
     _check_positive(std, 'std', allow_zero=True); _check_positive(alpha, 'alpha')
-    return RandomChoice([partial(gaussian_noise, std=std), partial(mixup, alpha=alpha), identity])
+    return RandomChoice([partial(gaussian_noise, std=std), partial(mixup, alpha=alpha),
+                         identity])
 
 # %% ../nbs/03_augment.ipynb #f8c333ff
 def near_identity_augment(std:float=0.1, # noise standard deviation
                           rate:float=0.2, # fraction of features zeroed by feature_drop
                          ) -> RandomChoice:
-    "Per sample one of {half swap, Gaussian noise, feature drop, identity}, uniformly (the authors' synthetic set)."
+    ("Per sample one of {half swap, Gaussian noise, feature "
+     "drop, identity}, uniformly (the authors' synthetic set).")
     _check_positive(std, 'std', allow_zero=True); _check_rate(rate)
-    return RandomChoice([half_swap, partial(gaussian_noise, std=std), partial(feature_drop, rate=rate), identity])
+    return RandomChoice([half_swap, partial(gaussian_noise, std=std),
+                         partial(feature_drop, rate=rate), identity])
 
 # %% ../nbs/03_augment.ipynb #cf646173
 class SharedFeatures(NamedTuple):
     "Result of `fit_shared_features`: which features of x2 are predictable from x1."
     mask: torch.Tensor # [d2] bool, True = predictable from x1 (shared), left untouched by unique_augment
-    r2: torch.Tensor # [d2] leave-one-out R^2 of the ridge regression of each x2 feature on x1
+    r2: torch.Tensor # [d2] leave-one-out R^2 of the ridge fit of each x2 feature on x1
 
 # %% ../nbs/03_augment.ipynb #cd8c1ad3
-def fit_shared_features(x1:torch.Tensor, # [n, d1] the other modality (a sample of paired data)
+def fit_shared_features(x1:torch.Tensor, # [n, d1] the other modality (paired samples)
                         x2:torch.Tensor, # [n, d2] the modality to augment
                         threshold:float=0.5, # R^2 at or above which a feature of x2 counts as shared
                         ridge:float=1e-3, # ridge penalty per sample on the standardised slopes, >= 0
                        ) -> SharedFeatures:
-    "Score every feature of `x2` by the leave-one-out R^2 of a ridge regression on `x1`."
+    ("Score every feature of `x2` by the "
+     "leave-one-out R^2 of a ridge regression on `x1`.")
     check_matrix(x1, 'x1'); check_matrix(x2, 'x2'); n = check_same_rows(x1=x1, x2=x2)
-    if n < 3: raise ValueError(f"x1 and x2 need at least 3 samples to estimate R^2, got {n}")
+    if n < 3:
+        raise ValueError(f"x1 and x2 need at least 3 samples to estimate R^2, got {n}")
     if not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
         raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
     ridge = _check_positive(ridge, 'ridge', allow_zero=True)
-    work = torch.device('cpu') if x1.device.type == 'mps' else x1.device   # MPS has no float64
+    # MPS has no float64
+    work = torch.device('cpu') if x1.device.type == 'mps' else x1.device
     a, b = x1.to(work, torch.float64), x2.to(work, torch.float64)
-    z = torch.cat([torch.ones_like(a[:, :1]), (a - a.mean(0)) / a.std(0).clamp_min(1e-12)], 1)
-    penalty = torch.full((z.shape[1],), ridge * n, dtype=z.dtype, device=z.device); penalty[0] = 0.
+    z = torch.cat([torch.ones_like(a[:, :1]),
+                   (a - a.mean(0)) / a.std(0).clamp_min(1e-12)], 1)
+    penalty = torch.full((z.shape[1],), ridge * n, dtype=z.dtype, device=z.device)
+    penalty[0] = 0.
     solve_zt = torch.linalg.solve(z.T @ z + torch.diag(penalty), z.T)     # [d1 + 1, n]
     hat_diag = (z * solve_zt.T).sum(1)                                   # [n]
     loo_resid = (b - z @ (solve_zt @ b)) / (1 - hat_diag).clamp_min(1e-12)[:, None]
     total = ((b - b.mean(0)) ** 2).sum(0)
-    r2 = torch.where(total > 0, 1 - (loo_resid ** 2).sum(0) / total.clamp_min(1e-300), torch.zeros_like(total))
+    r2 = torch.where(total > 0, 1 - (loo_resid ** 2).sum(0) / total.clamp_min(1e-300),
+                     torch.zeros_like(total))
     r2 = r2.to(x2.device, x2.dtype)
     return SharedFeatures(mask=r2 >= threshold, r2=r2)
 
@@ -242,29 +276,36 @@ def fit_shared_features(x1:torch.Tensor, # [n, d1] the other modality (a sample 
 def unique_augment(x:torch.Tensor, # [n, ..., d] batch of the modality to augment
                    shared_mask:torch.Tensor, # [d] bool, True for features to keep (e.g. fit_shared_features(...).mask)
                    transform:Callable=gaussian_noise, # any augmentation t(x, generator=None)
-                   generator:torch.Generator|None=None, # seeded generator for a reproducible view
+                   generator:torch.Generator|None=None, # seeded: a reproducible view
                   ) -> torch.Tensor:
-    "Augment `x` with `transform` but keep the features marked shared (predictable from the other modality)."
+    ("Augment `x` with `transform` but keep the features "
+     "marked shared (predictable from the other modality).")
     _check_batch(x, min_rank=2); _check_generator(generator)
-    if not isinstance(shared_mask, torch.Tensor) or shared_mask.dtype != torch.bool or shared_mask.shape != x.shape[-1:]:
-        raise ValueError(f"shared_mask must be a bool tensor of shape [{x.shape[-1]}] (one entry per feature of x), "
-                         f"got {type(shared_mask).__name__} {getattr(shared_mask, 'dtype', '')} "
+    if (not isinstance(shared_mask, torch.Tensor) or shared_mask.dtype != torch.bool
+        or shared_mask.shape != x.shape[-1:]):
+        raise ValueError(f"shared_mask must be a bool tensor of shape [{x.shape[-1]}] "
+                         "(one entry per feature of x), "
+                         f"got {type(shared_mask).__name__} "
+                         f"{getattr(shared_mask, 'dtype', '')} "
                          f"{tuple(getattr(shared_mask, 'shape', ()))}")
     return torch.where(shared_mask.to(x.device), x, transform(x, generator=generator))
 
 # %% ../nbs/03_augment.ipynb #91de013b
 def latent_augment(x:torch.Tensor, # [n, d] views generated as x = [w_s, w_i] @ mixing
-                   mixing:torch.Tensor, # [d_s + d_i, d] the generator's matrix A_i for this view
-                   n_shared:int, # d_s, number of shared latents (the first rows of `mixing`)
+                   mixing:torch.Tensor, # [d_s + d_i, d] this view's matrix A_i
+                   n_shared:int, # d_s shared latents (the first rows of `mixing`)
                    std:float=0.1, # standard deviation of the latent perturbation
-                   unique:bool=True, # True: perturb the unique latents only; False: all latents
-                   generator:torch.Generator|None=None, # seeded generator for a reproducible view
+                   unique:bool=True, # True: perturb only unique latents; False: all
+                   generator:torch.Generator|None=None, # seeded: a reproducible view
                   ) -> torch.Tensor:
-    "Perturb the latents of synthetic views: x + eps @ mixing[n_shared:] (unique) or x + eps @ mixing (all)."
+    ("Perturb the latents of synthetic views: x + eps @ "
+     "mixing[n_shared:] (unique) or x + eps @ mixing (all).")
     check_matrix(x, 'x', finite=False); _check_generator(generator)
     check_matrix(mixing, 'mixing', dim=x.shape[1])
-    if isinstance(n_shared, bool) or not isinstance(n_shared, int) or not 0 <= n_shared < mixing.shape[0]:
-        raise ValueError(f"n_shared must be an int in [0, {mixing.shape[0]}) (rows of mixing are shared then unique "
+    if (isinstance(n_shared, bool) or not isinstance(n_shared, int)
+        or not 0 <= n_shared < mixing.shape[0]):
+        raise ValueError(f"n_shared must be an int in [0, {mixing.shape[0]}) (rows of "
+                         "mixing are shared then unique "
                          f"latents), got {n_shared!r}")
     std = _check_positive(std, 'std', allow_zero=True)
     rows = mixing[n_shared:] if unique else mixing
@@ -274,7 +315,8 @@ def latent_augment(x:torch.Tensor, # [n, d] views generated as x = [w_s, w_i] @ 
 # %% ../nbs/03_augment.ipynb #d54b4677
 def _check_generator(generator):
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        raise ValueError("generator must be a torch.Generator or "
+                         f"None, got {type(generator).__name__}")
     return generator
 
 def _rng_device(like:torch.Tensor, generator) -> torch.device:
@@ -285,13 +327,17 @@ def _draw_dtype(like:torch.Tensor) -> torch.dtype:
 
 # %% ../nbs/03_augment.ipynb #8789c99a
 def _uniform(shape, like, generator=None) -> torch.Tensor:
-    "Uniform [0, 1) numbers of `shape`, drawn with `generator`, returned on `like`'s device."
-    u = torch.rand(shape, generator=generator, device=_rng_device(like, generator), dtype=_draw_dtype(like))
+    ("Uniform [0, 1) numbers of `shape`, drawn with "
+     "`generator`, returned on `like`'s device.")
+    u = torch.rand(shape, generator=generator, device=_rng_device(like, generator),
+                   dtype=_draw_dtype(like))
     return u.to(like.device)
 
 def _normal(shape, like, generator=None) -> torch.Tensor:
-    "Standard normal numbers of `shape`, drawn with `generator`, returned on `like`'s device."
-    z = torch.randn(shape, generator=generator, device=_rng_device(like, generator), dtype=_draw_dtype(like))
+    ("Standard normal numbers of `shape`, drawn "
+     "with `generator`, returned on `like`'s device.")
+    z = torch.randn(shape, generator=generator, device=_rng_device(like, generator),
+                    dtype=_draw_dtype(like))
     return z.to(like.device)
 
 def _randperm(n, like, generator=None) -> torch.Tensor:
@@ -300,27 +346,33 @@ def _randperm(n, like, generator=None) -> torch.Tensor:
 
 # %% ../nbs/03_augment.ipynb #ca007577
 def _check_batch(x, name:str='x', rank:int|None=None, min_rank:int=1) -> torch.Tensor:
-    "Check that `x` is a floating-point tensor with a batch dimension (of exactly `rank` dims if given)."
+    ("Check that `x` is a floating-point tensor with a "
+     "batch dimension (of exactly `rank` dims if given).")
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if rank is not None and x.ndim != rank:
         shape = {2: '[n, d]', 3: '[n, T, D]'}.get(rank, f'rank {rank}')
-        raise ValueError(f"{name} must have shape {shape} (rank {rank}), got shape {tuple(x.shape)}")
+        raise ValueError(f"{name} must have shape {shape} (rank "
+                         f"{rank}), got shape {tuple(x.shape)}")
     if x.ndim < min_rank:
-        raise ValueError(f"{name} must have a batch dimension (rank >= {min_rank}), got shape {tuple(x.shape)}")
+        raise ValueError(f"{name} must have a batch dimension (rank "
+                         f">= {min_rank}), got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     return x
 
 def _check_rate(rate, name:str='rate') -> float:
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+    if (isinstance(rate, bool) or not isinstance(rate, (int, float))
+        or not 0 <= rate < 1):
         raise ValueError(f"{name} must be a number in [0, 1), got {rate!r}")
     return float(rate)
 
 def _check_positive(value, name:str, allow_zero:bool=False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value))
     if not ok or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+        raise ValueError(f"{name} must be a finite number "
+                         f"{'>= 0' if allow_zero else '> 0'}, got {value!r}")
     return float(value)
 
 # %% ../nbs/03_augment.ipynb #98f5f11e
@@ -328,11 +380,13 @@ def _random_subset(valid:torch.Tensor, # [n, m] bool, positions that may be chos
                    k:torch.Tensor, # [n] int, how many positions to choose in each row (<= valid count)
                    generator=None,
                   ) -> torch.Tensor:
-    "[n, m] bool mask with exactly `k[i]` True entries, uniformly chosen among the valid ones of row i."
+    ("[n, m] bool mask with exactly `k[i]` True entries, "
+     "uniformly chosen among the valid ones of row i.")
     keys = _uniform(valid.shape, valid.float(), generator).masked_fill(~valid, 2.0)
     ranks = keys.argsort(dim=1).argsort(dim=1)
     return ranks < k[:, None]
 
 def _round_count(rate:float, count:torch.Tensor) -> torch.Tensor:
-    "round(rate * count), halves rounded up, as int64 (float32 arithmetic: fine on every device)."
+    ("round(rate * count), halves rounded up, as int64 "
+     "(float32 arithmetic: fine on every device).")
     return torch.floor(rate * count.float() + 0.5).long()

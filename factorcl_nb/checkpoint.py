@@ -19,18 +19,23 @@ __all__ = ['CHECKPOINT_NAME', 'RESUME_MUST_MATCH', 'CHECKPOINT_MAGIC', 'get_rng_
 
 # %% ../nbs/06b_checkpoint.ipynb #c1eb260d
 def _generators(model:nn.Module, loader:DataLoader|None=None) -> dict:
-    "Every torch.Generator held by the loader, its samplers, or the model's modules, by name."
-    owners = [] if loader is None else [('loader', loader), ('loader.sampler', loader.sampler), ('loader.batch_sampler', loader.batch_sampler)]
+    ("Every torch.Generator held by the loader, its "
+     "samplers, or the model's modules, by name.")
+    owners = [] if loader is None else [('loader', loader),
+                                        ('loader.sampler', loader.sampler),
+                                        ('loader.batch_sampler', loader.batch_sampler)]
     owners += [(f"model.{name}".rstrip('.'), m) for name, m in model.named_modules()]
     return {f"{name}.{attr}": g for name, obj in owners
-            for attr, g in (vars(obj).items() if hasattr(obj, '__dict__') else ()) if isinstance(g, torch.Generator)}
+            for attr, g in (vars(obj).items() if hasattr(obj, '__dict__') else ())
+            if isinstance(g, torch.Generator)}
 
 def get_rng_state(model:nn.Module, loader:DataLoader|None=None) -> dict:
     "Snapshot of every random number generator a training step can draw from."
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = dict(torch=torch.get_rng_state(), python=random.getstate(),
-                 numpy=(kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)),
-                 generators={k: g.get_state() for k, g in _generators(model, loader).items()})
+                 numpy=(kind, torch.from_numpy(keys.astype(np.int64)), int(pos),
+                        int(has_gauss), float(gauss)), generators={k: g.get_state()
+                             for k, g in _generators(model, loader).items()})
     if torch.cuda.is_available(): state['cuda'] = torch.cuda.get_rng_state_all()
     return state
 
@@ -38,29 +43,40 @@ def set_rng_state(state:dict, model:nn.Module, loader:DataLoader|None=None):
     "Restore a snapshot taken by `get_rng_state`."
     gens = _generators(model, loader)
     if set(gens) != set(state['generators']):
-        raise ValueError(f"cannot restore the random state: the checkpoint has generators {sorted(state['generators'])}, "
-                         f"this run has {sorted(gens)} (same model and the same kind of data are needed)")
+        raise ValueError("cannot restore the random state: the checkpoint has "
+                         f"generators {sorted(state['generators'])}, "
+                         f"this run has {sorted(gens)} (same model "
+                         "and the same kind of data are needed)")
     torch.set_rng_state(state['torch']); random.setstate(state['python'])
     kind, keys, pos, has_gauss, gauss = state['numpy']
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    if 'cuda' in state and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state['cuda'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
     for k, s in state['generators'].items(): gens[k].set_state(s)
 
 # %% ../nbs/06b_checkpoint.ipynb #e345acb5
 CHECKPOINT_NAME = 'last.pt'
-RESUME_MUST_MATCH = ('batch_size', 'lr', 'critic_lr', 'critic_lr_factor', 'critic_steps', 'critic_max_steps', 'critic_first', 'critic_warmup', 'lr_warmup', 'weight_decay', 'grad_clip', 'amp', 'seed', 'shuffle', 'drop_last')
-CHECKPOINT_MAGIC = b'factorcl-checkpoint sha256 '   # then 64 hex digits, a newline and the torch.save bytes
+RESUME_MUST_MATCH = ('batch_size', 'lr', 'critic_lr', 'critic_lr_factor',
+                     'critic_steps', 'critic_max_steps', 'critic_first',
+                     'critic_warmup', 'lr_warmup', 'weight_decay', 'grad_clip', 'amp',
+                     'seed', 'shuffle', 'drop_last')
+# then 64 hex digits, a newline and the torch.save bytes
+CHECKPOINT_MAGIC = b'factorcl-checkpoint sha256 '
 
 def save_checkpoint(path:str|Path, # file to (re)write atomically
                     state:dict, # tensors, numbers, strings, lists, tuples and dicts
                    ) -> Path:
-    "Write a checkpoint with the SHA-256 of its content through a temporary file and an atomic rename."
+    ("Write a checkpoint with the SHA-256 of its content "
+     "through a temporary file and an atomic rename.")
     buf = io.BytesIO(); torch.save(state, buf)
     payload = buf.getvalue()
-    return atomic_write(path, CHECKPOINT_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b'\n' + payload)
+    return atomic_write(path, CHECKPOINT_MAGIC
+                        + hashlib.sha256(payload).hexdigest().encode() + b'\n'
+                        + payload)
 
 def _corrupt(path, what:str) -> ValueError:
-    return ValueError(f"checkpoint {path} is damaged: {what}. It cannot be resumed; restore the file from a copy, or "
+    return ValueError(f"checkpoint {path} is damaged: {what}. It cannot be resumed; "
+                      "restore the file from a copy, or "
                       "start a new run (fit(..., overwrite=True) replaces it)")
 
 def load_checkpoint(path:str|Path, # a checkpoint file, or a folder holding last.pt
@@ -73,39 +89,57 @@ def load_checkpoint(path:str|Path, # a checkpoint file, or a folder holding last
     if raw.startswith(CHECKPOINT_MAGIC):
         head = len(CHECKPOINT_MAGIC) + 65
         digest, payload = raw[len(CHECKPOINT_MAGIC):head - 1], raw[head:]
-        if hashlib.sha256(payload).hexdigest().encode() != digest: raise _corrupt(path, 'its content does not match the checksum saved with it')
-    elif raw.startswith(b'PK'): payload = raw   # written before checksums: no check possible
+        if hashlib.sha256(payload).hexdigest().encode() != digest:
+            raise _corrupt(path,
+                           'its content does not match the checksum saved with it')
+    elif raw.startswith(b'PK'):
+        payload = raw   # written before checksums: no check possible
     else: raise _corrupt(path, 'it does not start like a checkpoint written by fit (empty, truncated or another kind of file)')
     try: return torch.load(io.BytesIO(payload), map_location='cpu', weights_only=True)
-    except Exception as e: raise _corrupt(path, f"torch cannot read it ({type(e).__name__})") from None
+    except Exception as e:
+        raise _corrupt(path, f"torch cannot read it ({type(e).__name__})") from None
 
 def check_resumable(saved:dict, # the config stored in the checkpoint (as a dict)
                     config:TrainConfig, # the config of the run that continues it
                    ):
-    "Raise a ValueError when `config` cannot continue the run that `saved` describes exactly."
-    diff = [f"{k}={saved.get(k)!r} in the checkpoint but {getattr(config, k)!r} now" for k in RESUME_MUST_MATCH if saved.get(k) != getattr(config, k)]
-    if diff: raise ValueError("cannot resume with a different configuration: " + '; '.join(diff)
-                              + ". Use the checkpoint's values (pass config=None) or start a new run")
+    ("Raise a ValueError when `config` cannot "
+     "continue the run that `saved` describes exactly.")
+    diff = [f"{k}={saved.get(k)!r} in the checkpoint but {getattr(config, k)!r} now"
+            for k in RESUME_MUST_MATCH if saved.get(k) != getattr(config, k)]
+    if diff:
+        raise ValueError("cannot resume with a different configuration: "
+                         + '; '.join(diff)
+                                  + ". Use the checkpoint's values (pass config=None) or start a new run")
 
 # %% ../nbs/06b_checkpoint.ipynb #da83129c
-_SKIP_ATTRS = set(vars(nn.Module())) | {'chunk_size'}   # nn.Module's own state; chunk_size only bounds memory
+# nn.Module's own state; chunk_size only bounds memory
+_SKIP_ATTRS = set(vars(nn.Module())) | {'chunk_size'}
 
 def _describe(v, depth:int=0):
-    "A plain, comparable description of a setting: numbers and strings as they are, functions by name and bound values."
+    ("A plain, comparable description of a setting: numbers and strings as they are, "
+     "functions by name and bound values.")
     if v is None or isinstance(v, (bool, int, float, str)): return v
     if isinstance(v, (np.integer, np.floating)): return v.item()
     if isinstance(v, (torch.dtype, torch.device)): return str(v)
-    if isinstance(v, (tuple, list)): return [_describe(x, depth + 1) for x in v] if depth < 6 else type(v).__name__
-    if isinstance(v, (torch.Tensor, nn.Module, torch.Generator)): return None   # weights and states are in the checkpoint
+    if isinstance(v, (tuple, list)):
+        return [_describe(x, depth + 1) for x in v] if depth < 6 else type(v).__name__
+    if isinstance(v, (torch.Tensor, nn.Module, torch.Generator)):
+        return None   # weights and states are in the checkpoint
     if depth >= 6: return type(v).__name__
     if isinstance(v, functools.partial):
-        return dict(function=_describe(v.func, depth + 1), args=_describe(list(v.args), depth + 1),
-                    keywords={k: _describe(x, depth + 1) for k, x in v.keywords.items()})
+        return dict(function=_describe(v.func, depth + 1),
+                    args=_describe(list(v.args), depth + 1),
+                    keywords={k: _describe(x, depth + 1)
+                              for k, x in v.keywords.items()})
     if callable(v) and hasattr(v, '__qualname__'):
-        bound = [_describe(c.cell_contents, depth + 1) for c in (getattr(v, '__closure__', None) or ()) if _has_contents(c)]
-        return f"{getattr(v, '__module__', '')}.{v.__qualname__}" + (f"{bound}" if bound else '')
+        bound = [_describe(c.cell_contents, depth + 1)
+                 for c in (getattr(v, '__closure__', None) or ()) if _has_contents(c)]
+        return (f"{getattr(v, '__module__', '')}.{v.__qualname__}"
+                + (f"{bound}" if bound else ''))
     if hasattr(v, '__dict__'):   # e.g. an augmentation object: its class and settings
-        return {'class': type(v).__qualname__, **{k: _describe(x, depth + 1) for k, x in vars(v).items() if not k.startswith('__')}}
+        return {'class': type(v).__qualname__, **{k: _describe(x, depth + 1)
+                                                  for k, x in vars(v).items()
+                                                  if not k.startswith('__')}}
     return type(v).__qualname__
 
 def _has_contents(cell):
@@ -113,14 +147,17 @@ def _has_contents(cell):
     except ValueError: return False
 
 def model_fingerprint(model:nn.Module) -> dict:
-    "Class and every plain setting (constructor arguments kept as attributes, augmentations by name) of each module."
+    ("Class and every plain setting (constructor arguments kept as attributes, "
+     "augmentations by name) of each module.")
     # weights, buffers and generators are not settings: the checkpoint restores them
     out = {}
     for name, m in model.named_modules():
         prefix = f"model.{name}" if name else 'model'
         out[f"{prefix}.<class>"] = type(m).__qualname__
         for k, v in vars(m).items():
-            if k not in _SKIP_ATTRS and not isinstance(v, (torch.Tensor, nn.Module, torch.Generator)): out[f"{prefix}.{k}"] = _describe(v)
+            if k not in _SKIP_ATTRS and not isinstance(v, (torch.Tensor, nn.Module,
+                                                           torch.Generator)):
+                out[f"{prefix}.{k}"] = _describe(v)
     return out
 
 # %% ../nbs/06b_checkpoint.ipynb #8c11e418
@@ -130,17 +167,22 @@ def _tensor_digest(h, t:torch.Tensor, rows:torch.Tensor):
     h.update(t[rows.to(t.device)].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
 
 def data_fingerprint(data, # what `fit` was given: tensors, a Dataset or a DataLoader
-                     sample:int=1024, # rows hashed (evenly spaced, first and last included)
+                     sample:int=1024, # rows hashed (evenly spaced, the ends included)
                     ) -> dict:
-    "Row count and a hash of up to `sample` evenly spaced rows of every tensor (None for data that is not in tensors)."
+    ("Row count and a hash of up to `sample` evenly spaced rows of every tensor (None "
+     "for data that is not in tensors).")
     source = data.dataset if isinstance(data, DataLoader) else data
-    tensors = (source if isinstance(source, (tuple, list)) else getattr(source, 'tensors', None))
+    tensors = (source if isinstance(source, (tuple, list))
+               else getattr(source, 'tensors', None))
     try: n = len(source)
     except TypeError: n = None
-    if n is None or not isinstance(tensors, (tuple, list)) or not all(isinstance(t, torch.Tensor) for t in tensors):
-        return dict(rows=n, hash=None)   # a Dataset is not read here: its items may be expensive or random
+    if (n is None or not isinstance(tensors, (tuple, list))
+        or not all(isinstance(t, torch.Tensor) for t in tensors)):
+        # a Dataset is not read here: its items may be expensive or random
+        return dict(rows=n, hash=None)
     n = len(tensors[0]) if tensors else 0
-    rows, h = torch.linspace(0, max(n - 1, 0), min(n, sample)).round().long().unique(), hashlib.sha256()
+    rows, h = (torch.linspace(0, max(n - 1, 0), min(n, sample)).round().long().unique(),
+               hashlib.sha256())
     for t in tensors: _tensor_digest(h, t, rows)
     return dict(rows=n, hash=h.hexdigest()[:16])
 
@@ -148,16 +190,21 @@ def check_same_run(saved:dict|None, # the fingerprint stored in the checkpoint (
                    now:dict, # the fingerprint of this run
                    path, # the checkpoint, for the message
                   ):
-    "Raise a ValueError naming every setting of the model or the data that differs from the checkpoint's run."
+    ("Raise a ValueError naming every setting of the model "
+     "or the data that differs from the checkpoint's run.")
     if saved is None: return
     flat = lambda fp: {**fp['model'], **{f"data.{k}": v for k, v in fp['data'].items()}}
     a, b = flat(saved), flat(now)
     def differs(k):   # a setting that is None (unknown, or set lazily at the first step) on one side is not compared
         x, y = a.get(k), b.get(k)
-        return x != y if k.endswith('.<class>') else (x is not None and y is not None and x != y)
-    diff = [f"{k}: {a.get(k, '(absent)')!r} in the checkpoint, {b.get(k, '(absent)')!r} now" for k in sorted(set(a) | set(b)) if differs(k)]
+        return x != y if k.endswith('.<class>') else (x is not None and y is not None
+                                                      and x != y)
+    diff = [f"{k}: {a.get(k, '(absent)')!r} in the "
+            f"checkpoint, {b.get(k, '(absent)')!r} now"
+            for k in sorted(set(a) | set(b)) if differs(k)]
     if diff:
-        raise ValueError(f"cannot resume from {path}: it was written by a different model or data. " + '; '.join(diff[:12])
+        raise ValueError(f"cannot resume from {path}: it was "
+                         "written by a different model or data. " + '; '.join(diff[:12])
                          + (f"; and {len(diff) - 12} more" if len(diff) > 12 else '')
                          + ". Resume with the same model and data, or start a new run (overwrite=True or another checkpoint_dir)")
 
@@ -166,25 +213,33 @@ def check_checkpoint_dir(config:TrainConfig, # the run's settings (checkpoint_di
                          resume:str|Path|None=None, # the checkpoint this run continues
                          overwrite:bool=False, # allow replacing another run's last.pt
                         ) -> Path | None:
-    "Before the first step: make sure the checkpoint can be written and will not replace another run's; remove killed saves' temp files."
+    ("Before the first step: make sure the checkpoint can be written and will not "
+     "replace another run's; remove killed saves' temp files.")
     if config.checkpoint_dir is None: return None
     d = Path(config.checkpoint_dir)
     if d.exists() and not d.is_dir():
-        raise ValueError(f"checkpoint_dir={str(d)!r} is a file, not a folder: pass a folder (it is created if missing) or None")
+        raise ValueError(f"checkpoint_dir={str(d)!r} is a file, not a folder: pass a "
+                         "folder (it is created if missing) or None")
     try:
         d.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=d, prefix='.write-test.'); os.close(fd); os.remove(probe)
+        fd, probe = tempfile.mkstemp(dir=d, prefix='.write-test.'); os.close(fd)
+        os.remove(probe)
     except OSError as e:
-        raise ValueError(f"checkpoint_dir={str(d)!r} is not a writable folder ({e.strerror or e}): "
+        raise ValueError(f"checkpoint_dir={str(d)!r} is not a "
+                         f"writable folder ({e.strerror or e}): "
                          "choose a folder this process can create files in") from None
     stale = sorted(d.glob(f".{CHECKPOINT_NAME}.*.tmp"))
     if stale:
         size = sum(p.stat().st_size for p in stale)
         for p in stale: p.unlink(missing_ok=True)
-        warnings.warn(f"removed {len(stale)} temporary file(s) ({size / 2**20:.1f} MB) left in {d} by checkpoint saves that were killed")
+        warnings.warn(f"removed {len(stale)} temporary file(s) ({size / 2**20:.1f} MB) "
+                      f"left in {d} by checkpoint saves that were killed")
     target = d / CHECKPOINT_NAME
-    continued = resume is not None and Path(resume).resolve() in (target.resolve(), d.resolve())
+    continued = (resume is not None
+                 and Path(resume).resolve() in (target.resolve(), d.resolve()))
     if target.exists() and not (overwrite or continued):
-        raise ValueError(f"checkpoint_dir={str(d)!r} already holds {target.name} of another run, which this run would replace: "
-                         f"pass resume={str(d)!r} to continue it, overwrite=True to replace it, or choose another checkpoint_dir")
+        raise ValueError(f"checkpoint_dir={str(d)!r} already holds {target.name} of "
+                         "another run, which this run would replace: "
+                         f"pass resume={str(d)!r} to continue it, overwrite=True to "
+                         "replace it, or choose another checkpoint_dir")
     return target

@@ -11,43 +11,58 @@ from .train import AUTHORS_SCHEDULE
 __all__ = ['PAPER_CLAIMS', 'AUTHORS_TAG', 'paper_claims', 'schedule_runs', 'schedule_claims']
 
 # %% ../nbs/07c_claims.ipynb #cf861e75
-PAPER_CLAIMS = (('FactorCL-SUP', 'SimCLR'), ('FactorCL-SSL', 'SimCLR'), ('FactorCL-SUP', 'SupCon'),
-                ('Cross+Self+Fact', 'Cross+Self'), ('FactorCL-SSL', 'OurCL-SSL'), ('FactorCL-SUP', 'OurCL-SUP'),
+PAPER_CLAIMS = (('FactorCL-SUP', 'SimCLR'), ('FactorCL-SSL', 'SimCLR'),
+                ('FactorCL-SUP', 'SupCon'),
+                ('Cross+Self+Fact', 'Cross+Self'), ('FactorCL-SSL', 'OurCL-SSL'),
+                ('FactorCL-SUP', 'OurCL-SUP'),
                 ('FactorCL-SSL', 'FactorCL-IndAug'))  # (claimed better, other)
 
 def paper_claims(methods, # the methods an experiment ran
                  reference:dict|None=None, # selects reference rows (e.g. {'method': 'raw [x1, x2]'}); None: none
-                 **where, # columns fixed in every selection (e.g. protocol='encoder')
+                 **where, # columns fixed in all selections (e.g. protocol='encoder')
                 ) -> list:
-    "(claim, better, worse) triples: the paper's comparisons among `methods`, each method vs its untrained network, vs `reference`."
+    ("(claim, better, worse) triples: the paper's comparisons among `methods`, each "
+     "method vs its untrained network, vs `reference`.")
     bad = [m for m in methods if m not in METHODS]
     if bad: raise ValueError(f"methods must be among {list(METHODS)}, got {bad}")
     def select(method, state='trained'): return dict(where, method=method, state=state)   # rows of `method` in `state`
-    out = [(f'{a} > {b}', select(a), select(b)) for a, b in PAPER_CLAIMS if a in methods and b in methods]
-    out += [(f'{m} > its untrained network', select(m), select(m, 'untrained')) for m in methods]
-    if reference: out += [(f"{m} > {reference.get('method', reference)}", select(m), dict(where, **reference)) for m in methods]
+    out = [(f'{a} > {b}', select(a), select(b)) for a, b in PAPER_CLAIMS
+           if a in methods and b in methods]
+    out += [(f'{m} > its untrained network', select(m), select(m, 'untrained'))
+            for m in methods]
+    if reference:
+        out += [(f"{m} > {reference.get('method', reference)}", select(m),
+                 dict(where, **reference))
+                for m in methods]
     return out
 
 # %% ../nbs/07c_claims.ipynb #32ba21a7
-AUTHORS_TAG = " (authors' schedule)"   # label suffix of a run trained with AUTHORS_SCHEDULE
+# label suffix of a run trained with AUTHORS_SCHEDULE
+AUTHORS_TAG = " (authors' schedule)"
 
 def schedule_runs(methods, # the methods an experiment runs
                   twice=('FactorCL-SUP', 'FactorCL-SSL'), # those of them trained again with the authors' schedule
                  ) -> list:
-    "(label, method, fit overrides) per run: every method with fit's default, then each of `twice` with AUTHORS_SCHEDULE."
+    ("(label, method, fit overrides) per run: every method with fit's default, then "
+     "each of `twice` with AUTHORS_SCHEDULE.")
     bad = [m for m in methods if m not in METHODS]
     if bad: raise ValueError(f"methods must be among {list(METHODS)}, got {bad}")
-    return [(m, m, {}) for m in methods] + [(m + AUTHORS_TAG, m, dict(AUTHORS_SCHEDULE)) for m in twice if m in methods]
+    return [(m, m, {}) for m in methods] + [(m + AUTHORS_TAG, m, dict(AUTHORS_SCHEDULE))
+                                            for m in twice if m in methods]
 
 def schedule_claims(runs, # from `schedule_runs`
-                    **where, # columns fixed in every selection (e.g. protocol='encoder')
+                    **where, # columns fixed in all selections (e.g. protocol='encoder')
                    ) -> list:
-    "(claim, better, worse) triples for each run with a schedule: the default beats it, it beats its untrained network and SimCLR."
+    ("(claim, better, worse) triples for each run with a schedule: the default beats "
+     "it, it beats its untrained network and SimCLR.")
     def select(method, state='trained'): return dict(where, method=method, state=state)   # rows of run `method` in `state`
     labels = {label for label, _, _ in runs}
     out = []
     for label, base, schedule in runs:
         if not schedule: continue
-        out += [(f'{base} > {label}', select(base), select(label)), (f'{label} > its untrained network', select(label), select(label, 'untrained'))]
-        if 'SimCLR' in labels: out.append((f'{label} > SimCLR', select(label), select('SimCLR')))
+        out += [(f'{base} > {label}', select(base), select(label)),
+                (f'{label} > its untrained network', select(label),
+                 select(label, 'untrained'))]
+        if 'SimCLR' in labels:
+            out.append((f'{label} > SimCLR', select(label), select('SimCLR')))
     return out

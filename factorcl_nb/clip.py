@@ -16,7 +16,8 @@ __all__ = ['CLIP_MEAN', 'CLIP_STD', 'WordTokenizer', 'tokenize', 'tiny_clip', 'l
 
 # %% ../nbs/12_clip.ipynb #6274b0ce
 class WordTokenizer:
-    "A word-level tokenizer built from a list of texts (offline; for tests and tiny models): [bos] words [eos]."
+    ("A word-level tokenizer built from a list of texts "
+     "(offline; for tests and tiny models): [bos] words [eos].")
     pad_id, bos_id, unk_id = 0, 1, 2
     def __init__(self, texts:list, # texts whose lowercased words form the vocabulary
                 ):
@@ -30,7 +31,9 @@ class WordTokenizer:
         return re.findall(r"[\w']+", text.lower())
     def encode(self, text:str) -> list:
         "Token ids of one text, with bos and eos."
-        return [self.bos_id] + [self.vocab.get(w, self.unk_id) for w in self.words(text)] + [self.eos_id]
+        return ([self.bos_id]
+                + [self.vocab.get(w, self.unk_id) for w in self.words(text)]
+                + [self.eos_id])
 
 def tokenize(tokenizer, # a WordTokenizer or a Hugging Face CLIP tokenizer
              texts:list, # strings
@@ -52,7 +55,8 @@ def _transformers():
         import transformers
         return transformers
     except ImportError:
-        raise ImportError('CLIP needs the optional extra: pip install "factorcl_nb[clip]" (installs transformers)') from None
+        raise ImportError('CLIP needs the optional extra: pip install '
+                          '"factorcl_nb[clip]" (installs transformers)') from None
 
 def tiny_clip(vocab_size:int, # tokenizer vocabulary size (WordTokenizer.vocab_size)
               image_size:int=32, # input side of the vision tower
@@ -63,11 +67,15 @@ def tiny_clip(vocab_size:int, # tokenizer vocabulary size (WordTokenizer.vocab_s
     "A randomly initialised CLIPModel with tiny towers (for tests and CPU demos)."
     tf = _transformers()
     eos = vocab_size - 1 if eos_id is None else eos_id
-    cfg = tf.CLIPConfig(text_config=dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=2, max_position_embeddings=77, pad_token_id=0, bos_token_id=1,
-                                         eos_token_id=eos),
-                        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                           image_size=image_size, patch_size=max(4, image_size // 4)),
+    cfg = tf.CLIPConfig(text_config=dict(vocab_size=vocab_size, hidden_size=32,
+                                         intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=2,
+                                         max_position_embeddings=77, pad_token_id=0,
+                                         bos_token_id=1, eos_token_id=eos),
+                        vision_config=dict(hidden_size=32, intermediate_size=64,
+                                           num_hidden_layers=2, num_attention_heads=2,
+                                           image_size=image_size,
+                                           patch_size=max(4, image_size // 4)),
                         projection_dim=embed_dim)
     torch.manual_seed(seed)
     return tf.CLIPModel(cfg)
@@ -78,13 +86,18 @@ def load_clip(name_or_path:str='openai/clip-vit-base-patch32', # local folder, o
     "`(model, tokenizer)` of a pretrained CLIP read from disk."
     tf = _transformers()
     try:
-        model = tf.CLIPModel.from_pretrained(name_or_path, local_files_only=local_files_only)
-        tokenizer = tf.AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_files_only)
+        model = tf.CLIPModel.from_pretrained(name_or_path,
+                                             local_files_only=local_files_only)
+        tokenizer = tf.AutoTokenizer.from_pretrained(name_or_path,
+                                                     local_files_only=local_files_only)
     except OSError as e:
         raise FileNotFoundError(
-            f"CLIP weights {name_or_path!r} are not on this machine. Put a copy of the model folder somewhere (e.g. "
-            "`git clone https://huggingface.co/openai/clip-vit-base-patch32`) and pass its path "
-            f"(the irfl experiment's `clip` parameter). ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+            f"CLIP weights {name_or_path!r} are not on this machine. "
+            "Put a copy of the model folder somewhere (e.g. "
+            "`git clone https://huggingface.co/openai/clip-vit-base-patch32`) "
+            "and pass its path "
+            f"(the irfl experiment's `clip` parameter). ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200]})") from None
     return model, tokenizer
 
 # %% ../nbs/12_clip.ipynb #ac64abf6
@@ -92,36 +105,50 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)   # OpenAI CLIP's pixel normalis
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 class ClipImageEncoder(nn.Module):
-    "CLIP's vision tower and projection: images [n, 3, H, W] in [0, 1] -> unit vectors [n, out_dim]."
+    ("CLIP's vision tower and projection: images [n, "
+     "3, H, W] in [0, 1] -> unit vectors [n, out_dim].")
     def __init__(self, clip_model):
         super().__init__()
-        self.vision, self.proj = copy.deepcopy(clip_model.vision_model), copy.deepcopy(clip_model.visual_projection)
-        self.size, self.out_dim = clip_model.config.vision_config.image_size, self.proj.out_features
-        self.register_buffer('mean', torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer('std', torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
+        self.vision, self.proj = (copy.deepcopy(clip_model.vision_model),
+                                  copy.deepcopy(clip_model.visual_projection))
+        self.size, self.out_dim = (clip_model.config.vision_config.image_size,
+                                   self.proj.out_features)
+        self.register_buffer('mean', torch.tensor(CLIP_MEAN).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer('std', torch.tensor(CLIP_STD).view(1, 3, 1, 1),
+                             persistent=False)
     def forward(self, x:torch.Tensor) -> torch.Tensor:
         "[n, 3, H, W] pixels in [0, 1] -> [n, out_dim] unit vectors"
-        if x.ndim != 4 or x.shape[1] != 3: raise ValueError(f"x must be images [n, 3, H, W], got shape {tuple(x.shape)}")
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError("x must be images [n, 3, H, "
+                             f"W], got shape {tuple(x.shape)}")
         if x.shape[-2:] != (self.size, self.size):
-            x = F.interpolate(x, size=(self.size, self.size), mode='bicubic', align_corners=False)
+            x = F.interpolate(x, size=(self.size, self.size), mode='bicubic',
+                              align_corners=False)
         h = self.vision(pixel_values=(x - self.mean.to(x.dtype)) / self.std.to(x.dtype)).pooler_output
         return F.normalize(self.proj(h), dim=-1)
 
 class ClipTextEncoder(nn.Module):
-    "CLIP's text tower and projection: token ids [n, L] (-1 at padding) -> unit vectors [n, out_dim]."
+    ("CLIP's text tower and projection: token ids [n, "
+     "L] (-1 at padding) -> unit vectors [n, out_dim].")
     def __init__(self, clip_model):
         super().__init__()
-        self.text, self.proj = copy.deepcopy(clip_model.text_model), copy.deepcopy(clip_model.text_projection)
-        self.pad_id, self.out_dim = clip_model.config.text_config.pad_token_id or 0, self.proj.out_features
+        self.text, self.proj = (copy.deepcopy(clip_model.text_model),
+                                copy.deepcopy(clip_model.text_projection))
+        self.pad_id, self.out_dim = (clip_model.config.text_config.pad_token_id or 0,
+                                     self.proj.out_features)
     def forward(self, ids:torch.Tensor) -> torch.Tensor:
         "[n, L] token ids, -1 at padding -> [n, out_dim] unit vectors"
-        if ids.ndim != 2 or ids.is_floating_point(): raise ValueError(f"ids must be integer token ids [n, L], got {ids.dtype} {tuple(ids.shape)}")
+        if ids.ndim != 2 or ids.is_floating_point():
+            raise ValueError("ids must be integer token ids [n, L], "
+                             f"got {ids.dtype} {tuple(ids.shape)}")
         mask = ids >= 0
         h = self.text(input_ids=ids.masked_fill(~mask, self.pad_id), attention_mask=mask.long()).pooler_output
         return F.normalize(self.proj(h), dim=-1)
 
 def clip_encoders(clip_model) -> list:
-    "[image encoder, text encoder] of `clip_model`, fresh copies (pass `lambda: clip_encoders(m)` to run_method)."
+    ("[image encoder, text encoder] of `clip_model`, fresh copies (pass `lambda: "
+     "clip_encoders(m)` to run_method).")
     return [ClipImageEncoder(clip_model), ClipTextEncoder(clip_model)]
 
 # %% ../nbs/12_clip.ipynb #01b26a80
@@ -132,7 +159,8 @@ def random_resized_crop(x:torch.Tensor, # [n, 3, H, W] images
                         ratio:tuple=(3/4, 4/3), # range of the box's aspect ratio
                         generator:torch.Generator|None=None,
                        ) -> torch.Tensor:
-    "Crop a random box from every image (its own box per sample) and resize it back to H x W."
+    ("Crop a random box from every image (its own "
+     "box per sample) and resize it back to H x W.")
     n, dev = len(x), x.device
     s = _uniform(n, scale[0], scale[1], generator, dev)
     r = torch.exp(_uniform(n, math.log(ratio[0]), math.log(ratio[1]), generator, dev))
@@ -142,21 +170,25 @@ def random_resized_crop(x:torch.Tensor, # [n, 3, H, W] images
     theta = torch.zeros(n, 2, 3, device=dev, dtype=x.dtype)
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w, cx, h, cy
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode='bilinear', padding_mode='border', align_corners=False)
+    return F.grid_sample(x, grid, mode='bilinear', padding_mode='border',
+                         align_corners=False)
 
 def random_flip(x:torch.Tensor, p:float=0.5, generator:torch.Generator|None=None) -> torch.Tensor:
     "Mirror each image left-right with probability p."
     flip = (torch.rand(len(x), generator=generator) < p).to(x.device).view(-1, 1, 1, 1)
     return torch.where(flip, x.flip(-1), x)
 
-_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
+                     [0.211, -0.523, 0.312]])
 
 def color_jitter(x:torch.Tensor, # [n, 3, H, W] images in [0, 1]
-                 brightness:float=0.4, contrast:float=0.4, saturation:float=0.4, hue:float=0.1,
+                 brightness:float=0.4, contrast:float=0.4, saturation:float=0.4,
+                 hue:float=0.1,
                  p:float=0.8, # probability that a sample is jittered at all
                  generator:torch.Generator|None=None,
                 ) -> torch.Tensor:
-    "Random brightness, contrast, saturation and hue per image (applied with probability p), clamped to [0, 1]."
+    ("Random brightness, contrast, saturation and hue per image (applied with "
+     "probability p), clamped to [0, 1].")
     n, dev, dt = len(x), x.device, x.dtype
     f = lambda a: _uniform(n, 1 - a, 1 + a, generator, dev).to(dt).view(-1, 1, 1, 1)
     b, c, s = f(brightness), f(contrast), f(saturation)
@@ -172,28 +204,30 @@ def color_jitter(x:torch.Tensor, # [n, 3, H, W] images in [0, 1]
     cos, sin = angle.cos(), angle.sin()
     rot = torch.zeros(n, 3, 3, device=dev, dtype=dt); rot[:, 0, 0] = 1
     rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
-    m = inv @ rot @ yiq                                            # [n, 3, 3] per-image hue rotation in RGB
+    m = inv @ rot @ yiq  # [n, 3, 3] per-image hue rotation in RGB
     y = torch.einsum('nij,njhw->nihw', m, y).clamp(0, 1)
     return torch.where(on, y, x)
 
 def drop_token(ids:torch.Tensor, # [n, L] token ids, -1 at padding, begin and end tokens included
                generator:torch.Generator|None=None,
               ) -> torch.Tensor:
-    "Remove one random word per text (never the begin or end token; texts of no word are unchanged)."
+    ("Remove one random word per text (never the begin "
+     "or end token; texts of no word are unchanged).")
     n, L = ids.shape
-    length = (ids >= 0).sum(1)                                      # real tokens, begin and end included
+    length = (ids >= 0).sum(1)  # real tokens, begin and end included
     pos = torch.arange(L, device=ids.device)
     droppable = (pos >= 1) & (pos < (length - 1)[:, None])
     score = torch.rand(n, L, generator=generator).to(ids.device).masked_fill(~droppable, -1)
-    drop = score.argmax(1).masked_fill(~droppable.any(1), L)           # L: nothing to drop
-    src = pos + (pos >= drop[:, None]).long()                          # shift left past the dropped token
+    drop = score.argmax(1).masked_fill(~droppable.any(1), L)  # L: nothing to drop
+    src = pos + (pos >= drop[:, None]).long()  # shift left past the dropped token
     out = ids.gather(1, src.clamp(max=L - 1))
     return out.masked_fill(src >= L, -1)
 
 def irfl_augment(unique:bool=True, # True: mild crops (>= 90% of the area), no flip; False: the authors' crop (20-100%) + flip
                  seed:int|None=None, # seed of the augmentation's generator (None: torch's global RNG)
                 ):
-    "The (image, text) augmentation for IRFL: crop (and flip) and colour jitter the image, drop one word of the text."
+    ("The (image, text) augmentation for IRFL: crop (and flip) and colour jitter the "
+     "image, drop one word of the text.")
     g = torch.Generator().manual_seed(seed) if seed is not None else None
     scale, p_flip = ((0.9, 1.0), 0.0) if unique else ((0.2, 1.0), 0.5)
     def augment(images, ids):

@@ -27,34 +27,40 @@ __all__ = ['SCALE_WEIGHTS', 'SCALE_SPREADS', 'CONDITIONS', 'RESIDUAL_THRESHOLD',
 def _logdet_block(cov, idx): return torch.linalg.slogdet(cov[idx][:, idx])[1]
 
 def _check_cov(cov):
-    if not isinstance(cov, torch.Tensor) or cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
-        raise ValueError(f"cov must be a square covariance matrix, got {getattr(cov, 'shape', type(cov).__name__)}")
+    if (not isinstance(cov, torch.Tensor) or cov.ndim != 2
+        or cov.shape[0] != cov.shape[1]):
+        raise ValueError("cov must be a square covariance matrix, got "
+                         f"{getattr(cov, 'shape', type(cov).__name__)}")
 
-def gaussian_mi_from_cov(cov:torch.Tensor, # [D, D] covariance of a jointly Gaussian vector
+def gaussian_mi_from_cov(cov:torch.Tensor, # [D, D] covariance of a Gaussian vector
                          x_idx:list, # coordinates of X
                          y_idx:list, # coordinates of Y
                         ) -> float:
     "I(X;Y) in nats of jointly Gaussian blocks: 1/2 log(det S_X det S_Y / det S_XY)."
     _check_cov(cov); cov = cov.double(); x_idx, y_idx = list(x_idx), list(y_idx)
-    return float(0.5 * (_logdet_block(cov, x_idx) + _logdet_block(cov, y_idx) - _logdet_block(cov, x_idx + y_idx)))
+    return float(0.5 * (_logdet_block(cov, x_idx) + _logdet_block(cov, y_idx)
+                        - _logdet_block(cov, x_idx + y_idx)))
 
-def gaussian_cmi_from_cov(cov:torch.Tensor, # [D, D] covariance of a jointly Gaussian vector
+def gaussian_cmi_from_cov(cov:torch.Tensor, # [D, D] covariance of a Gaussian vector
                           x_idx:list, y_idx:list, c_idx:list, # coordinates of X, Y and the condition C
                          ) -> float:
-    "I(X;Y|C) in nats of jointly Gaussian blocks: 1/2 log(det S_XC det S_YC / (det S_C det S_XYC))."
+    ("I(X;Y|C) in nats of jointly Gaussian blocks: 1/2 "
+     "log(det S_XC det S_YC / (det S_C det S_XYC)).")
     _check_cov(cov); cov = cov.double(); x, y, c = list(x_idx), list(y_idx), list(c_idx)
     return float(0.5 * (_logdet_block(cov, x + c) + _logdet_block(cov, y + c)
                         - _logdet_block(cov, c) - _logdet_block(cov, x + y + c)))
 
 # %% ../nbs/02a_conditional.ipynb #2946428e
 def _check_mi(value, name):
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+    if (not isinstance(value, (int, float)) or isinstance(value, bool)
+        or not math.isfinite(value) or value < 0):
         raise ValueError(f"{name} must be a finite number of nats >= 0, got {value!r}")
 
 def nce_club_target(cmi:float, # true I(X;Y|C) in nats
                     dim:int, # coordinates, each with the same conditional correlation
                    ) -> float:
-    "NCE-CLUB's reading with the optimal critic on the benchmarks: I + E KL(p(y|c) || p(y|x,c)) = dim r^2 / (1 - r^2)."
+    ("NCE-CLUB's reading with the optimal critic on the benchmarks: I + E KL(p(y|c) || "
+     "p(y|x,c)) = dim r^2 / (1 - r^2).")
     r = gaussian_rho(cmi, dim)
     return dim * r * r / (1 - r * r)
 
@@ -62,9 +68,12 @@ def conditional_gaussian_cov(dim:int, # dimension of X, Y and C
                              cmi:float, # I(X;Y|C) in nats
                              shared_mi:float=3.0, # I(X;Y) in nats when cmi is 0 (information through C)
                             ) -> tuple:
-    "Covariance of `(X, Y, C)` (blocks in that order), the noise correlation r and the noise variance s^2."
+    ("Covariance of `(X, Y, C)` (blocks in that order), "
+     "the noise correlation r and the noise variance s^2.")
     _check_mi(cmi, 'cmi'); _check_mi(shared_mi, 'shared_mi')
-    if shared_mi == 0: raise ValueError("shared_mi must be > 0 nats (X and Y share information through C), got 0")
+    if shared_mi == 0:
+        raise ValueError("shared_mi must be > 0 nats (X and Y "
+                         "share information through C), got 0")
     r, rho0 = gaussian_rho(cmi, dim), gaussian_rho(shared_mi, dim)
     s2 = 1 / rho0 - 1
     eye = torch.eye(dim, dtype=torch.float64)
@@ -80,16 +89,18 @@ def sample_conditional_gaussian(n:int, # number of samples
                                 shared_mi:float=3.0, # I(X;Y) in nats when cmi is 0
                                 generator:torch.Generator|None=None, # for reproducible draws
                                 device='cpu', dtype=torch.float32) -> tuple:
-    "Draw `(x, y, c, truth)`: X = C + s e1, Y = C + s e2; truth: cmi, mi = I(X;Y), mi_xc_y = I(X,C;Y), nce_club (nats), dependence."
+    ("Draw `(x, y, c, truth)`: X = C + s e1, Y = C + s e2; truth: cmi, mi = I(X;Y), "
+     "mi_xc_y = I(X,C;Y), nce_club (nats), dependence.")
     _check_positive_int(n, 'n')
     cov, r, s2 = conditional_gaussian_cov(dim, cmi, shared_mi)
     c, e1, e2 = torch.randn(3, n, dim, generator=generator, dtype=dtype)
     e2 = r * e1 + math.sqrt(1 - r * r) * e2
     s = math.sqrt(s2)
     x_idx, y_idx, c_idx = (list(range(k * dim, (k + 1) * dim)) for k in range(3))
-    truth = dict(cmi=gaussian_cmi_from_cov(cov, x_idx, y_idx, c_idx), mi=gaussian_mi_from_cov(cov, x_idx, y_idx),
-                 mi_xc_y=gaussian_mi_from_cov(cov, x_idx + c_idx, y_idx), nce_club=nce_club_target(cmi, dim),
-                 dependence='additive')
+    truth = dict(cmi=gaussian_cmi_from_cov(cov, x_idx, y_idx, c_idx),
+                 mi=gaussian_mi_from_cov(cov, x_idx, y_idx),
+                 mi_xc_y=gaussian_mi_from_cov(cov, x_idx + c_idx, y_idx),
+                 nce_club=nce_club_target(cmi, dim), dependence='additive')
     return (c + s * e1).to(device), (c + s * e2).to(device), c.to(device), truth
 
 # %% ../nbs/02a_conditional.ipynb #fd6610da
@@ -100,19 +111,24 @@ def sample_discrete_conditional_gaussian(n:int, # number of samples
                                          separation:float=3.0, # norm of each class mean
                                          generator:torch.Generator|None=None, # for reproducible draws
                                          device='cpu', dtype=torch.float32) -> tuple:
-    "Draw `(x, y, c_onehot, labels, truth)`; truth: cmi, concat = log K + cmi, nce_club (nats), dependence."
+    ("Draw `(x, y, c_onehot, labels, truth)`; truth: cmi, "
+     "concat = log K + cmi, nce_club (nats), dependence.")
     _check_positive_int(n, 'n'); _check_positive_int(n_classes, 'n_classes')
     r = gaussian_rho(cmi, dim)
-    means = torch.randn(n_classes, dim, generator=torch.Generator().manual_seed(n_classes * 1000 + dim), dtype=dtype)
-    means = separation * means / means.norm(dim=1, keepdim=True)   # fixed for a given (K, dim)
+    means = torch.randn(n_classes, dim,
+                        generator=torch.Generator().manual_seed(n_classes * 1000 + dim),
+                        dtype=dtype)
+    # fixed for a given (K, dim)
+    means = separation * means / means.norm(dim=1, keepdim=True)
     labels = torch.randint(0, n_classes, (n,), generator=generator)
     e1, e2 = torch.randn(2, n, dim, generator=generator, dtype=dtype)
     e2 = r * e1 + math.sqrt(1 - r * r) * e2
     cmi_true = -0.5 * dim * math.log(1 - r * r)
-    truth = dict(cmi=cmi_true, concat=math.log(n_classes) + cmi_true, nce_club=nce_club_target(cmi, dim),
-                 dependence='additive')
+    truth = dict(cmi=cmi_true, concat=math.log(n_classes) + cmi_true,
+                 nce_club=nce_club_target(cmi, dim), dependence='additive')
     onehot = F.one_hot(labels, n_classes).to(dtype)
-    return *(t.to(device) for t in (means[labels] + e1, means[labels] + e2, onehot, labels)), truth
+    return *(t.to(device)
+             for t in (means[labels] + e1, means[labels] + e2, onehot, labels)), truth
 
 # %% ../nbs/02a_conditional.ipynb #2f483623
 SCALE_WEIGHTS = (0.5, 0.75, 1.25, 1.5)   # I(X;Y|C=k) / I(X;Y|C) of 4 classes, mean 1
@@ -209,25 +225,33 @@ def true_residual_dependence(dependence:str, # 'additive', 'scale' or 'multiplic
 
 # %% ../nbs/02a_conditional.ipynb #a25af10a
 def _check_weights(scores, weights):
-    if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or scores.shape[0] != scores.shape[1]:
-        raise ValueError(f"scores must be a square [n, n] tensor, got {getattr(scores, 'shape', type(scores).__name__)}")
-    if not isinstance(weights, torch.Tensor) or weights.shape != scores.shape or not weights.is_floating_point():
-        raise ValueError(f"weights must be a float tensor shaped like scores {tuple(scores.shape)}, "
+    if (not isinstance(scores, torch.Tensor) or scores.ndim != 2
+        or scores.shape[0] != scores.shape[1]):
+        raise ValueError("scores must be a square [n, n] tensor, got "
+                         f"{getattr(scores, 'shape', type(scores).__name__)}")
+    if (not isinstance(weights, torch.Tensor) or weights.shape != scores.shape
+        or not weights.is_floating_point()):
+        raise ValueError("weights must be a float tensor shaped "
+                         f"like scores {tuple(scores.shape)}, "
                          f"got {getattr(weights, 'shape', type(weights).__name__)}")
     w = weights.detach()
-    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or bool((w.diagonal() <= 0).any()):
-        raise ValueError("weights must be finite and >= 0 with a positive diagonal (each positive is a candidate)")
+    if (not bool(torch.isfinite(w).all()) or bool((w < 0).any())
+        or bool((w.diagonal() <= 0).any())):
+        raise ValueError("weights must be finite and >= 0 with a positive diagonal "
+                         "(each positive is a candidate)")
     if not torch.allclose(w.sum(1), torch.ones_like(w[:, 0]), atol=1e-4):
-        raise ValueError(f"each row of weights must sum to 1, got row sums in [{w.sum(1).min():.4g}, {w.sum(1).max():.4g}]")
+        raise ValueError("each row of weights must sum to 1, got row sums in "
+                         f"[{w.sum(1).min():.4g}, {w.sum(1).max():.4g}]")
 
-def weighted_infonce_bound(scores:torch.Tensor, # [n, n] critic scores, positives on the diagonal
+def weighted_infonce_bound(scores:torch.Tensor, # [n, n] critic scores, positives on diagonal
                            weights:torch.Tensor, # [n, n] row-stochastic weights of the candidates y_j for row i
                           ) -> torch.Tensor:
-    "InfoNCE with weighted negatives: mean of `s_ii - log sum_j w_ij exp(s_ij)`, in nats."
+    ("InfoNCE with weighted negatives: mean of "
+     "`s_ii - log sum_j w_ij exp(s_ij)`, in nats.")
     _check_weights(scores, weights)
     return (scores.diagonal() - (scores + weights.log()).logsumexp(dim=1)).mean()
 
-def weighted_nce_club_bound(scores:torch.Tensor, # [n, n] critic scores, positives on the diagonal
+def weighted_nce_club_bound(scores:torch.Tensor, # [n, n] critic scores, positives on diagonal
                             weights:torch.Tensor, # [n, n] row-stochastic weights
                            ) -> torch.Tensor:
     "NCE-CLUB with weighted negatives: mean of `s_ii - sum_j w_ij s_ij`, in nats."
@@ -238,7 +262,8 @@ def mask_weights(mask:torch.Tensor, # [n, n] bool candidates, diagonal True
                 ) -> torch.Tensor:
     "Row-normalised weights of a boolean mask: uniform over each row's candidates."
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.ndim != 2:
-        raise ValueError(f"mask must be a 2-d bool tensor, got {getattr(mask, 'dtype', type(mask).__name__)}")
+        raise ValueError("mask must be a 2-d bool tensor, got "
+                         f"{getattr(mask, 'dtype', type(mask).__name__)}")
     m = mask.float()
     return m / m.sum(1, keepdim=True)
 
@@ -250,9 +275,11 @@ def _check_condition(c, name='c'):
 def kernel_weights(c:torch.Tensor, # [n, c_dim] conditions
                    bandwidth:float, # RBF bandwidth h, in the units of c
                   ) -> torch.Tensor:
-    "`[n, n]` row-normalised RBF weights `exp(-|c_i - c_j|^2 / 2h^2)`: negatives for row i weighted toward c_i."
+    ("`[n, n]` row-normalised RBF weights `exp(-|c_i - c_j|^2 "
+     "/ 2h^2)`: negatives for row i weighted toward c_i.")
     _check_condition(c)
-    if not isinstance(bandwidth, (int, float)) or isinstance(bandwidth, bool) or not bandwidth > 0 or not math.isfinite(bandwidth):
+    if (not isinstance(bandwidth, (int, float)) or isinstance(bandwidth, bool)
+        or not bandwidth > 0 or not math.isfinite(bandwidth)):
         raise ValueError(f"bandwidth must be a finite number > 0, got {bandwidth!r}")
     logits = -torch.cdist(c, c).pow(2) / (2 * bandwidth ** 2)
     return logits.softmax(dim=1)   # K_ij / sum_k K_ik, computed stably
@@ -261,10 +288,12 @@ def kernel_weights(c:torch.Tensor, # [n, c_dim] conditions
 def knn_mask(c:torch.Tensor, # [n, c_dim] conditions
              k:int, # neighbours per row (besides the sample itself); capped at n - 1
             ) -> torch.Tensor:
-    "`[n, n]` bool mask: row i is True at i and at the k samples whose conditions are nearest to c_i."
+    ("`[n, n]` bool mask: row i is True at i and at the "
+     "k samples whose conditions are nearest to c_i.")
     _check_condition(c); _check_positive_int(k, 'k')
     dist = torch.cdist(c, c)
-    dist.fill_diagonal_(-1.)   # the sample itself always comes first, even among exact ties
+    # the sample itself always comes first, even among exact ties
+    dist.fill_diagonal_(-1.)
     nearest = dist.topk(min(k + 1, len(c)), dim=1, largest=False).indices
     return torch.zeros_like(dist, dtype=torch.bool).scatter_(1, nearest, True)
 
@@ -272,12 +301,13 @@ def knn_mask(c:torch.Tensor, # [n, c_dim] conditions
 CONDITIONS = ('concat', 'kernel', 'knn', 'residual')
 
 class _ConditionalEstimator(nn.Module):
-    "Shared plumbing: the critic, the condition method, input checks and the (scores, weights) pair."
+    ("Shared plumbing: the critic, the condition method, "
+     "input checks and the (scores, weights) pair.")
     def __init__(self, x_dim:int, # features of x
                  y_dim:int, # features of y
                  c_dim:int, # features of the condition c
                  condition:str='residual', # 'concat' (the paper), 'kernel', 'knn' or 'residual'
-                 critic:str|nn.Module='concat', # 'concat', 'separable' or a critic module
+                 critic:str|nn.Module='concat', # 'concat', 'separable' or a critic
                  hidden_dim:int=512, # critic (and regression) width
                  hidden_layers:int=1, # critic (and regression) hidden layers
                  bandwidth:float=0.5, # 'kernel': RBF bandwidth in the units of c
@@ -286,17 +316,23 @@ class _ConditionalEstimator(nn.Module):
                  chunk_size:int|None=None, # concat critic: rows per checkpointed chunk
                  **critic_kwargs):
         super().__init__()
-        if condition not in CONDITIONS: raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
-        for v, name in [(x_dim, 'x_dim'), (y_dim, 'y_dim'), (c_dim, 'c_dim'), (k, 'k')]: _check_positive_int(v, name)
-        if condition == 'kernel': kernel_weights(torch.zeros(1, 1), bandwidth)   # validates bandwidth early
+        if condition not in CONDITIONS:
+            raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
+        for v, name in [(x_dim, 'x_dim'), (y_dim, 'y_dim'), (c_dim, 'c_dim'), (k, 'k')]:
+            _check_positive_int(v, name)
+        if condition == 'kernel':
+            kernel_weights(torch.zeros(1, 1), bandwidth)   # validates bandwidth early
         self.x_dim, self.y_dim, self.c_dim, self.condition = x_dim, y_dim, c_dim, condition
         self.bandwidth, self.k = bandwidth, k
-        self.critic_sees_c = condition in ('concat', 'residual') or bool(condition_critic)
+        self.critic_sees_c = (condition in ('concat', 'residual')
+                              or bool(condition_critic))
         x_in = x_dim + (c_dim if self.critic_sees_c else 0)
         y_in = y_dim + (c_dim if condition == 'concat' else 0)
-        self.critic = make_critic(critic, x_in, y_in, hidden_dim=hidden_dim, hidden_layers=hidden_layers,
+        self.critic = make_critic(critic, x_in, y_in, hidden_dim=hidden_dim,
+                                  hidden_layers=hidden_layers,
                                   chunk_size=chunk_size, **critic_kwargs)
-        self.mean = mlp(c_dim, hidden_dim, y_dim, hidden_layers) if condition == 'residual' else None
+        self.mean = (mlp(c_dim, hidden_dim, y_dim, hidden_layers)
+                     if condition == 'residual' else None)
 
 # %% ../nbs/02a_conditional.ipynb #c7fe2676
 @torch.no_grad()
@@ -304,28 +340,36 @@ def _no_grad(f, *args): return f(*args)
 
 def _scores_and_weights(self, x, y, c) -> tuple:
     "Check a batch and return `(scores [n, n], weights [n, n] or None for uniform)`."
-    check_matrix(x, 'x', self.x_dim); check_matrix(y, 'y', self.y_dim); check_matrix(c, 'c', self.c_dim)
+    check_matrix(x, 'x', self.x_dim); check_matrix(y, 'y', self.y_dim)
+    check_matrix(c, 'c', self.c_dim)
     n = check_same_rows(x=x, y=y, c=c)
-    if n < 2: raise ValueError(f"a contrastive bound needs a batch of at least 2 samples, got {n}")
+    if n < 2:
+        raise ValueError("a contrastive bound needs a batch "
+                         f"of at least 2 samples, got {n}")
     xc = torch.cat([x, c], 1) if self.critic_sees_c else x
     if self.condition == 'concat': return self.critic(xc, torch.cat([y, c], 1)), None
-    if self.condition == 'residual': return self.critic(xc, y - _no_grad(self.mean, c)), None
-    weights = kernel_weights(c, self.bandwidth) if self.condition == 'kernel' else mask_weights(knn_mask(c, self.k))
+    if self.condition == 'residual':
+        return self.critic(xc, y - _no_grad(self.mean, c)), None
+    weights = (kernel_weights(c, self.bandwidth) if self.condition == 'kernel'
+               else mask_weights(knn_mask(c, self.k)))
     return self.critic(xc, y), weights
 
 def _bounds(self, x, y, c) -> tuple:
-    "`(lower, upper)`: InfoNCE- and NCE-CLUB-type estimates of I(X;Y|C) from one score matrix, in nats."
+    ("`(lower, upper)`: InfoNCE- and NCE-CLUB-type "
+     "estimates of I(X;Y|C) from one score matrix, in nats.")
     s, w = self.scores_and_weights(x, y, c)
     if w is None: return infonce_bound(s), nce_club_bound(s)
     return weighted_infonce_bound(s, w), weighted_nce_club_bound(s, w)
 
 def _condition_loss(self, y, c) -> torch.Tensor:
-    "'residual': mean squared error of the regression mu(c) of y (what trains mu); other methods: 0."
+    ("'residual': mean squared error of the regression "
+     "mu(c) of y (what trains mu); other methods: 0.")
     if self.mean is None: return y.new_zeros(())
     return (self.mean(c) - y).pow(2).sum(1).mean()
 
 def _learning_loss(self, x, y, c) -> torch.Tensor:
-    "Loss that trains the critic (minus the lower bound) and, for 'residual', the regression of y on c."
+    ("Loss that trains the critic (minus the lower bound) "
+     "and, for 'residual', the regression of y on c.")
     return -self.bounds(x, y, c)[0] + self.condition_loss(y, c)
 
 _ConditionalEstimator.scores_and_weights = _scores_and_weights
@@ -436,7 +480,8 @@ def train_conditional_critic(estimator:nn.Module, # has learning_loss(x, y, c)
     estimator.to(device); opt = torch.optim.Adam(estimator.parameters(), lr=lr)
     for _ in range(steps):
         x, y, c = (t.to(device) for t in sample(batch_size, g))
-        opt.zero_grad(set_to_none=True); estimator.learning_loss(x, y, c).backward(); opt.step()
+        opt.zero_grad(set_to_none=True); estimator.learning_loss(x, y, c).backward()
+        opt.step()
     if check_n and getattr(estimator, 'condition', None) == 'residual':
         # drawn after the training batches: held out
         x, y, c = (t.to(device) for t in sample(check_n, g))

@@ -20,17 +20,23 @@ def resolve_device(device:str|torch.device='auto', # 'auto', 'cpu', 'cuda', 'cud
     "The `torch.device` that `device` names; `'auto'` is CUDA when available, else CPU."
     if isinstance(device, torch.device): return device
     if not isinstance(device, str):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or a torch.device, got {device!r}")
-    if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+        raise ValueError("device must be 'auto', 'cpu', 'cuda' "
+                         f"or a torch.device, got {device!r}")
+    if device == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     if device.startswith('cuda') and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available; use 'auto' or 'cpu'")
+        raise ValueError(f"device={device!r} was requested but CUDA "
+                         "is not available; use 'auto' or 'cpu'")
     try: return torch.device(device)
-    except RuntimeError: raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+    except RuntimeError:
+        raise ValueError("device must be 'auto', 'cpu', "
+                         f"'cuda' or 'cuda:N', got {device!r}") from None
 
 # %% ../nbs/00_core.ipynb #2482f234
 def set_seed(seed:int, # seed for Python, NumPy and torch (all devices)
             ) -> torch.Generator:
-    "Seed every random number generator and return a CPU `torch.Generator` seeded with `seed`."
+    ("Seed every random number generator and return "
+     "a CPU `torch.Generator` seeded with `seed`.")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise ValueError(f"seed must be an int, got {seed!r}")
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
@@ -44,19 +50,24 @@ def check_matrix(x, # the tensor to check
                 ) -> torch.Tensor:
     "Check that `x` is a finite floating-point `[n, dim]` tensor; return it."
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape [n, {dim or 'd'}], got {type(x).__name__}")
+        raise ValueError(f"{name} must be a torch.Tensor of shape "
+                         f"[n, {dim or 'd'}], got {type(x).__name__}")
     if x.ndim != 2:
-        raise ValueError(f"{name} must have shape [n, {dim or 'd'}] (rank 2), got shape {tuple(x.shape)}")
+        raise ValueError(f"{name} must have shape [n, {dim or 'd'}] "
+                         f"(rank 2), got shape {tuple(x.shape)}")
     if dim is not None and x.shape[1] != dim:
-        raise ValueError(f"{name} must have {dim} features (shape [n, {dim}]), got shape {tuple(x.shape)}")
+        raise ValueError(f"{name} must have {dim} features (shape "
+                         f"[n, {dim}]), got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if finite and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} must be finite, got {int((~torch.isfinite(x)).sum())} NaN or inf entries")
+        raise ValueError(f"{name} must be finite, got "
+                         f"{int((~torch.isfinite(x)).sum())} NaN or inf entries")
     return x
 
 def check_same_rows(**tensors) -> int:
-    "Check that every tensor given by keyword has the same number of rows; return that number."
+    ("Check that every tensor given by keyword has "
+     "the same number of rows; return that number.")
     sizes = {k: v.shape[0] for k, v in tensors.items()}
     if len(set(sizes.values())) > 1:
         desc = ', '.join(f"{k} has {n}" for k, n in sizes.items())
@@ -85,65 +96,83 @@ def atomic_write(path:str|Path, # file to (re)write
 # %% ../nbs/00_core.ipynb #0895e085
 def environment_info() -> dict:
     "Versions and hardware a result was produced with."
-    return dict(python=platform.python_version(), torch=torch.__version__, numpy=np.__version__,
+    return dict(python=platform.python_version(), torch=torch.__version__,
+                numpy=np.__version__,
                 platform=platform.platform(), cpu_count=os.cpu_count(),
-                cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                threads=torch.get_num_threads())
+                cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available()
+                else None, threads=torch.get_num_threads())
 
 
 # %% ../nbs/00_core.ipynb #fp1a2b3c
 def _without_docstrings(tree:ast.AST) -> ast.AST:
-    "Remove the docstring of the module and of every class and function in `tree` (in place)."
+    ("Remove the docstring of the module and of "
+     "every class and function in `tree` (in place).")
     for node in ast.walk(tree):
         body = getattr(node, 'body', None)
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body \
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                             ast.AsyncFunctionDef)) and body \
            and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
             node.body = body[1:] or [ast.Pass()]
     return tree
 
 def source_digest(path:str|Path, # a Python source file
                  ) -> str:
-    "sha256 (16 hex digits) of `ast.dump` of the parsed source without docstrings: blind to comments and layout."
-    tree = _without_docstrings(ast.parse(Path(path).read_text(encoding='utf-8'), filename=str(path)))
+    ("sha256 (16 hex digits) of `ast.dump` of the parsed "
+     "source without docstrings: blind to comments and layout.")
+    tree = _without_docstrings(ast.parse(Path(path).read_text(encoding='utf-8'),
+                                         filename=str(path)))
     return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
 
 
 # %% ../nbs/00_core.ipynb #fp3a4b5c
 def package_dir() -> Path:
-    "The folder that holds the `factorcl_nb` package folder (the clone's root for an editable install)."
+    ("The folder that holds the `factorcl_nb` package "
+     "folder (the clone's root for an editable install).")
     import factorcl_nb
     return Path(factorcl_nb.__file__).resolve().parents[1]
 
 def module_file(module:str, # a dotted module name, e.g. 'factorcl_nb.core'
                 root:str|Path|None=None, # folder holding the package folder (None: `package_dir()`)
                ) -> Path:
-    "The source file of `module` under `root`: `<root>/a/b.py`, or `<root>/a/b/__init__.py` for a package."
+    ("The source file of `module` under `root`: `<root>/a/b.py`, or "
+     "`<root>/a/b/__init__.py` for a package.")
     base = Path(root or package_dir()).joinpath(*module.split('.'))
     return base/'__init__.py' if base.is_dir() else base.with_suffix('.py')
 
 def module_digests() -> dict[str, str]:
-    "`source_digest` of every `factorcl_nb` module imported in this process, by module name."
-    names = sorted(m for m in list(sys.modules) if (m == 'factorcl_nb' or m.startswith('factorcl_nb.')) and m != 'factorcl_nb._modidx')
+    ("`source_digest` of every `factorcl_nb` module "
+     "imported in this process, by module name.")
+    names = sorted(m for m in list(sys.modules)
+                   if (m == 'factorcl_nb' or m.startswith('factorcl_nb.'))
+                   and m != 'factorcl_nb._modidx')
     files = {m: getattr(sys.modules[m], '__file__', None) for m in names}
-    return {m: source_digest(f) for m, f in files.items() if f and f.endswith('.py') and Path(f).is_file()}
+    return {m: source_digest(f) for m, f in files.items()
+            if f and f.endswith('.py') and Path(f).is_file()}
 
 
 # %% ../nbs/00_core.ipynb #fp4a5b6c
 def notebook_digest(path:str|Path, # a .ipynb file
                    ) -> str:
-    "sha256 (16 hex digits) of the source of the notebook's code cells, in order (outputs and metadata left out)."
+    ("sha256 (16 hex digits) of the source of the notebook's code cells, in order "
+     "(outputs and metadata left out).")
     cells = json.loads(Path(path).read_text(encoding='utf-8'))['cells']
-    code = [''.join(c['source']) if isinstance(c['source'], list) else c['source'] for c in cells if c['cell_type'] == 'code']
+    code = [''.join(c['source']) if isinstance(c['source'], list) else c['source']
+            for c in cells if c['cell_type'] == 'code']
     return hashlib.sha256(json.dumps(code).encode()).hexdigest()[:16]
 
 def find_notebook(name:str, # experiment name (the notebook's file stem)
                   out_dir:str|Path, # where the results go (never the notebook itself)
                  ) -> Path|None:
-    "The experiment notebook that is running: `$FACTORCL_NOTEBOOK` (set by `factorcl-repro`), else `nbs/experiments/<name>.ipynb` of the clone, else `<cwd>/<name>.ipynb`."
-    if os.environ.get('FACTORCL_NOTEBOOK'): return Path(os.environ['FACTORCL_NOTEBOOK']).resolve()
+    ("The experiment notebook that is running: `$FACTORCL_NOTEBOOK` "
+     "(set by `factorcl-repro`), else `nbs/experiments/<name>.ipynb` "
+     "of the clone, else `<cwd>/<name>.ipynb`.")
+    if os.environ.get('FACTORCL_NOTEBOOK'):
+        return Path(os.environ['FACTORCL_NOTEBOOK']).resolve()
     out = Path(out_dir).resolve()
-    for p in (package_dir()/'nbs'/'experiments'/f'{name}.ipynb', Path.cwd()/f'{name}.ipynb'):
-        if p.is_file() and p.resolve().parent != out: return p.resolve()   # an executed copy in out is not the source
+    for p in (package_dir()/'nbs'/'experiments'/f'{name}.ipynb',
+              Path.cwd()/f'{name}.ipynb'):
+        if p.is_file() and p.resolve().parent != out:
+            return p.resolve()   # an executed copy in out is not the source
     return None
 
 
@@ -152,10 +181,12 @@ def run_fingerprint(name:str, # experiment name
                     out_dir:str|Path, # output folder (the notebook path is recorded relative to it)
                     params:dict, # the run's parameters
                    ) -> dict:
-    "What produced a result: digests of the imported library modules, of the experiment notebook and of the parameters."
+    ("What produced a result: digests of the imported library modules, of the "
+     "experiment notebook and of the parameters.")
     nb = find_notebook(name, out_dir)
     notebook = None if nb is None else dict(path=Path(os.path.relpath(nb, Path(out_dir).resolve())).as_posix(), digest=notebook_digest(nb))
-    return dict(method='sha256 of ast.dump without docstrings (modules); of code cell sources (notebook)',
+    return dict(method='sha256 of ast.dump without docstrings '
+                       '(modules); of code cell sources (notebook)',
                 modules=module_digests(), notebook=notebook,
                 params=hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16])
 
@@ -163,7 +194,8 @@ def fingerprint_changes(fingerprint:dict, # a `run_fingerprint` read from a resu
                         out_dir:str|Path, # the folder of that json (its notebook path is relative to it)
                         root:str|Path|None=None, # folder holding the current package sources (None: `package_dir()`)
                        ) -> list[str]:
-    "What differs between `fingerprint` and the current sources: one phrase per changed module or notebook; [] when current."
+    ("What differs between `fingerprint` and the current sources: one phrase per "
+     "changed module or notebook; [] when current.")
     changes = []
     for m, digest in sorted((fingerprint.get('modules') or {}).items()):
         f = module_file(m, root)
@@ -174,7 +206,8 @@ def fingerprint_changes(fingerprint:dict, # a `run_fingerprint` read from a resu
     else:
         p = Path(os.path.normpath(Path(out_dir)/nb['path']))
         if not p.is_file(): changes.append(f"notebook {nb['path']} not found")
-        elif notebook_digest(p) != nb['digest']: changes.append(f"notebook {p.name} changed")
+        elif notebook_digest(p) != nb['digest']:
+            changes.append(f"notebook {p.name} changed")
     return changes
 
 
@@ -183,20 +216,26 @@ def save_results(name:str, # experiment name: files are <out_dir>/<name>.{png,cs
                  out_dir:str|Path, # output folder
                  table=None, # pandas DataFrame with the numbers behind the figure
                  figure=None, # matplotlib Figure
-                 params:dict|None=None, # parameters the run used (scale, seed, device, ...)
-                 report:str='', # markdown section for REPORT.md (our numbers beside the paper's)
+                 params:dict|None=None, # the run's parameters (scale, seed, device...)
+                 report:str='', # REPORT.md section (our numbers beside the paper's)
                  wall_time:float|None=None, # seconds the run took
                 ) -> dict:
-    "Atomically write the figure, table and metadata (with the run's `run_fingerprint`) of one experiment; return the paths."
+    ("Atomically write the figure, table and metadata (with the run's "
+     "`run_fingerprint`) of one experiment; return the paths.")
     import io
     out_dir = Path(out_dir); paths = {}
     if figure is not None:
-        buf = io.BytesIO(); figure.savefig(buf, format='png', dpi=120, bbox_inches='tight', metadata={'Software': None})
+        buf = io.BytesIO()
+        figure.savefig(buf, format='png', dpi=120, bbox_inches='tight',
+                       metadata={'Software': None})
         paths['png'] = atomic_write(out_dir/f'{name}.png', buf.getvalue())
-    if table is not None: paths['csv'] = atomic_write(out_dir/f'{name}.csv', table.to_csv(index=False))
-    meta = dict(name=name, params=params or {}, environment=environment_info(), wall_time_s=wall_time,
+    if table is not None:
+        paths['csv'] = atomic_write(out_dir/f'{name}.csv', table.to_csv(index=False))
+    meta = dict(name=name, params=params or {}, environment=environment_info(),
+                wall_time_s=wall_time,
                 finished=time.strftime('%Y-%m-%dT%H:%M:%S%z'), report=report,
                 fingerprint=run_fingerprint(name, out_dir, params or {}))
-    paths['json'] = atomic_write(out_dir/f'{name}.json', json.dumps(meta, indent=1, default=str))
+    paths['json'] = atomic_write(out_dir/f'{name}.json',
+                                 json.dumps(meta, indent=1, default=str))
     return paths
 

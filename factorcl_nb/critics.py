@@ -17,25 +17,33 @@ __all__ = ['make_activation', 'CRITICS', 'release_scratch', 'PairMLP', 'ConcatCr
            'SeparableCritic', 'make_critic']
 
 # %% ../nbs/01_critics.ipynb #b621c64f
-make_activation = activation_layer   # the package's one activation map (factorcl_nb.encoders): relu, gelu, tanh, elu, silu, leaky_relu
+# the package's one activation map (factorcl_nb.encoders): relu, gelu, tanh, elu, silu,
+# leaky_relu
+make_activation = activation_layer
 
 def _check_positive_int(value, name, allow_none=False):
     if allow_none and value is None: return
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
+        raise ValueError(f"{name} must be a positive "
+                         f"int{' or None' if allow_none else ''}, got {value!r}")
 
 # %% ../nbs/01_critics.ipynb #37bcc0a5
 def _relu_grad_(g, h):
-    "In place `g <- g * (h > 0)`: ReLU's backward written into `g` (one pass, no mask tensor)."
+    ("In place `g <- g * (h > 0)`: ReLU's backward "
+     "written into `g` (one pass, no mask tensor).")
     return torch.ops.aten.threshold_backward.grad_input(g, h, 0, grad_input=g)
 
 def _fused_add_relu(dtype) -> bool:
-    "Whether `relu(u + v)` can run as one pass (`aten._add_relu`; float32 and float64 CPU tensors)."
-    return dtype in (torch.float32, torch.float64) and hasattr(torch.ops.aten, '_add_relu_')
+    ("Whether `relu(u + v)` can run as one pass "
+     "(`aten._add_relu`; float32 and float64 CPU tensors).")
+    return (dtype in (torch.float32, torch.float64)
+            and hasattr(torch.ops.aten, '_add_relu_'))
 
 def _add_relu(u, v, out):
-    "`out <- relu(u + v)` (broadcast): one pass over `out` where `_fused_add_relu`, else an add and an in-place ReLU."
-    if out.device.type == 'cpu' and _fused_add_relu(out.dtype): return torch.ops.aten._add_relu.out(u, v, out=out)
+    ("`out <- relu(u + v)` (broadcast): one pass over `out` where `_fused_add_relu`, "
+     "else an add and an in-place ReLU.")
+    if out.device.type == 'cpu' and _fused_add_relu(out.dtype):
+        return torch.ops.aten._add_relu.out(u, v, out=out)
     return torch.add(u, v, out=out).relu_()
 
 _scratch = threading.local()
@@ -44,28 +52,33 @@ def _scratch_buffers(like, rows:int, cols:int, count:int) -> list:
     """`count` scratch tensors `[rows, cols]` of `like`'s dtype for one forward or backward call of `PairMLP`.
     On a CPU they are views of buffers kept per thread and dtype and reused by the next call: a fresh block buffer
     (tens of MB) is new memory from the OS each time, whose page faults cost as much as a pass over it."""
-    if like.device.type != 'cpu': return [like.new_empty(rows, cols) for _ in range(count)]
+    if like.device.type != 'cpu':
+        return [like.new_empty(rows, cols) for _ in range(count)]
     pool = _scratch.__dict__.setdefault(like.dtype, [])
     pool.extend([None] * (count - len(pool)))
     for i in range(count):
         if pool[i] is None or pool[i].numel() < rows * cols:
-            pool[i] = None                                       # free the smaller one first
-            with torch.inference_mode(False): pool[i] = like.new_empty(rows * cols)   # writable in any mode
+            pool[i] = None  # free the smaller one first
+            with torch.inference_mode(False):
+                pool[i] = like.new_empty(rows * cols)   # writable in any mode
     return [pool[i][:rows * cols].view(rows, cols) for i in range(count)]
 
 def release_scratch():
-    "Free the scratch buffers `PairMLP` keeps for reuse on this thread (e.g. after training with a large batch)."
+    ("Free the scratch buffers `PairMLP` keeps for reuse on "
+     "this thread (e.g. after training with a large batch).")
     _scratch.__dict__.clear()
 
 def _first_hidden(a, c, rows:slice, out):
-    "`relu(a[rows, None] + c[None])` as `[r * m, h]`, written straight into the buffer `out`."
+    ("`relu(a[rows, None] + c[None])` as `[r * m, "
+     "h]`, written straight into the buffer `out`.")
     r, (m, h) = len(a[rows]), c.shape
     o = out[:r * m]
     _add_relu(a[rows, None, :], c[None, :, :], o.view(r, m, h))
     return o
 
 def _linear_relu(x, W, b, out):
-    "`out <- relu(x W^T + b)`: the product written into `out`, then bias and ReLU in one pass where possible."
+    ("`out <- relu(x W^T + b)`: the product written into "
+     "`out`, then bias and ReLU in one pass where possible.")
     if out.device.type == 'cpu' and _fused_add_relu(out.dtype):
         return torch.ops.aten._add_relu_(torch.mm(x, W.t(), out=out), b)
     return torch.addmm(b, x, W.t(), out=out).relu_()
@@ -77,7 +90,8 @@ class PairMLP(torch.autograd.Function):
     `store`: keep the activations of layers 2..L for backward; otherwise recompute each block's forward in backward."""
     @staticmethod
     def forward(ctx, a, c, block_rows:int, store:bool, *params):
-        "Scores `[n, m]` block by block; keeps the activations of layers 2..L when `store`."
+        ("Scores `[n, m]` block by block; keeps the "
+         "activations of layers 2..L when `store`.")
         ws, bs, w_out, b_out = params[0:-2:2], params[1:-2:2], params[-2], params[-1]
         (n, h), m = a.shape, len(c)
         keep = store and any(ctx.needs_input_grad) and len(ws) > 0
@@ -89,7 +103,8 @@ class PairMLP(torch.autograd.Function):
             i1 = min(n, i0 + r); rows = slice(i0 * m, i1 * m)
             x = _first_hidden(a, c, slice(i0, i1), buf[0])
             for k, (W, b) in enumerate(zip(ws, bs)):
-                x = _linear_relu(x, W, b, kept[k][rows] if keep else buf[k + 1][:(i1 - i0) * m])
+                x = _linear_relu(x, W, b,
+                                 kept[k][rows] if keep else buf[k + 1][:(i1 - i0) * m])
             torch.addmv(b_out, x, w_out[0], out=scores[i0:i1].view(-1))
         ctx.block_rows, ctx.keep, ctx.layers = r, keep, len(ws)
         ctx.save_for_backward(a, c, *params, *kept)
@@ -98,28 +113,33 @@ class PairMLP(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gs):
-        "Gradients of a, c and the trained parameters from `gs = dL/dS`, block by block (frozen weights: skipped)."
+        ("Gradients of a, c and the trained parameters from `gs = dL/dS`, block by "
+         "block (frozen weights: skipped).")
         a, c, *rest = ctx.saved_tensors
         L, r, keep = ctx.layers, ctx.block_rows, ctx.keep
         params, kept = rest[:2 * L + 2], rest[2 * L + 2:]
         ws, bs, w_out = params[0:-2:2], params[1:-2:2], params[-2]
         (n, h), m = a.shape, len(c)
-        acc = torch.float32 if a.dtype in (torch.bfloat16, torch.float16) else a.dtype   # sums over blocks
+        # sums over blocks
+        acc = torch.float32 if a.dtype in (torch.bfloat16, torch.float16) else a.dtype
         need = ctx.needs_input_grad
         gs = gs.contiguous()
         ga = a.new_empty(n, h) if need[0] else None
         gc = torch.zeros(m, h, dtype=acc, device=a.device) if need[1] else None
-        gp = [torch.zeros(p.shape, dtype=acc, device=p.device) if need[4 + i] else None for i, p in enumerate(params)]
+        gp = [torch.zeros(p.shape, dtype=acc, device=p.device) if need[4 + i] else None
+              for i, p in enumerate(params)]
         *buf, g0, g1 = _scratch_buffers(a, r * m, h, 3 + (0 if keep else L))
         gbuf = [g0, g1]
         for i0 in range(0, n, r):
             i1 = min(n, i0 + r); R = (i1 - i0) * m; rows = slice(i0 * m, i1 * m)
-            xs = [_first_hidden(a, c, slice(i0, i1), buf[0])]          # h_1, recomputed (one pass)
+            # h_1, recomputed (one pass)
+            xs = [_first_hidden(a, c, slice(i0, i1), buf[0])]
             for k, (W, b) in enumerate(zip(ws, bs)):
                 if keep: xs.append(kept[k][rows])
                 else: xs.append(_linear_relu(xs[-1], W, b, buf[k + 1][:R]))
             g = gs[i0:i1].reshape(-1)
-            # block sums: accumulated in float32 inside each op, added into the float32 totals across blocks
+            # block sums: accumulated in float32 inside each op, added into the float32
+            # totals across blocks
             if gp[-2] is not None: gp[-2][0] += xs[-1].t() @ g
             if gp[-1] is not None: gp[-1] += g.sum(dtype=acc)
             d = torch.mul(g[:, None], w_out, out=gbuf[0][:R])           # dL/dh_L
@@ -128,7 +148,7 @@ class PairMLP(torch.autograd.Function):
                 if gp[2 * k] is not None: gp[2 * k] += d.t() @ xs[k]
                 if gp[2 * k + 1] is not None: gp[2 * k + 1] += d.sum(0)
                 d = torch.mm(d, ws[k], out=gbuf[(L - k) % 2][:R])       # dL/dh_(k+1)
-            d = _relu_grad_(d, xs[0]).view(i1 - i0, m, h)               # dL/d(a_i + c_j)
+            d = _relu_grad_(d, xs[0]).view(i1 - i0, m, h)  # dL/d(a_i + c_j)
             if ga is not None: torch.sum(d, 1, out=ga[i0:i1])
             if gc is not None: gc += d.sum(0)
         grads = [None if t is None else t.to(p.dtype) for t, p in zip(gp, params)]
@@ -150,56 +170,70 @@ class ConcatCritic(nn.Module):
                  block_pairs:int=32768, # fused path: pairs per block (work unit; fewer, larger ops pay off on a loaded CPU)
                 ):
         super().__init__()
-        for v, n in [(x_dim, 'x_dim'), (y_dim, 'y_dim'), (hidden_dim, 'hidden_dim'), (hidden_layers, 'hidden_layers'),
-                     (block_pairs, 'block_pairs')]:
+        for v, n in [(x_dim, 'x_dim'), (y_dim, 'y_dim'), (hidden_dim, 'hidden_dim'),
+                     (hidden_layers, 'hidden_layers'), (block_pairs, 'block_pairs')]:
             _check_positive_int(v, n)
         _check_positive_int(chunk_size, 'chunk_size', allow_none=True)
-        if not isinstance(fused, bool): raise ValueError(f"fused must be a bool, got {fused!r}")
+        if not isinstance(fused, bool):
+            raise ValueError(f"fused must be a bool, got {fused!r}")
         self.x_dim, self.y_dim, self.chunk_size, self.block_pairs = x_dim, y_dim, chunk_size, block_pairs
         self.fused = fused and activation == 'relu'
-        self.first = nn.Linear(x_dim + y_dim, hidden_dim)   # applied to x and y separately
+        # applied to x and y separately
+        self.first = nn.Linear(x_dim + y_dim, hidden_dim)
         layers = [make_activation(activation)]
-        for _ in range(hidden_layers - 1): layers += [nn.Linear(hidden_dim, hidden_dim), make_activation(activation)]
+        for _ in range(hidden_layers - 1):
+            layers += [nn.Linear(hidden_dim, hidden_dim), make_activation(activation)]
         layers.append(nn.Linear(hidden_dim, 1))
         self.rest = nn.Sequential(*layers)
 
     def project(self, x, y):
-        "First layer applied to each side: `a = x W_x^T + b` `[n, h]`, `c = y W_y^T` `[m, h]`."
+        ("First layer applied to each side: `a = x "
+         "W_x^T + b` `[n, h]`, `c = y W_y^T` `[m, h]`.")
         w = self.first.weight
-        # F.linear keeps bias and product in one op, so under bf16 autocast both outputs stay bf16
-        return F.linear(x, w[:, :self.x_dim], self.first.bias), F.linear(y, w[:, self.x_dim:])
+        # F.linear keeps bias and product in one op, so under bf16 autocast both outputs
+        # stay bf16
+        return (F.linear(x, w[:, :self.x_dim], self.first.bias),
+                F.linear(y, w[:, self.x_dim:]))
 
     def _rows(self, a, c): return self.rest(a[:, None, :] + c[None, :, :]).squeeze(-1)
 
     def _fused(self, a, c):
-        "PairMLP on `a`, `c` in their dtype (bf16 under autocast, like the autocast Linear modules)."
+        ("PairMLP on `a`, `c` in their dtype (bf16 under "
+         "autocast, like the autocast Linear modules).")
         rows = max(1, self.block_pairs // len(c))
         if self.chunk_size is not None: rows = min(rows, self.chunk_size)
         dt = a.dtype
         with torch.autocast(a.device.type, enabled=False):
-            params = [t.to(dt) for l in self.rest if isinstance(l, nn.Linear) for t in (l.weight, l.bias)]
-            store = self.chunk_size is None or self.chunk_size >= len(a)   # as the module path: chunks only when they split
+            params = [t.to(dt) for l in self.rest if isinstance(l, nn.Linear)
+                      for t in (l.weight, l.bias)]
+            # as the module path: chunks only when they split
+            store = self.chunk_size is None or self.chunk_size >= len(a)
             return PairMLP.apply(a, c.to(dt), rows, store, *params)
 
     def forward(self, x, y):
-        check_matrix(x, 'x', self.x_dim, finite=False); check_matrix(y, 'y', self.y_dim, finite=False)
+        check_matrix(x, 'x', self.x_dim, finite=False)
+        check_matrix(y, 'y', self.y_dim, finite=False)
         a, c = self.project(x, y)
         if self.fused: return self._fused(a, c)
         if self.chunk_size is None or self.chunk_size >= len(a): return self._rows(a, c)
-        chunks = [checkpoint(self._rows, a_chunk, c, use_reentrant=False) if torch.is_grad_enabled()
+        chunks = [checkpoint(self._rows, a_chunk, c, use_reentrant=False)
+                  if torch.is_grad_enabled()
                   else self._rows(a_chunk, c) for a_chunk in a.split(self.chunk_size)]
         return torch.cat(chunks)
 
 # %% ../nbs/01_critics.ipynb #68cf7796
 def naive_concat_scores(critic:ConcatCritic, x, y):
-    "Reference: the same critic evaluated on the tiled `[n, m, x_dim + y_dim]` input (memory n*m*(dx+dy))."
+    ("Reference: the same critic evaluated on the tiled "
+     "`[n, m, x_dim + y_dim]` input (memory n*m*(dx+dy)).")
     n, m = len(x), len(y)
-    pairs = torch.cat([x[:, None, :].expand(n, m, x.shape[1]), y[None, :, :].expand(n, m, y.shape[1])], -1)
+    pairs = torch.cat([x[:, None, :].expand(n, m, x.shape[1]),
+                       y[None, :, :].expand(n, m, y.shape[1])], -1)
     return critic.rest(critic.first(pairs)).squeeze(-1)
 
 # %% ../nbs/01_critics.ipynb #08b8afad
 def mlp(in_dim:int, hidden_dim:int, out_dim:int, hidden_layers:int=1, activation:str='relu') -> nn.Sequential:
-    "`in_dim -> hidden_dim (x hidden_layers) -> out_dim` with `activation` after each hidden layer."
+    ("`in_dim -> hidden_dim (x hidden_layers) -> "
+     "out_dim` with `activation` after each hidden layer.")
     _check_positive_int(hidden_layers, 'hidden_layers')
     return mlp_layers(in_dim, [hidden_dim] * hidden_layers, out_dim, activation)
 
@@ -215,14 +249,16 @@ class SeparableCritic(nn.Module):
                  activation:str='relu', # nonlinearity
                 ):
         super().__init__()
-        for v, n in [(x_dim, 'x_dim'), (y_dim, 'y_dim'), (hidden_dim, 'hidden_dim'), (embed_dim, 'embed_dim')]:
+        for v, n in [(x_dim, 'x_dim'), (y_dim, 'y_dim'), (hidden_dim, 'hidden_dim'),
+                     (embed_dim, 'embed_dim')]:
             _check_positive_int(v, n)
         self.x_dim, self.y_dim = x_dim, y_dim
         self.g = mlp(x_dim, hidden_dim, embed_dim, hidden_layers, activation)
         self.h = mlp(y_dim, hidden_dim, embed_dim, hidden_layers, activation)
 
     def forward(self, x, y):
-        check_matrix(x, 'x', self.x_dim, finite=False); check_matrix(y, 'y', self.y_dim, finite=False)
+        check_matrix(x, 'x', self.x_dim, finite=False)
+        check_matrix(y, 'y', self.y_dim, finite=False)
         return self.g(x) @ self.h(y).T
 
 # %% ../nbs/01_critics.ipynb #84572bec
@@ -230,19 +266,23 @@ CRITICS = {'concat': ConcatCritic, 'separable': SeparableCritic}
 
 def make_critic(critic:str|nn.Module, # 'concat', 'separable' or a ready critic module
                 x_dim:int, y_dim:int, **kwargs) -> nn.Module:
-    "Build the critic named `critic` for `x_dim`/`y_dim` inputs (a module is returned unchanged)."
+    ("Build the critic named `critic` for `x_dim`/`y_dim` "
+     "inputs (a module is returned unchanged).")
     chunk = kwargs.pop('chunk_size', None)
     if isinstance(critic, nn.Module):
         has = getattr(critic, 'chunk_size', None)
         if chunk is not None and has != chunk:
-            raise ValueError(f"chunk_size={chunk} does not match the given critic module's chunk_size={has}: "
+            raise ValueError(f"chunk_size={chunk} does not match the "
+                             f"given critic module's chunk_size={has}: "
                              "set it when building the critic, or pass chunk_size=None")
         return critic
     if critic not in CRITICS:
-        raise ValueError(f"critic must be one of {sorted(CRITICS)} or an nn.Module, got {critic!r}")
+        raise ValueError(f"critic must be one of {sorted(CRITICS)} "
+                         f"or an nn.Module, got {critic!r}")
     if critic == 'separable':
         if chunk is not None:
-            raise ValueError(f"chunk_size applies to critic='concat' only (a separable critic needs no chunking), "
+            raise ValueError("chunk_size applies to critic='concat' only "
+                             "(a separable critic needs no chunking), "
                              f"got critic='separable' with chunk_size={chunk}")
         return SeparableCritic(x_dim, y_dim, **kwargs)
     return ConcatCritic(x_dim, y_dim, chunk_size=chunk, **kwargs)

@@ -32,20 +32,24 @@ def is_main_process() -> bool:
     return rank() == 0
 
 def local_rank() -> int:
-    "Index of this process on its machine: torchrun's LOCAL_RANK (0 when not set); it picks the GPU."
+    ("Index of this process on its machine: torchrun's "
+     "LOCAL_RANK (0 when not set); it picks the GPU.")
     return int(os.environ.get('LOCAL_RANK', 0))
 
 # %% ../nbs/06a_distributed.ipynb #6a703770
 TORCHRUN_ENV = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
 
 def launched_by_torchrun() -> bool:
-    "Whether the environment describes a process group (torchrun sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)."
+    ("Whether the environment describes a process group (torchrun sets RANK, "
+     "LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT).")
     return all(k in os.environ for k in TORCHRUN_ENV)
 
 def init_distributed(backend:str|None=None, # 'nccl' (CUDA) or 'gloo' (CPU); None: nccl when CUDA is available
                     ) -> bool:
-    "Join the process group that torchrun describes in the environment (no-op when joined already or not under torchrun); return `is_distributed()`."
-    if backend not in (None, 'nccl', 'gloo'): raise ValueError(f"backend must be None, 'nccl' or 'gloo', got {backend!r}")
+    ("Join the process group that torchrun describes in the environment (no-op when "
+     "joined already or not under torchrun); return `is_distributed()`.")
+    if backend not in (None, 'nccl', 'gloo'):
+        raise ValueError(f"backend must be None, 'nccl' or 'gloo', got {backend!r}")
     if is_distributed() or not launched_by_torchrun(): return is_distributed()
     backend = backend or ('nccl' if torch.cuda.is_available() else 'gloo')
     if backend == 'nccl': torch.cuda.set_device(local_rank())
@@ -53,21 +57,26 @@ def init_distributed(backend:str|None=None, # 'nccl' (CUDA) or 'gloo' (CPU); Non
     return True
 
 # %% ../nbs/06a_distributed.ipynb #c653a52f
-def local_batch_size(batch_size:int, # the global batch: samples per step over all processes
+def local_batch_size(batch_size:int, # global batch: samples per step of all processes
                      num_processes:int|None=None, # processes sharing it (None: world_size())
                     ) -> int:
-    "Samples each process takes per step: `batch_size / num_processes`, which must be a whole number."
+    ("Samples each process takes per step: `batch_size "
+     "/ num_processes`, which must be a whole number.")
     n = world_size() if num_processes is None else num_processes
     for v, name in ((batch_size, 'batch_size'), (n, 'num_processes')):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
     if batch_size % n:
-        raise ValueError(f"batch_size={batch_size} is the global batch (samples per step over all {n} processes) and must be "
-                         f"divisible by {n}; use a multiple of {n}, e.g. {n * max(1, round(batch_size / n))}")
+        raise ValueError(f"batch_size={batch_size} is the global batch (samples per "
+                         f"step over all {n} processes) and must be "
+                         f"divisible by {n}; use a multiple of {n}, e.g. "
+                         f"{n * max(1, round(batch_size / n))}")
     return batch_size // n
 
 # %% ../nbs/06a_distributed.ipynb #d2f23e92
 class _ScaleGrad(torch.autograd.Function):
-    "Identity in the forward pass; multiplies the gradient by `scale` in the backward pass."
+    ("Identity in the forward pass; multiplies the "
+     "gradient by `scale` in the backward pass.")
     @staticmethod
     def forward(ctx, x, scale):
         ctx.scale = scale
@@ -80,8 +89,10 @@ def _place_local(parts:list, # every process's tensor in rank order (used as con
                  index:int, # this process's slot
                  grad_scale:float=1.0, # factor on the gradient that reaches `local`
                 ) -> torch.Tensor:
-    "Concatenate `parts` along dim 0 with slot `index` replaced by `local`, so autograd reaches `local`."
-    if grad_scale != 1 and local.requires_grad: local = _ScaleGrad.apply(local, grad_scale)
+    ("Concatenate `parts` along dim 0 with slot `index` "
+     "replaced by `local`, so autograd reaches `local`.")
+    if grad_scale != 1 and local.requires_grad:
+        local = _ScaleGrad.apply(local, grad_scale)
     return torch.cat([local if i == index else p.detach() for i, p in enumerate(parts)])
 
 # %% ../nbs/06a_distributed.ipynb #3e1daf2e
@@ -102,8 +113,10 @@ def _all_gather(x:torch.Tensor, sizes:list) -> list:
 
 def _check_group(require_distributed:bool):
     if require_distributed and not is_distributed():
-        raise ValueError("require_distributed=True but torch.distributed has no initialised process group: launch with "
-                         "torchrun and call init_distributed() (fit does), or pass require_distributed=False to make the "
+        raise ValueError("require_distributed=True but torch.distributed has no "
+                         "initialised process group: launch with "
+                         "torchrun and call init_distributed() (fit does), or pass "
+                         "require_distributed=False to make the "
                          "gather a no-op on one process")
 
 # %% ../nbs/06a_distributed.ipynb #4eb2645b
@@ -111,7 +124,8 @@ def gather_batch(*items, # tensors with the local batch along dim 0, dicts of su
                  scale_grad:bool=True, # multiply the local slot's gradient by world_size(), so averaged gradients are one process's
                  require_distributed:bool=False, # raise instead of returning the inputs when not distributed
                 ) -> tuple:
-    "The global batch: each item concatenated over all processes in rank order, autograd reaching the local slot."
+    ("The global batch: each item concatenated over all processes in rank order, "
+     "autograd reaching the local slot.")
     _check_group(require_distributed)
     tensors = {}
     for i, item in enumerate(items):
@@ -119,48 +133,62 @@ def gather_batch(*items, # tensors with the local batch along dim 0, dicts of su
             if t is None: continue
             name = f"items[{i}]" + ('' if k is None else f"[{k!r}]")
             if not isinstance(t, torch.Tensor) or t.ndim == 0:
-                raise ValueError(f"gather_batch: {name} must be a tensor with samples along dim 0, a dict of them or None, "
-                                 f"got {type(t).__name__}" + (' of 0 dimensions' if isinstance(t, torch.Tensor) else ''))
+                raise ValueError(f"gather_batch: {name} must be a tensor with samples "
+                                 "along dim 0, a dict of them or None, "
+                                 f"got {type(t).__name__}"
+                                 + (' of 0 dimensions' if isinstance(t, torch.Tensor)
+                                    else ''))
             tensors[name] = t
     if len({len(t) for t in tensors.values()}) > 1:
-        raise ValueError("gather_batch: every tensor must hold the same local batch along dim 0, got "
+        raise ValueError("gather_batch: every tensor must hold "
+                         "the same local batch along dim 0, got "
                          + ', '.join(f"{k}: {len(t)}" for k, t in tensors.items()))
     if world_size() == 1 or not tensors: return items
     first = next(iter(tensors.values()))
-    sizes, me, scale = _exchange_sizes(len(first), first.device), rank(), world_size() if scale_grad else 1
-    one = lambda t: None if t is None else _place_local(_all_gather(t, sizes), t, me, scale)
-    return tuple({k: one(v) for k, v in item.items()} if isinstance(item, dict) else one(item) for item in items)
+    sizes, me, scale = (_exchange_sizes(len(first), first.device), rank(),
+                        world_size() if scale_grad else 1)
+    one = lambda t: None if t is None else _place_local(_all_gather(t, sizes), t, me,
+                                                        scale)
+    return tuple({k: one(v) for k, v in item.items()} if isinstance(item, dict)
+                 else one(item) for item in items)
 
 def gather_with_grad(x:torch.Tensor, # [b, ...] this process's samples
                      scale_grad:bool=True, # multiply the local slot's gradient by world_size()
                      require_distributed:bool=False, # raise instead of returning x when not distributed
                     ) -> torch.Tensor:
-    "`x` of every process concatenated along dim 0 in rank order (`[B, ...]`); only this process's slot carries gradient."
-    return gather_batch(x, scale_grad=scale_grad, require_distributed=require_distributed)[0]
+    ("`x` of every process concatenated along dim 0 in rank order (`[B, ...]`); only "
+     "this process's slot carries gradient.")
+    return gather_batch(x, scale_grad=scale_grad,
+                        require_distributed=require_distributed)[0]
 
 # %% ../nbs/06a_distributed.ipynb #d9d4771a
 def average_gradients(params:list, # parameters whose .grad to average (one optimizer's group)
                      ):
-    "Replace each parameter's gradient by its mean over all processes, as DDP does (no-op on one process)."
+    ("Replace each parameter's gradient by its mean over "
+     "all processes, as DDP does (no-op on one process).")
     n = world_size()
     if n == 1: return
     groups = {}
     for p in params: groups.setdefault((p.device, p.dtype), []).append(p)
     for ps in groups.values():
-        has = torch.tensor([p.grad is not None for p in ps], dtype=ps[0].dtype, device=ps[0].device)
+        has = torch.tensor([p.grad is not None for p in ps], dtype=ps[0].dtype,
+                           device=ps[0].device)
         flat = torch.cat([has] + [(torch.zeros_like(p) if p.grad is None else p.grad).reshape(-1) for p in ps])
         dist.all_reduce(flat)
-        has, grads = flat[:len(ps)].tolist(), flat[len(ps):].div_(n).split([p.numel() for p in ps])
+        has, grads = (flat[:len(ps)].tolist(),
+                      flat[len(ps):].div_(n).split([p.numel() for p in ps]))
         for p, h, g in zip(ps, has, grads):
             if h: p.grad = g.view_as(p)
 
 def broadcast_parameters(module:nn.Module, # the model, the same architecture on every process
                          src:int=0, # the process whose weights everyone takes
                         ) -> nn.Module:
-    "Copy process `src`'s parameters and buffers to every process (what DDP does when it wraps a model)."
+    ("Copy process `src`'s parameters and buffers to "
+     "every process (what DDP does when it wraps a model).")
     if world_size() > 1:
         with torch.no_grad():
-            for t in [*module.parameters(), *module.buffers()]: dist.broadcast(t.data, src)
+            for t in [*module.parameters(), *module.buffers()]:
+                dist.broadcast(t.data, src)
     return module
 
 def mean_over_processes(x:torch.Tensor) -> torch.Tensor:

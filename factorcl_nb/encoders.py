@@ -15,7 +15,8 @@ __all__ = ['activation_layer', 'mlp_layers', 'MLP', 'mlp_encoder', 'ProjectionHe
            'sinusoidal_positions', 'TransformerEncoder', 'GRUEncoder']
 
 # %% ../nbs/04_encoders.ipynb #0bdb01bb
-_ACTIVATIONS = dict(relu=nn.ReLU, gelu=nn.GELU, tanh=nn.Tanh, elu=nn.ELU, silu=nn.SiLU, leaky_relu=nn.LeakyReLU)
+_ACTIVATIONS = dict(relu=nn.ReLU, gelu=nn.GELU, tanh=nn.Tanh, elu=nn.ELU, silu=nn.SiLU,
+                    leaky_relu=nn.LeakyReLU)
 
 def _check_size(value, name:str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -27,11 +28,12 @@ def _check_dropout(p) -> float:
         raise ValueError(f"dropout must be a number in [0, 1), got {p!r}")
     return float(p)
 
-def activation_layer(name:str, # one of 'relu', 'gelu', 'tanh', 'elu', 'silu', 'leaky_relu'
+def activation_layer(name:str, # 'relu', 'gelu', 'tanh', 'elu', 'silu' or 'leaky_relu'
                     ) -> nn.Module:
     "A fresh activation module from its name."
     if name not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {name!r}")
+        raise ValueError("activation must be one of "
+                         f"{sorted(_ACTIVATIONS)}, got {name!r}")
     return _ACTIVATIONS[name]()
 
 # %% ../nbs/04_encoders.ipynb #97d4bd17
@@ -41,21 +43,25 @@ def mlp_layers(in_dim:int, # input features
                activation:str='relu', # activation after every hidden layer (a name of `activation_layer`)
                dropout:float=0.0, # dropout probability after every hidden activation
               ) -> nn.Sequential:
-    "Linear -> activation (-> Dropout) per hidden width, then a last Linear: the layers of every MLP in the package."
+    ("Linear -> activation (-> Dropout) per hidden width, then a last Linear: the "
+     "layers of every MLP in the package.")
     if isinstance(hidden_dims, int): hidden_dims = [hidden_dims]
-    dims = [_check_size(in_dim, 'in_dim')] + [_check_size(h, 'hidden_dims entries') for h in hidden_dims]
+    dims = [_check_size(in_dim, 'in_dim')] + [_check_size(h, 'hidden_dims entries')
+                                              for h in hidden_dims]
     _check_size(out_dim, 'out_dim'); dropout = _check_dropout(dropout)
     layers = []
     for a, b in zip(dims[:-1], dims[1:]):
-        layers += [nn.Linear(a, b), activation_layer(activation)] + ([nn.Dropout(dropout)] if dropout else [])
+        layers += ([nn.Linear(a, b), activation_layer(activation)]
+                   + ([nn.Dropout(dropout)] if dropout else []))
     return nn.Sequential(*layers, nn.Linear(dims[-1], out_dim))
 
 # %% ../nbs/04_encoders.ipynb #4d880649
 class MLP(nn.Module):
-    "Multilayer perceptron in_dim -> hidden_dims... -> out_dim (no activation after the last layer)."
+    ("Multilayer perceptron in_dim -> hidden_dims... "
+     "-> out_dim (no activation after the last layer).")
     def __init__(self,
                  in_dim:int, # input features
-                 hidden_dims:Sequence[int], # widths of the hidden layers, e.g. [512, 512, 512]
+                 hidden_dims:Sequence[int], # hidden layer widths, e.g. [512, 512, 512]
                  out_dim:int, # output features
                  activation:str='relu', # activation after every hidden layer
                  dropout:float=0.0, # dropout probability after every hidden activation
@@ -85,7 +91,8 @@ def mlp_encoder(in_dim:int, # input features (100 for the synthetic views)
     return MLP(in_dim, [hidden_dim] * n_hidden, out_dim, activation, dropout)
 
 class ProjectionHead(MLP):
-    "Projection head Linear -> ReLU -> Linear (the authors' 128-128-128) that reads one factor from a backbone output."
+    ("Projection head Linear -> ReLU -> Linear (the authors' 128-128-128) that reads "
+     "one factor from a backbone output.")
     def __init__(self,
                  in_dim:int=128, # backbone output size
                  hidden_dim:int=128, # hidden width
@@ -96,11 +103,15 @@ class ProjectionHead(MLP):
 
 # %% ../nbs/04_encoders.ipynb #533eafce
 def _effective_padding(x:torch.Tensor, padding:torch.Tensor|None=None) -> torch.Tensor:
-    "[n, T] padding mask of `x` (or the given one), with the last step of all-padding sequences unmasked."
+    ("[n, T] padding mask of `x` (or the given one), with "
+     "the last step of all-padding sequences unmasked.")
     if padding is None: padding = padding_mask(x)
-    elif not isinstance(padding, torch.Tensor) or padding.dtype != torch.bool or padding.shape != x.shape[:2]:
-        raise ValueError(f"padding must be a bool tensor of shape {tuple(x.shape[:2])} ([n, T] of x), got "
-                         f"{type(padding).__name__} {getattr(padding, 'dtype', '')} {tuple(getattr(padding, 'shape', ()))}")
+    elif (not isinstance(padding, torch.Tensor) or padding.dtype != torch.bool
+          or padding.shape != x.shape[:2]):
+        raise ValueError("padding must be a bool tensor of shape "
+                         f"{tuple(x.shape[:2])} ([n, T] of x), got "
+                         f"{type(padding).__name__} {getattr(padding, 'dtype', '')} "
+                         f"{tuple(getattr(padding, 'shape', ()))}")
     padding = padding.to(x.device)
     empty = padding.all(dim=1)
     last = torch.zeros_like(padding); last[:, -1] = True
@@ -125,7 +136,8 @@ def last_real_step(h:torch.Tensor, # [n, T, C] per-step outputs
 def sinusoidal_positions(padding:torch.Tensor, # [n, T] bool, True at padding steps
                          dim:int, # encoding size
                         ) -> torch.Tensor:
-    "[n, T, dim] sinusoidal encoding of each step's index among the real steps of its sequence."
+    ("[n, T, dim] sinusoidal encoding of each step's "
+     "index among the real steps of its sequence.")
     pos = ((~padding).cumsum(dim=1) - 1).clamp_min(0).float()
     freqs = torch.exp(torch.arange(0, dim, 2, device=padding.device).float() * (-math.log(10000.0) / dim))
     angles = pos[..., None] * freqs
@@ -133,7 +145,8 @@ def sinusoidal_positions(padding:torch.Tensor, # [n, T] bool, True at padding st
 
 # %% ../nbs/04_encoders.ipynb #92242b98
 class TransformerEncoder(nn.Module):
-    "Padding-masked Transformer over `[n, T, in_dim]` sequences, pooled to `[n, out_dim]`."
+    ("Padding-masked Transformer over `[n, T, "
+     "in_dim]` sequences, pooled to `[n, out_dim]`.")
     def __init__(self,
                  in_dim:int, # features per time step D
                  dim:int=40, # model width (d_model)
@@ -143,16 +156,21 @@ class TransformerEncoder(nn.Module):
                  pool:str='mean', # 'mean' over real steps, or 'last' real step
                  ff_dim:int=2048, # feed-forward width inside every layer
                  dropout:float=0.1, # dropout inside the layers
-                 positional:bool=True, # add sinusoidal positions (counted over real steps)
+                 positional:bool=True, # add sinusoidal positions, counting real steps
                 ):
         super().__init__()
-        for v, name in [(in_dim, 'in_dim'), (dim, 'dim'), (n_layers, 'n_layers'), (n_heads, 'n_heads'), (ff_dim, 'ff_dim')]:
+        for v, name in [(in_dim, 'in_dim'), (dim, 'dim'), (n_layers, 'n_layers'),
+                        (n_heads, 'n_heads'), (ff_dim, 'ff_dim')]:
             _check_size(v, name)
-        if dim % n_heads: raise ValueError(f"dim must be divisible by n_heads, got dim={dim}, n_heads={n_heads}")
-        if pool not in ('mean', 'last'): raise ValueError(f"pool must be 'mean' or 'last', got {pool!r}")
+        if dim % n_heads:
+            raise ValueError("dim must be divisible by n_heads, "
+                             f"got dim={dim}, n_heads={n_heads}")
+        if pool not in ('mean', 'last'):
+            raise ValueError(f"pool must be 'mean' or 'last', got {pool!r}")
         if out_dim is not None: _check_size(out_dim, 'out_dim')
         self.proj = nn.Conv1d(in_dim, dim, kernel_size=1, bias=False)
-        layer = nn.TransformerEncoderLayer(dim, n_heads, ff_dim, _check_dropout(dropout), batch_first=True)
+        layer = nn.TransformerEncoderLayer(dim, n_heads, ff_dim,
+                                           _check_dropout(dropout), batch_first=True)
         self.layers = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.head = nn.Linear(dim, out_dim) if out_dim is not None else nn.Identity()
         self.in_dim, self.dim, self.pool, self.positional = in_dim, dim, pool, positional
@@ -173,25 +191,31 @@ class TransformerEncoder(nn.Module):
 
 # %% ../nbs/04_encoders.ipynb #04e5690f
 class GRUEncoder(nn.Module):
-    "GRU over the real steps of `[n, T, in_dim]` sequences, read at the last real step, averaged or flattened."
+    ("GRU over the real steps of `[n, T, in_dim]` sequences, "
+     "read at the last real step, averaged or flattened.")
     def __init__(self,
                  in_dim:int, # features per time step D
                  hidden_dim:int=30, # GRU hidden size
-                 out_dim:int|None=None, # size of a final linear projection (None: no projection)
+                 out_dim:int|None=None, # final linear projection's size (None: none)
                  pool:str='last', # 'last' real step, 'mean' over real steps, or 'flatten' every step
                  seq_len:int|None=None, # sequence length T, required by pool='flatten'
                  n_layers:int=1, # stacked GRU layers
                  dropout:float=0.0, # dropout between stacked layers
                 ):
         super().__init__()
-        for v, name in [(in_dim, 'in_dim'), (hidden_dim, 'hidden_dim'), (n_layers, 'n_layers')]: _check_size(v, name)
+        for v, name in [(in_dim, 'in_dim'), (hidden_dim, 'hidden_dim'),
+                        (n_layers, 'n_layers')]:
+            _check_size(v, name)
         if pool not in ('last', 'mean', 'flatten'):
             raise ValueError(f"pool must be 'last', 'mean' or 'flatten', got {pool!r}")
-        if pool == 'flatten': _check_size(seq_len, 'seq_len (required by pool="flatten")')
+        if pool == 'flatten':
+            _check_size(seq_len, 'seq_len (required by pool="flatten")')
         if out_dim is not None: _check_size(out_dim, 'out_dim')
-        self.gru = nn.GRU(in_dim, hidden_dim, n_layers, batch_first=True, dropout=_check_dropout(dropout))
+        self.gru = nn.GRU(in_dim, hidden_dim, n_layers, batch_first=True,
+                          dropout=_check_dropout(dropout))
         features = hidden_dim * seq_len if pool == 'flatten' else hidden_dim
-        self.head = nn.Linear(features, out_dim) if out_dim is not None else nn.Identity()
+        self.head = (nn.Linear(features, out_dim) if out_dim is not None
+                     else nn.Identity())
         self.in_dim, self.hidden_dim, self.pool, self.seq_len = in_dim, hidden_dim, pool, seq_len
         self.out_dim = out_dim if out_dim is not None else features
 
@@ -202,9 +226,10 @@ class GRUEncoder(nn.Module):
         "[n, T, in_dim] -> [n, out_dim]"
         check_sequence(x, 'x', self.in_dim)
         if self.pool == 'flatten' and x.shape[1] != self.seq_len:
-            raise ValueError(f"x must have seq_len={self.seq_len} time steps for pool='flatten', got shape {tuple(x.shape)}")
+            raise ValueError(f"x must have seq_len={self.seq_len} time steps for "
+                             f"pool='flatten', got shape {tuple(x.shape)}")
         pad = _effective_padding(x, padding)
-        order = pad.int().argsort(dim=1, stable=True)            # real steps first, in time order
+        order = pad.int().argsort(dim=1, stable=True)  # real steps first, in time order
         h, _ = self.gru(x.gather(1, order[..., None].expand_as(x)))   # [n, T, hidden]
         lengths = (~pad).sum(dim=1)
         if self.pool == 'last':

@@ -16,39 +16,57 @@ __all__ = ['infonce_bound', 'nce_club_bound', 'InfoNCE', 'NCECLUB', 'same_class'
 
 # %% ../nbs/02_estimators.ipynb #d1681c74
 def _full_precision(scores:torch.Tensor) -> torch.Tensor:
-    "Half-precision (bf16, float16) scores as float32, for the reductions of a bound; float32 and float64 unchanged."
+    ("Half-precision (bf16, float16) scores as float32, for the reductions of a bound; "
+     "float32 and float64 unchanged.")
     return scores.float() if scores.dtype in (torch.bfloat16, torch.float16) else scores
 
 # %% ../nbs/02_estimators.ipynb #90cd952d
 def _check_scores(scores, mask=None):
-    if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or scores.shape[0] != scores.shape[1]:
-        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
-        raise ValueError(f"scores must be a square [n, n] tensor with positives on the diagonal, got {shape}")
-    if mask is not None and (not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != scores.shape):
-        got = (mask.dtype, tuple(mask.shape)) if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise ValueError(f"mask must be a bool tensor shaped like scores {tuple(scores.shape)}, got {got}")
-    if mask is not None and not bool(mask.diagonal().all()):   # one check (one device sync) in the common case
-        empty, off = (~mask.any(1)).nonzero().flatten().tolist(), (~mask.diagonal()).nonzero().flatten().tolist()
-        if empty: raise ValueError(f"mask must allow at least the positive pair in every row, got {len(empty)} all-False row(s) "
-                                   f"(first: row {empty[0]}); the bound of an empty row is undefined (NaN)")
-        raise ValueError(f"mask must be True on the diagonal (each row's positive pair), got False in {len(off)} row(s) "
-                         f"(first: row {off[0]}); a masked-out positive gives a wrong bound")
+    if (not isinstance(scores, torch.Tensor) or scores.ndim != 2
+        or scores.shape[0] != scores.shape[1]):
+        shape = (tuple(scores.shape) if isinstance(scores, torch.Tensor)
+                 else type(scores).__name__)
+        raise ValueError("scores must be a square [n, n] tensor with "
+                         f"positives on the diagonal, got {shape}")
+    if mask is not None and (not isinstance(mask, torch.Tensor)
+                             or mask.dtype != torch.bool or mask.shape != scores.shape):
+        got = ((mask.dtype, tuple(mask.shape)) if isinstance(mask, torch.Tensor)
+               else type(mask).__name__)
+        raise ValueError("mask must be a bool tensor shaped like scores "
+                         f"{tuple(scores.shape)}, got {got}")
+    # one check (one device sync) in the common case
+    if mask is not None and not bool(mask.diagonal().all()):
+        empty, off = ((~mask.any(1)).nonzero().flatten().tolist(),
+                      (~mask.diagonal()).nonzero().flatten().tolist())
+        if empty:
+            raise ValueError("mask must allow at least the positive pair in every "
+                             f"row, got {len(empty)} all-False row(s) "
+                             f"(first: row {empty[0]}); the bound "
+                             "of an empty row is undefined (NaN)")
+        raise ValueError("mask must be True on the diagonal (each row's positive "
+                         f"pair), got False in {len(off)} row(s) "
+                         f"(first: row {off[0]}); a masked-out "
+                         "positive gives a wrong bound")
 
-def infonce_bound(scores:torch.Tensor, # [n, n] critic scores, positives on the diagonal
+def infonce_bound(scores:torch.Tensor, # [n, n] critic scores, positives on diagonal
                   mask:torch.Tensor|None=None, # [n, n] bool: candidates j allowed for row i (diagonal must be True)
                  ) -> torch.Tensor:
-    "InfoNCE lower bound on I(X;Y) in nats: mean of `s_ii - logsumexp_j s_ij`, plus log n."
+    ("InfoNCE lower bound on I(X;Y) in nats: mean "
+     "of `s_ii - logsumexp_j s_ij`, plus log n.")
     _check_scores(scores, mask)
     scores = _full_precision(scores)
-    if mask is None: return (scores.diagonal() - scores.logsumexp(dim=1)).mean() + math.log(scores.shape[0])
+    if mask is None:
+        return ((scores.diagonal() - scores.logsumexp(dim=1)).mean()
+                + math.log(scores.shape[0]))
     masked = scores.masked_fill(~mask, float('-inf'))
     return (scores.diagonal() - masked.logsumexp(dim=1) + mask.sum(1).log()).mean()
 
 # %% ../nbs/02_estimators.ipynb #a013e48a
-def nce_club_bound(scores:torch.Tensor, # [n, n] critic scores, positives on the diagonal
+def nce_club_bound(scores:torch.Tensor, # [n, n] critic scores, positives on diagonal
                    mask:torch.Tensor|None=None, # [n, n] bool: candidates j allowed for row i
                   ) -> torch.Tensor:
-    "NCE-CLUB upper bound on I(X;Y) in nats: mean positive score minus mean score over all pairs."
+    ("NCE-CLUB upper bound on I(X;Y) in nats: mean "
+     "positive score minus mean score over all pairs.")
     _check_scores(scores, mask)
     scores = _full_precision(scores)
     if mask is None: return scores.diagonal().mean() - scores.mean()
@@ -60,7 +78,7 @@ class _CriticEstimator(nn.Module):
     "Shared plumbing: build the critic, check inputs, compute the score matrix."
     def __init__(self, x_dim:int, # features of x
                  y_dim:int, # features of y
-                 critic:str|nn.Module='concat', # 'concat', 'separable' or a critic module
+                 critic:str|nn.Module='concat', # 'concat', 'separable' or a critic
                  hidden_dim:int=512, # critic width
                  hidden_layers:int=1, # critic hidden layers
                  chunk_size:int|None=None, # concat critic: rows per checkpointed chunk
@@ -68,14 +86,17 @@ class _CriticEstimator(nn.Module):
         super().__init__()
         _check_positive_int(x_dim, 'x_dim'); _check_positive_int(y_dim, 'y_dim')
         self.x_dim, self.y_dim = x_dim, y_dim
-        self.critic = make_critic(critic, x_dim, y_dim, hidden_dim=hidden_dim, hidden_layers=hidden_layers,
+        self.critic = make_critic(critic, x_dim, y_dim, hidden_dim=hidden_dim,
+                                  hidden_layers=hidden_layers,
                                   chunk_size=chunk_size, **critic_kwargs)
 
     def scores(self, x, y) -> torch.Tensor:
         "Check a batch of pairs and return the `[n, n]` score matrix."
         check_matrix(x, 'x', self.x_dim); check_matrix(y, 'y', self.y_dim)
         check_same_rows(x=x, y=y)
-        if len(x) < 2: raise ValueError(f"a contrastive bound needs a batch of at least 2 pairs, got {len(x)}")
+        if len(x) < 2:
+            raise ValueError("a contrastive bound needs a batch "
+                             f"of at least 2 pairs, got {len(x)}")
         return self.critic(x, y)
 
 class InfoNCE(_CriticEstimator):
@@ -93,7 +114,8 @@ class NCECLUB(_CriticEstimator):
     Shape: x `[n, x_dim]`, y `[n, y_dim]` -> scalar. Example: `NCECLUB(20, 20)(x, y)`."""
     def forward(self, x, y, mask=None): return nce_club_bound(self.scores(x, y), mask)
     def learning_loss(self, x, y, mask=None):
-        "Loss that trains the critic: minus InfoNCE on the same scores (NCE-CLUB is an upper bound once the critic is InfoNCE-optimal)."
+        ("Loss that trains the critic: minus InfoNCE on the same scores (NCE-CLUB is "
+         "an upper bound once the critic is InfoNCE-optimal).")
         return -infonce_bound(self.scores(x, y), mask)
     def both(self, x, y, mask=None) -> tuple:
         "`(infonce, nce_club)` from one score matrix."
@@ -103,9 +125,11 @@ class NCECLUB(_CriticEstimator):
 # %% ../nbs/02_estimators.ipynb #1f086384
 def same_class(labels:torch.Tensor, # [n] integer class labels
               ) -> torch.Tensor:
-    "`[n, n]` bool mask, True where two samples share a label: negatives drawn from p(.|label)."
+    ("`[n, n]` bool mask, True where two samples "
+     "share a label: negatives drawn from p(.|label).")
     if not isinstance(labels, torch.Tensor) or labels.ndim != 1:
-        raise ValueError(f"labels must be a 1-d tensor of class ids, got {getattr(labels, 'shape', type(labels).__name__)}")
+        raise ValueError("labels must be a 1-d tensor of class ids, got "
+                         f"{getattr(labels, 'shape', type(labels).__name__)}")
     return labels[:, None] == labels[None, :]
 
 # %% ../nbs/02_estimators.ipynb #b4cee755
@@ -115,24 +139,27 @@ class CLUB(nn.Module):
     Shape: x `[n, x_dim]`, y `[n, y_dim]` -> scalar (nats)."""
     def __init__(self, x_dim:int, # features of x
                  y_dim:int, # features of y
-                 hidden_dim:int=512, # width of the networks for the mean and log-variance
+                 hidden_dim:int=512, # width of the mean and log-variance networks
                  hidden_layers:int=1, # their hidden layers
                 ):
         super().__init__()
         _check_positive_int(x_dim, 'x_dim'); _check_positive_int(y_dim, 'y_dim')
         self.x_dim, self.y_dim = x_dim, y_dim
         self.mu = mlp(x_dim, hidden_dim, y_dim, hidden_layers)
-        self.logvar = nn.Sequential(mlp(x_dim, hidden_dim, y_dim, hidden_layers), nn.Tanh())
+        self.logvar = nn.Sequential(mlp(x_dim, hidden_dim, y_dim, hidden_layers),
+                                    nn.Tanh())
 
     def _params(self, x, y):
-        check_matrix(x, 'x', self.x_dim); check_matrix(y, 'y', self.y_dim); check_same_rows(x=x, y=y)
+        check_matrix(x, 'x', self.x_dim); check_matrix(y, 'y', self.y_dim)
+        check_same_rows(x=x, y=y)
         return self.mu(x), self.logvar(x)
 
     def forward(self, x, y):
         mu, logvar = self._params(x, y)
         inv_var = torch.exp(-logvar)
         positive = -0.5 * ((y - mu) ** 2 * inv_var).sum(1)
-        mean_sq_to_all = (y ** 2).mean(0) - 2 * mu * y.mean(0) + mu ** 2    # (1/n) sum_j (y_j - mu_i)^2
+        # (1/n) sum_j (y_j - mu_i)^2
+        mean_sq_to_all = (y ** 2).mean(0) - 2 * mu * y.mean(0) + mu ** 2
         negative = -0.5 * (mean_sq_to_all * inv_var).sum(1)
         return (positive - negative).mean()
 
@@ -142,12 +169,14 @@ class CLUB(nn.Module):
         return (-0.5 * ((y - mu) ** 2 * torch.exp(-logvar) + logvar + math.log(2 * math.pi))).sum(1).mean()
 
     def learning_loss(self, x, y):
-        "Loss that trains q(y|x): its negative mean log-likelihood on the positive pairs."
+        ("Loss that trains q(y|x): its negative "
+         "mean log-likelihood on the positive pairs.")
         return -self.log_likelihood(x, y)
 
 # %% ../nbs/02_estimators.ipynb #cc648dbf
 def gaussian_rho(mi:float, dim:int) -> float:
-    "Per-coordinate correlation that gives `mi` nats between two `dim`-dimensional Gaussians."
+    ("Per-coordinate correlation that gives `mi` "
+     "nats between two `dim`-dimensional Gaussians.")
     if mi < 0: raise ValueError(f"mi must be >= 0 nats, got {mi}")
     _check_positive_int(dim, 'dim')
     return math.sqrt(1 - math.exp(-2 * mi / dim))
@@ -164,12 +193,13 @@ def sample_gaussian_pair(n:int, # batch size
 
 # %% ../nbs/02_estimators.ipynb #1fff25f5
 def train_critic_on_gaussians(estimator:nn.Module, # has learning_loss(x, y); e.g. NCECLUB(dim, dim)
-                              dim:int, mi:float, steps:int=1500, batch_size:int=64, lr:float=5e-3,
-                              seed:int=0, device='cpu') -> nn.Module:
+                              dim:int, mi:float, steps:int=1500, batch_size:int=64,
+                              lr:float=5e-3, seed:int=0, device='cpu') -> nn.Module:
     "Train `estimator`'s critic on fresh correlated-Gaussian batches with true MI `mi`."
     g = torch.Generator().manual_seed(seed)
     estimator.to(device); opt = torch.optim.Adam(estimator.parameters(), lr=lr)
     for _ in range(steps):
         x, y = sample_gaussian_pair(batch_size, dim, mi, g, device)
-        opt.zero_grad(set_to_none=True); estimator.learning_loss(x, y).backward(); opt.step()
+        opt.zero_grad(set_to_none=True); estimator.learning_loss(x, y).backward()
+        opt.step()
     return estimator

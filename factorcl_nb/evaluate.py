@@ -21,20 +21,23 @@ __all__ = ['linear_probe', 'mlp_probe', 'ProbeLog', 'probe_log', 'probe_mi', 'pr
 _PROBE_LOGS = []   # the logs recording every linear_probe result (see probe_log below)
 
 def _as_numpy(a, name:str, ndim:int):
-    if isinstance(a, torch.Tensor): a = a.detach().float().cpu().numpy() if a.is_floating_point() else a.detach().cpu().numpy()
+    if isinstance(a, torch.Tensor):
+        a = (a.detach().float().cpu().numpy() if a.is_floating_point()
+             else a.detach().cpu().numpy())
     a = np.asarray(a)
     if a.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimension{'s' if ndim > 1 else ''} "
                          f"({'[n, d]' if ndim == 2 else '[n]'}), got shape {a.shape}")
     if a.dtype.kind == 'f' and not np.isfinite(a).all():
-        raise ValueError(f"{name} must be finite, got {int((~np.isfinite(a)).sum())} NaN or inf entries")
+        raise ValueError(f"{name} must be finite, got "
+                         f"{int((~np.isfinite(a)).sum())} NaN or inf entries")
     return a
 
 def linear_probe(train_x, # [n, d] embeddings of the training split (tensor or array)
                  train_y, # [n] class labels
                  test_x=None, # [m, d] held-out embeddings (None: split train_x)
                  test_y=None, # [m] held-out labels
-                 test_size:float=0.2, # held-out fraction when no test set is given (stratified)
+                 test_size:float=0.2, # held-out share without a test set (stratified)
                  seed:int=0, # seed of that split
                  max_iter:int=1000, # L-BFGS iterations at most (the authors used 200; see `converged` in the result)
                  C:float=1.0, # inverse regularisation strength
@@ -43,31 +46,47 @@ def linear_probe(train_x, # [n, d] embeddings of the training split (tensor or a
     whether it converged); `cross_entropy` (nats) on the held-out data and `info_bits` = (H(Y) - cross_entropy) / ln 2,
     a lower bound in bits on the information the features hold about the label (H(Y) of the held-out labels)."""
     X, y = _as_numpy(train_x, 'train_x', 2), _as_numpy(train_y, 'train_y', 1)
-    if len(X) != len(y): raise ValueError(f"train_x and train_y must have as many rows: {len(X)} vs {len(y)}")
-    if (test_x is None) != (test_y is None): raise ValueError("give both test_x and test_y, or neither")
-    if len(np.unique(y)) < 2: raise ValueError(f"train_y must hold at least 2 classes, got {np.unique(y).tolist()}")
+    if len(X) != len(y):
+        raise ValueError("train_x and train_y must have as "
+                         f"many rows: {len(X)} vs {len(y)}")
+    if (test_x is None) != (test_y is None):
+        raise ValueError("give both test_x and test_y, or neither")
+    if len(np.unique(y)) < 2:
+        raise ValueError("train_y must hold at least 2 "
+                         f"classes, got {np.unique(y).tolist()}")
     if test_x is None:
-        X, Xt, y, yt = train_test_split(X, y, test_size=test_size, random_state=seed, stratify=y)
+        X, Xt, y, yt = train_test_split(X, y, test_size=test_size, random_state=seed,
+                                        stratify=y)
     else:
         Xt, yt = _as_numpy(test_x, 'test_x', 2), _as_numpy(test_y, 'test_y', 1)
-        if len(Xt) != len(yt): raise ValueError(f"test_x and test_y must have as many rows: {len(Xt)} vs {len(yt)}")
-        if Xt.shape[1] != X.shape[1]: raise ValueError(f"test_x must have {X.shape[1]} features like train_x, got {Xt.shape[1]}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1: raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+        if len(Xt) != len(yt):
+            raise ValueError("test_x and test_y must have as "
+                             f"many rows: {len(Xt)} vs {len(yt)}")
+        if Xt.shape[1] != X.shape[1]:
+            raise ValueError(f"test_x must have {X.shape[1]} features "
+                             f"like train_x, got {Xt.shape[1]}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter, C=C))
-    with warnings.catch_warnings():                  # reported as `converged` below, not as one warning per fit
+    # reported as `converged` below, not as one warning per fit
+    with warnings.catch_warnings():
         warnings.simplefilter('ignore', ConvergenceWarning)
         probe.fit(X, y)
     n_iter = int(np.max(probe[-1].n_iter_))
     pred, proba = probe.predict(Xt), probe.predict_proba(Xt)
     classes = probe[-1].classes_
-    seen = np.isin(yt, classes)        # a held-out class the probe never saw gets probability 0: -log 0 = inf
-    picked = np.full(len(yt), 0.0); picked[seen] = proba[seen, np.searchsorted(classes, yt[seen])]
+    # a held-out class the probe never saw gets probability 0: -log 0 = inf
+    seen = np.isin(yt, classes)
+    picked = np.full(len(yt), 0.0)
+    picked[seen] = proba[seen, np.searchsorted(classes, yt[seen])]
     ce = float(-np.log(np.clip(picked, 1e-12, None)).mean())
     _, counts = np.unique(yt, return_counts=True); q = counts / counts.sum()
     h = float(-(q * np.log(q)).sum())
-    result = dict(accuracy=float((pred == yt).mean()), f1_macro=float(f1_score(yt, pred, average='macro')),
+    result = dict(accuracy=float((pred == yt).mean()),
+                  f1_macro=float(f1_score(yt, pred, average='macro')),
                   cross_entropy=ce, info_bits=(h - ce) / math.log(2),
-                  n_train=len(X), n_test=len(Xt), n_iter=n_iter, converged=n_iter < max_iter)
+                  n_train=len(X), n_test=len(Xt), n_iter=n_iter,
+                  converged=n_iter < max_iter)
     for log in _PROBE_LOGS: log.append(result)
     return result
 
@@ -80,27 +99,37 @@ def mlp_probe(train_x, # [n, d] features of the training split
               seed:int=0, # initialisation and batch order
               max_iter:int=300, # epochs of Adam at most
              ) -> dict:
-    "Accuracy, held-out cross-entropy and `info_bits` of a standardised MLP classifier (scikit-learn)."
+    ("Accuracy, held-out cross-entropy and `info_bits` "
+     "of a standardised MLP classifier (scikit-learn).")
     from sklearn.neural_network import MLPClassifier
     X, y = _as_numpy(train_x, 'train_x', 2), _as_numpy(train_y, 'train_y', 1)
     Xt, yt = _as_numpy(test_x, 'test_x', 2), _as_numpy(test_y, 'test_y', 1)
     if len(X) != len(y) or len(Xt) != len(yt):
-        raise ValueError(f"features and labels must have as many rows: train {len(X)} vs {len(y)}, test {len(Xt)} vs {len(yt)}")
-    if Xt.shape[1] != X.shape[1]: raise ValueError(f"test_x must have {X.shape[1]} features like train_x, got {Xt.shape[1]}")
-    if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
-        raise ValueError(f"hidden must be a non-empty tuple of positive ints, got {hidden!r}")
-    probe = make_pipeline(StandardScaler(), MLPClassifier(hidden, max_iter=max_iter, random_state=seed,
-                                                          early_stopping=True, n_iter_no_change=20))
+        raise ValueError(f"features and labels must have as many rows: train {len(X)} "
+                         f"vs {len(y)}, test {len(Xt)} vs {len(yt)}")
+    if Xt.shape[1] != X.shape[1]:
+        raise ValueError(f"test_x must have {X.shape[1]} features "
+                         f"like train_x, got {Xt.shape[1]}")
+    if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
+                         for h in hidden):
+        raise ValueError("hidden must be a non-empty tuple "
+                         f"of positive ints, got {hidden!r}")
+    probe = make_pipeline(StandardScaler(),
+                          MLPClassifier(hidden, max_iter=max_iter, random_state=seed,
+                                                          early_stopping=True,
+                                                          n_iter_no_change=20))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', ConvergenceWarning)
         probe.fit(X, y)
     classes, proba = probe[-1].classes_, probe.predict_proba(Xt)
     seen = np.isin(yt, classes)
-    picked = np.zeros(len(yt)); picked[seen] = proba[seen, np.searchsorted(classes, yt[seen])]
+    picked = np.zeros(len(yt))
+    picked[seen] = proba[seen, np.searchsorted(classes, yt[seen])]
     ce = float(-np.log(np.clip(picked, 1e-12, None)).mean())
     _, counts = np.unique(yt, return_counts=True); q = counts / counts.sum()
     h = float(-(q * np.log(q)).sum())
-    return dict(accuracy=float((classes[proba.argmax(1)] == yt).mean()), cross_entropy=ce,
+    return dict(accuracy=float((classes[proba.argmax(1)] == yt).mean()),
+                cross_entropy=ce,
                 info_bits=(h - ce) / math.log(2), n_train=len(X), n_test=len(Xt))
 
 # %% ../nbs/07_evaluate.ipynb #13c70fdc
@@ -118,21 +147,27 @@ class ProbeLog(list):
     def not_converged(self) -> int: return sum(not r['converged'] for r in self)
 
     def summary(self) -> str:
-        "One line: how many probes were fitted and how many stopped at `max_iter` before converging."
+        ("One line: how many probes were fitted and how "
+         "many stopped at `max_iter` before converging.")
         if not self: return 'linear probes: none fitted'
         worst = max(r['n_iter'] for r in self)
-        return (f"linear probes: {len(self)} fits, " + ('all converged' if not self.not_converged else
-                f"**{self.not_converged} did not converge** (stopped at max_iter)") + f"; at most {worst} L-BFGS iterations")
+        return (f"linear probes: {len(self)} fits, "
+                + ('all converged' if not self.not_converged else
+                f"**{self.not_converged} did not converge** (stopped at max_iter)")
+                + f"; at most {worst} L-BFGS iterations")
 
 def probe_log() -> ProbeLog:
-    "Start recording every `linear_probe` result (use as `with probe_log() as log:` or call `.stop()`)."
+    ("Start recording every `linear_probe` result (use "
+     "as `with probe_log() as log:` or call `.stop()`).")
     log = ProbeLog(); _PROBE_LOGS.append(log)
     return log
 
 # %% ../nbs/07_evaluate.ipynb #f540ff2b
 def _gaussian_mi_nats(a:np.ndarray, b:np.ndarray) -> float:
-    "I(a; b) of jointly Gaussian samples a [n, p], b [n, q] from their sample covariance."
-    joint = np.cov(np.concatenate([a, b], 1), rowvar=False) + 1e-9 * np.eye(a.shape[1] + b.shape[1])
+    ("I(a; b) of jointly Gaussian samples a [n, "
+     "p], b [n, q] from their sample covariance.")
+    joint = (np.cov(np.concatenate([a, b], 1), rowvar=False)
+             + 1e-9 * np.eye(a.shape[1] + b.shape[1]))
     p = a.shape[1]
     ld = lambda m: np.linalg.slogdet(np.atleast_2d(m))[1]
     return max(0.0, 0.5 * (ld(joint[:p, :p]) + ld(joint[p:, p:]) - ld(joint)))
@@ -142,13 +177,18 @@ def probe_mi(z, # [n, dz] representation
              ridge:float=1.0, # ridge penalty of the read-out z -> w (standardised z)
              seed:int=0, # seed of the two-way split
             ) -> float:
-    "Held-out Gaussian estimate of I(Z; w) in bits (a linear read-out fitted on half the samples)."
+    ("Held-out Gaussian estimate of I(Z; w) in bits "
+     "(a linear read-out fitted on half the samples).")
     Z = _as_numpy(z, 'z', 2).astype(np.float64)
-    W = _as_numpy(w, 'w', 1)[:, None] if np.asarray(w).ndim == 1 else _as_numpy(w, 'w', 2)
+    W = (_as_numpy(w, 'w', 1)[:, None] if np.asarray(w).ndim == 1
+         else _as_numpy(w, 'w', 2))
     W = W.astype(np.float64)
-    if len(Z) != len(W): raise ValueError(f"z and w must have as many rows: {len(Z)} vs {len(W)}")
-    if len(Z) < 20: raise ValueError(f"probe_mi needs at least 20 samples, got {len(Z)}")
-    idx = np.random.default_rng(seed).permutation(len(Z)); fit, held = idx[:len(Z) // 2], idx[len(Z) // 2:]
+    if len(Z) != len(W):
+        raise ValueError(f"z and w must have as many rows: {len(Z)} vs {len(W)}")
+    if len(Z) < 20:
+        raise ValueError(f"probe_mi needs at least 20 samples, got {len(Z)}")
+    idx = np.random.default_rng(seed).permutation(len(Z))
+    fit, held = idx[:len(Z) // 2], idx[len(Z) // 2:]
     mu, sd = Z[fit].mean(0), Z[fit].std(0) + 1e-8
     Zs = (Z - mu) / sd
     A = Zs[fit]; wm = W[fit].mean(0)
@@ -161,15 +201,16 @@ def _sq_dist(a:np.ndarray, b:np.ndarray) -> np.ndarray:
     return np.maximum((a ** 2).sum(1)[:, None] + (b ** 2).sum(1)[None] - 2 * a @ b.T, 0)
 
 def _kernel_readout(Z:np.ndarray, T:np.ndarray, fit:np.ndarray, held:np.ndarray, ridges) -> np.ndarray:
-    "Held-out predictions of the centred targets T from RBF kernel ridge fitted on `fit` (lambda per column by leave-one-out)."
+    ("Held-out predictions of the centred targets T from RBF kernel ridge fitted on "
+     "`fit` (lambda per column by leave-one-out).")
     Zs = (Z - Z[fit].mean(0)) / (Z[fit].std(0) + 1e-8)
     D = _sq_dist(Zs[fit], Zs[fit]); pos = D[D > 0]
     gamma = 1 / np.median(pos) if len(pos) else 1.0
     lam, Q = np.linalg.eigh(np.exp(-gamma * D))
     QT, Q2 = Q.T @ T, Q ** 2
     loo = np.stack([(((T - Q @ ((lam / (lam + r))[:, None] * QT)) / (1 - Q2 @ (lam / (lam + r)))[:, None]) ** 2).sum(0)
-                    for r in ridges])                                      # [ridges, targets]
-    r = np.asarray(ridges)[loo.argmin(0)]                                  # best ridge per target column
+                    for r in ridges])  # [ridges, targets]
+    r = np.asarray(ridges)[loo.argmin(0)]  # best ridge per target column
     alpha = Q @ (QT / (lam[:, None] + r[None]))
     return np.exp(-gamma * _sq_dist(Zs[held], Zs[fit])) @ alpha
 
@@ -177,26 +218,34 @@ def _kernel_readout(Z:np.ndarray, T:np.ndarray, fit:np.ndarray, held:np.ndarray,
 # %% ../nbs/07_evaluate.ipynb #91de5ba0
 def probe_mi_kernel(z, # [n, dz] representation
                     w, # [n, dw] (or [n]) latent, or a dict name -> latent (one kernel fit, one estimate each)
-                    max_fit:int=1000, # at most this many fit points (cost grows as its cube)
+                    max_fit:int=1000, # at most this many fit points (cost: its cube)
                     ridges:tuple=(1e-3, 1e-2, 1e-1, 1.0, 10.0), # candidate ridge penalties (leave-one-out choice)
                     seed:int=0, # seed of the two-way split
                    ):
-    "Held-out Gaussian estimate of I(Z; w) in bits with a kernel ridge (nonlinear) read-out fitted on half the samples."
+    ("Held-out Gaussian estimate of I(Z; w) in bits with a kernel ridge (nonlinear) "
+     "read-out fitted on half the samples.")
     Z = _as_numpy(z, 'z', 2).astype(np.float64)
     named = isinstance(w, dict)
     ws = {k: (_as_numpy(v, f'w[{k!r}]', 1)[:, None] if np.asarray(v).ndim == 1 else _as_numpy(v, f'w[{k!r}]', 2)).astype(np.float64)
           for k, v in (w.items() if named else [('w', w)])}
     if not ws: raise ValueError("w must hold at least one latent, got an empty dict")
     bad = {k: len(v) for k, v in ws.items() if len(v) != len(Z)}
-    if bad: raise ValueError(f"z and w must have as many rows: z has {len(Z)}, w has {bad}")
-    if len(Z) < 20: raise ValueError(f"probe_mi_kernel needs at least 20 samples, got {len(Z)}")
-    if isinstance(max_fit, bool) or not isinstance(max_fit, int) or max_fit < 10: raise ValueError(f"max_fit must be an int >= 10, got {max_fit!r}")
-    if not len(ridges) or any(not r > 0 for r in ridges): raise ValueError(f"ridges must be positive numbers, got {ridges!r}")
-    idx = np.random.default_rng(seed).permutation(len(Z)); fit, held = idx[:len(Z) // 2][:max_fit], idx[len(Z) // 2:]
+    if bad:
+        raise ValueError(f"z and w must have as many rows: z has {len(Z)}, w has {bad}")
+    if len(Z) < 20:
+        raise ValueError(f"probe_mi_kernel needs at least 20 samples, got {len(Z)}")
+    if isinstance(max_fit, bool) or not isinstance(max_fit, int) or max_fit < 10:
+        raise ValueError(f"max_fit must be an int >= 10, got {max_fit!r}")
+    if not len(ridges) or any(not r > 0 for r in ridges):
+        raise ValueError(f"ridges must be positive numbers, got {ridges!r}")
+    idx = np.random.default_rng(seed).permutation(len(Z))
+    fit, held = idx[:len(Z) // 2][:max_fit], idx[len(Z) // 2:]
     W = np.concatenate(list(ws.values()), 1); wm = W[fit].mean(0)
     pred = _kernel_readout(Z, W[fit] - wm, fit, held, ridges) + wm
     out, k0 = {}, 0
     for k, v in ws.items():
-        out[k] = _gaussian_mi_nats(W[held, k0:k0 + v.shape[1]], pred[:, k0:k0 + v.shape[1]]) / math.log(2); k0 += v.shape[1]
+        out[k] = _gaussian_mi_nats(W[held, k0:k0 + v.shape[1]],
+                                   pred[:, k0:k0 + v.shape[1]]) / math.log(2)
+        k0 += v.shape[1]
     return out if named else out['w']
 

@@ -24,31 +24,41 @@ def check_views(x1, x2, y=None, n_classes:int|None=None, needs_labels:bool=False
     "Check a batch of paired views (and labels); return the batch size."
     for x, name in ((x1, 'x1'), (x2, 'x2')):
         if not isinstance(x, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor of shape [n, d] or [n, T, D], got {type(x).__name__}")
+            raise ValueError(f"{name} must be a torch.Tensor of shape [n, "
+                             f"d] or [n, T, D], got {type(x).__name__}")
         if x.ndim < 2:
-            raise ValueError(f"{name} must have shape [n, d] or [n, T, D] (or [n, C, H, W] images), got shape {tuple(x.shape)}")
+            raise ValueError(f"{name} must have shape [n, d] or [n, T, D] (or [n, C, "
+                             f"H, W] images), got shape {tuple(x.shape)}")
         if x.dtype == torch.bool or x.is_complex():
-            raise ValueError(f"{name} must be floating point (or integer token ids), got dtype {x.dtype}")
+            raise ValueError(f"{name} must be floating point (or "
+                             f"integer token ids), got dtype {x.dtype}")
         if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-            raise ValueError(f"{name} must be finite, got {int((~torch.isfinite(x)).sum())} NaN or inf entries")
+            raise ValueError(f"{name} must be finite, got "
+                             f"{int((~torch.isfinite(x)).sum())} NaN or inf entries")
     n = check_same_rows(x1=x1, x2=x2)
     if y is None:
-        if needs_labels: raise ValueError("y (labels) is required in 'sup' mode and for SupCon, got None")
+        if needs_labels:
+            raise ValueError("y (labels) is required in 'sup' "
+                             "mode and for SupCon, got None")
         return n
     if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.is_floating_point():
-        raise ValueError(f"y must be a 1-d integer tensor of class ids, got {getattr(y, 'dtype', type(y).__name__)} "
+        raise ValueError("y must be a 1-d integer tensor of class ids, got "
+                         f"{getattr(y, 'dtype', type(y).__name__)} "
                          f"of shape {tuple(getattr(y, 'shape', ()))}")
     check_same_rows(x1=x1, y=y)
-    if n_classes is not None and len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes):
-        raise ValueError(f"y must hold class ids in [0, {n_classes - 1}] (n_classes={n_classes}), "
+    if n_classes is not None and len(y) and (int(y.min()) < 0
+                                             or int(y.max()) >= n_classes):
+        raise ValueError("y must hold class ids in [0, "
+                         f"{n_classes - 1}] (n_classes={n_classes}), "
                          f"got values in [{int(y.min())}, {int(y.max())}]")
     return n
 
 # %% ../nbs/05_models.ipynb #383807ce
 def independent(transform1:Callable|None=None, # view transform of x1, called t(x) (default: feature_augment())
-                transform2:Callable|None=None, # view transform of x2 (default: the same as x1's)
+                transform2:Callable|None=None, # x2's view transform (None: x1's)
                ) -> Callable:
-    "An augmentation that transforms each view independently: `(x1, x2) -> (t1(x1), t2(x2))`."
+    ("An augmentation that transforms each view "
+     "independently: `(x1, x2) -> (t1(x1), t2(x2))`.")
     t1 = transform1 or feature_augment()
     t2 = transform2 or t1
     def augment(x1, x2): return t1(x1), t2(x2)
@@ -58,10 +68,12 @@ def independent(transform1:Callable|None=None, # view transform of x1, called t(
 def _encoder_out_dim(encoder, index, embed_dim):
     out = getattr(encoder, 'out_dim', None)
     if out is None:
-        raise ValueError(f"encoders[{index}] must expose .out_dim (its output size, = embed_dim {embed_dim}); "
+        raise ValueError(f"encoders[{index}] must expose .out_dim (its "
+                         f"output size, = embed_dim {embed_dim}); "
                          f"got {type(encoder).__name__} without it")
     if out != embed_dim:
-        raise ValueError(f"encoders[{index}] outputs {out} features but embed_dim is {embed_dim}: "
+        raise ValueError(f"encoders[{index}] outputs {out} "
+                         f"features but embed_dim is {embed_dim}: "
                          "they must agree (pass embed_dim=encoder.out_dim)")
     return out
 
@@ -75,16 +87,20 @@ class ContrastiveModel(nn.Module):
                 ):
         super().__init__()
         if not isinstance(encoders, (list, tuple)) or len(encoders) != 2:
-            raise ValueError(f"encoders must be a list of two modules [encoder_x1, encoder_x2], got {type(encoders).__name__}"
-                             + (f" of length {len(encoders)}" if isinstance(encoders, (list, tuple)) else ''))
+            raise ValueError("encoders must be a list of two modules [encoder_x1, "
+                             f"encoder_x2], got {type(encoders).__name__}"
+                             + (f" of length {len(encoders)}"
+                                if isinstance(encoders, (list, tuple)) else ''))
         for i, e in enumerate(encoders): _encoder_out_dim(e, i, embed_dim)
         if n_classes is not None and (not isinstance(n_classes, int) or n_classes < 2):
             raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
-        self.encoders, self.embed_dim, self.n_classes = nn.ModuleList(encoders), embed_dim, n_classes
+        self.encoders, self.embed_dim, self.n_classes = (nn.ModuleList(encoders),
+                                                         embed_dim, n_classes)
         self._augment = augment
 
     def augment(self, x1, x2):
-        "The augmented views (the model's augmentation, or independent feature augmentation)."
+        ("The augmented views (the model's augmentation, "
+         "or independent feature augmentation).")
         if self._augment is None: self._augment = independent()
         return self._augment(x1, x2)
 
@@ -99,7 +115,8 @@ class ContrastiveModel(nn.Module):
         "One-hot labels in the model's float type."
         return F.one_hot(y, self.n_classes).to(next(self.parameters()).dtype)
     def critic_modules(self) -> list:
-        "Modules trained by `critic_loss` with their own optimizer (none for most baselines)."
+        ("Modules trained by `critic_loss` with their "
+         "own optimizer (none for most baselines).")
         return []
     def critic_parameters(self) -> list:
         "Parameters of `critic_modules`."
@@ -116,16 +133,22 @@ class ContrastiveModel(nn.Module):
 _CONDITION_OPTIONS = ('bandwidth', 'k', 'condition_critic')
 
 def _check_condition(condition, options, mode) -> dict:
-    "Validate FactorCL's `condition` and `condition_options`; return the options as a dict."
-    if condition not in CONDITIONS: raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
+    ("Validate FactorCL's `condition` and "
+     "`condition_options`; return the options as a dict.")
+    if condition not in CONDITIONS:
+        raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
     if mode == 'sup' and condition != 'concat':
-        raise ValueError(f"condition={condition!r} needs mode='ssl': in 'sup' mode the condition is the label and the "
-                         "same-class negatives already draw from p(.|y); use condition='concat' (the default) with mode='sup'")
+        raise ValueError(f"condition={condition!r} needs mode='ssl': in 'sup' mode the "
+                         "condition is the label and the "
+                         "same-class negatives already draw from p(.|y); use "
+                         "condition='concat' (the default) with mode='sup'")
     options = dict(options or {})
     if options and condition == 'concat':
-        raise ValueError(f"condition_options apply to condition 'kernel', 'knn' or 'residual', got {sorted(options)} with condition='concat'")
+        raise ValueError("condition_options apply to condition 'kernel', 'knn' or "
+                         f"'residual', got {sorted(options)} with condition='concat'")
     if unknown := sorted(set(options) - set(_CONDITION_OPTIONS)):
-        raise ValueError(f"condition_options may hold {_CONDITION_OPTIONS}, got unknown {unknown}")
+        raise ValueError("condition_options may hold "
+                         f"{_CONDITION_OPTIONS}, got unknown {unknown}")
     return options
 
 # %% ../nbs/05_models.ipynb #d2000a28
@@ -144,46 +167,60 @@ class FactorCL(ContrastiveModel):
                  critic_hidden:int=512, # critic width
                  critic_layers:int=2, # critic hidden layers (the authors use 2)
                  chunk_size:int|None=None, # concat critics: rows per checkpointed chunk (bounds memory)
-                 augment:Callable|None=None, # augment(x1, x2) -> (x1', x2') ('ssl' mode)
+                 augment:Callable|None=None, # (x1, x2) -> (x1', x2') ('ssl' mode)
                  removal_weight:float=1.0, # weight of the removal pair in U1 + U2 (1: authors, 2: literal eq. 9)
                  factorized:bool=True, # False: one head per view carries S and U (the OurCL ablation)
                  condition:str='concat', # 'ssl' conditional terms: 'concat' (the paper), 'residual', 'kernel' or 'knn'
                  condition_options:dict|None=None, # 'kernel'/'knn': bandwidth, k, condition_critic of the conditional estimators
                 ):
-        if mode not in ('sup', 'ssl'): raise ValueError(f"mode must be 'sup' or 'ssl', got {mode!r}")
-        if mode == 'sup' and n_classes is None: raise ValueError("n_classes is required in 'sup' mode, got None")
+        if mode not in ('sup', 'ssl'):
+            raise ValueError(f"mode must be 'sup' or 'ssl', got {mode!r}")
+        if mode == 'sup' and n_classes is None:
+            raise ValueError("n_classes is required in 'sup' mode, got None")
         condition_options = _check_condition(condition, condition_options, mode)
-        super().__init__(encoders, embed_dim, n_classes if mode == 'sup' else None, augment)
+        super().__init__(encoders, embed_dim, n_classes if mode == 'sup' else None,
+                         augment)
         self.mode, self.needs_labels, self.factorized, self.removal_weight = mode, mode == 'sup', factorized, removal_weight
         self.condition = condition
         head = lambda: ProjectionHead(embed_dim, head_hidden, proj_dim)
         self.shared_x1, self.shared_x2 = head(), head()
-        self.unique_x1, self.unique_x2 = (head(), head()) if factorized else (self.shared_x1, self.shared_x2)
+        self.unique_x1, self.unique_x2 = ((head(), head()) if factorized
+                                          else (self.shared_x1, self.shared_x2))
         p, c = proj_dim, (n_classes if mode == 'sup' else proj_dim)
-        est = lambda cls, dx, dy: cls(dx, dy, critic=critic, hidden_dim=critic_hidden, hidden_layers=critic_layers,
+        est = lambda cls, dx, dy: cls(dx, dy, critic=critic, hidden_dim=critic_hidden,
+                                      hidden_layers=critic_layers,
                                       chunk_size=chunk_size)
-        cond = lambda cls: cls(p, p, 2 * p, condition=condition, critic=critic, hidden_dim=critic_hidden,
-                               hidden_layers=critic_layers, chunk_size=chunk_size, **condition_options)   # c = [c_1, c_2]
+        # c = [c_1, c_2]
+        cond = lambda cls: cls(p, p, 2 * p, condition=condition, critic=critic,
+                               hidden_dim=critic_hidden, hidden_layers=critic_layers,
+                               chunk_size=chunk_size, **condition_options)
         self.shared_nce = est(InfoNCE, p, p)
-        self.shared_club = est(NCECLUB, p + c, p + c) if condition == 'concat' else cond(ConditionalNCECLUB)
+        self.shared_club = (est(NCECLUB, p + c, p + c) if condition == 'concat'
+                            else cond(ConditionalNCECLUB))
         self.unique_nce_x1, self.unique_nce_x2 = est(InfoNCE, p, c), est(InfoNCE, p, c)
         self.unique_club = est(NCECLUB, p, p)
-        self.unique_cond_nce = est(InfoNCE, p + c, p + c) if condition == 'concat' else cond(ConditionalInfoNCE)
+        self.unique_cond_nce = (est(InfoNCE, p + c, p + c) if condition == 'concat'
+                                else cond(ConditionalInfoNCE))
 
     def critic_modules(self):
-        "The two NCE-CLUB estimators (trained on their InfoNCE learning loss) and the 'residual' regression of `unique_cond_nce`."
+        ("The two NCE-CLUB estimators (trained on their InfoNCE learning loss) and the "
+         "'residual' regression of `unique_cond_nce`.")
         mean = getattr(self.unique_cond_nce, 'mean', None)
-        return [self.shared_club, self.unique_club] + ([mean] if mean is not None else [])
+        return [self.shared_club, self.unique_club] + ([mean] if mean is not None
+                                                       else [])
 
     def factors(self, h1, h2) -> dict:
         "Heads applied to encoder outputs."
-        return dict(s1=self.shared_x1(h1), s2=self.shared_x2(h2), u1=self.unique_x1(h1), u2=self.unique_x2(h2))
+        return dict(s1=self.shared_x1(h1), s2=self.shared_x2(h2), u1=self.unique_x1(h1),
+                    u2=self.unique_x2(h2))
 
     def _global_factors(self, x1, x2, y) -> tuple:
-        "Factors of the views, of the augmented views ('ssl', eq. 16; None in 'sup') and labels, over the global batch."
+        ("Factors of the views, of the augmented views ('ssl', eq. 16; None in 'sup') "
+         "and labels, over the global batch.")
         f = self.factors(*self.encode(x1, x2))
-        fa = self.factors(*self.encode(*self.augment(x1, x2))) if self.mode == 'ssl' else None
-        return gather_batch(f, fa, y)   # all processes' samples (a no-op on one process)
+        fa = (self.factors(*self.encode(*self.augment(x1, x2))) if self.mode == 'ssl'
+              else None)
+        return gather_batch(f, fa, y)  # all processes' samples (a no-op on one process)
 
     @torch.no_grad()
     def embed(self, x1, x2) -> dict:
@@ -193,23 +230,36 @@ class FactorCL(ContrastiveModel):
         return f if self.factorized else dict(z1=f['s1'], z2=f['s2'])
 
     def _conditions(self, fa, y) -> dict:
-        "Conditioning vectors (cond1, cond2 of the unique lower bounds; cond_shared1/2, cond_unique1/2 of the conditional terms) and the negatives mask."
+        ("Conditioning vectors (cond1, cond2 of the unique "
+         "lower bounds; cond_shared1/2, cond_unique1/2 of "
+         "the conditional terms) and the negatives mask.")
         if self.mode == 'sup':
             c = self.onehot(y)
-            return dict(cond1=c, cond2=c, cond_shared1=c, cond_shared2=c, cond_unique1=c, cond_unique2=c, mask=same_class(y))
-        return dict(cond1=fa['u1'], cond2=fa['u2'], cond_shared1=fa['s1'], cond_shared2=fa['s2'], cond_unique1=fa['u1'], cond_unique2=fa['u2'], mask=None)
+            return dict(cond1=c, cond2=c, cond_shared1=c, cond_shared2=c,
+                        cond_unique1=c, cond_unique2=c, mask=same_class(y))
+        return dict(cond1=fa['u1'], cond2=fa['u2'], cond_shared1=fa['s1'],
+                    cond_shared2=fa['s2'], cond_unique1=fa['u1'], cond_unique2=fa['u2'],
+                    mask=None)
 
     def _term_inputs(self, x1, x2, y=None) -> dict:
-        "What every estimator reads, by name; a conditional term gets (x, c_x, y, c_y, mask) for `_conditioned`."
+        ("What every estimator reads, by name; a conditional term gets (x, c_x, y, "
+         "c_y, mask) for `_conditioned`.")
         f, fa, y = self._global_factors(x1, x2, y)
         c = self._conditions(fa, y)
-        return dict(shared_nce=(f['s1'], f['s2']), shared_club=(f['s1'], c['cond_shared1'], f['s2'], c['cond_shared2'], c['mask']),
-                    unique_nce_x1=(f['u1'], c['cond1']), unique_nce_x2=(f['u2'], c['cond2']), unique_club=(f['u1'], f['u2']),
-                    unique_cond_nce=(f['u1'], c['cond_unique1'], f['u2'], c['cond_unique2'], c['mask']))
+        return dict(shared_nce=(f['s1'], f['s2']),
+                    shared_club=(f['s1'], c['cond_shared1'], f['s2'], c['cond_shared2'],
+                                 c['mask']),
+                    unique_nce_x1=(f['u1'], c['cond1']),
+                    unique_nce_x2=(f['u2'], c['cond2']),
+                    unique_club=(f['u1'], f['u2']),
+                    unique_cond_nce=(f['u1'], c['cond_unique1'], f['u2'],
+                                     c['cond_unique2'], c['mask']))
 
     def _conditioned(self, x, cx, y, cy, mask) -> tuple:
-        "Arguments of a conditional estimator: 'concat' puts c_x and c_y on the two sides (with the mask); the others pass (x, y, [c_x, c_y])."
-        if self.condition == 'concat': return torch.cat([x, cx], 1), torch.cat([y, cy], 1), mask
+        ("Arguments of a conditional estimator: 'concat' puts c_x and c_y on the two "
+         "sides (with the mask); the others pass (x, y, [c_x, c_y]).")
+        if self.condition == 'concat':
+            return torch.cat([x, cx], 1), torch.cat([y, cy], 1), mask
         return x, y, torch.cat([cx, cy], 1)
 
     def shared_lower(self, inp:dict) -> dict:
@@ -217,16 +267,19 @@ class FactorCL(ContrastiveModel):
         return dict(shared_nce=self.shared_nce(*inp['shared_nce']))
 
     def shared_removal(self, inp:dict) -> dict:
-        "`shared_club`: the NCE-CLUB upper bound on I(Z_S1; Z_S2 | c), and its critic's InfoNCE as a monitor."
+        ("`shared_club`: the NCE-CLUB upper bound on I(Z_S1; Z_S2 | c), and its "
+         "critic's InfoNCE as a monitor.")
         infonce, club = self.shared_club.both(*self._conditioned(*inp['shared_club']))
         return dict(shared_club=club, shared_club_infonce=infonce.detach())
 
     def unique_lower(self, inp:dict) -> dict:
         "`unique_nce_x1`, `unique_nce_x2`: InfoNCE lower bounds on I(Z_Ui; c_i)."
-        return dict(unique_nce_x1=self.unique_nce_x1(*inp['unique_nce_x1']), unique_nce_x2=self.unique_nce_x2(*inp['unique_nce_x2']))
+        return dict(unique_nce_x1=self.unique_nce_x1(*inp['unique_nce_x1']),
+                    unique_nce_x2=self.unique_nce_x2(*inp['unique_nce_x2']))
 
     def unique_conditional(self, inp:dict) -> dict:
-        "`unique_club` (NCE-CLUB on I(Z_U1; Z_U2), with its critic's InfoNCE) and `unique_cond_nce` (InfoNCE on I(Z_U1; Z_U2 | c))."
+        ("`unique_club` (NCE-CLUB on I(Z_U1; Z_U2), with its critic's InfoNCE) and "
+         "`unique_cond_nce` (InfoNCE on I(Z_U1; Z_U2 | c)).")
         infonce, club = self.unique_club.both(*inp['unique_club'])
         return dict(unique_club=club, unique_club_infonce=infonce.detach(),
                     unique_cond_nce=self.unique_cond_nce(*self._conditioned(*inp['unique_cond_nce'])))
@@ -235,35 +288,45 @@ class FactorCL(ContrastiveModel):
         "Every term of the FactorCL objective and their total `loss` (to minimise)."
         self.check(x1, x2, y)
         inp = self._term_inputs(x1, x2, y)
-        t = {**self.shared_lower(inp), **self.shared_removal(inp), **self.unique_lower(inp), **self.unique_conditional(inp)}
+        t = {**self.shared_lower(inp), **self.shared_removal(inp),
+             **self.unique_lower(inp), **self.unique_conditional(inp)}
         S = t['shared_nce'] - t['shared_club']
-        U = t['unique_nce_x1'] + t['unique_nce_x2'] + self.removal_weight * (t['unique_cond_nce'] - t['unique_club'])
+        U = (t['unique_nce_x1'] + t['unique_nce_x2']
+             + self.removal_weight * (t['unique_cond_nce'] - t['unique_club']))
         return dict(loss=-(S + U), S=S.detach(), U=U.detach(), **t)
 
     def critic_terms(self, x1, x2, y=None) -> dict:
-        "The critic step's `loss` (minus each NCE-CLUB critic's InfoNCE, on detached factors) and each critic's own `<critic>_infonce`."
+        ("The critic step's `loss` (minus each NCE-CLUB critic's InfoNCE, on detached "
+         "factors) and each critic's own `<critic>_infonce`.")
         self.check(x1, x2, y)
         with torch.no_grad(): inp = self._term_inputs(x1, x2, y)
         shared = self.shared_club.learning_loss(*self._conditioned(*inp['shared_club']))
         unique = self.unique_club.learning_loss(*inp['unique_club'])
         loss = shared + unique
-        if self.condition == 'residual':   # mu(c) of the conditional InfoNCE: trained here, not by the main loss
+        # mu(c) of the conditional InfoNCE: trained here, not by the main loss
+        if self.condition == 'residual':
             _, z2, c = self._conditioned(*inp['unique_cond_nce'])
             loss = loss + self.unique_cond_nce.condition_loss(z2, c)
-        return dict(loss=loss, shared_club_infonce=-shared.detach(), unique_club_infonce=-unique.detach())
+        return dict(loss=loss, shared_club_infonce=-shared.detach(),
+                    unique_club_infonce=-unique.detach())
 
     def critic_loss(self, x1, x2, y=None):
-        "Learning loss of the two NCE-CLUB critics (and of the 'residual' regressions) on detached factors (the encoders are not trained by it)."
+        ("Learning loss of the two NCE-CLUB critics (and of the 'residual' "
+         "regressions) on detached factors (the encoders are not trained by it).")
         return self.critic_terms(x1, x2, y)['loss']
 
 # %% ../nbs/05_models.ipynb #20366fa5
 class SimCLR(ContrastiveModel):
     "Cross-modal InfoNCE between the two views' projections (SimCLR/CLIP style)."
-    def __init__(self, encoders, embed_dim:int, proj_dim:int=128, head_hidden:int=128, critic:str='concat',
-                 critic_hidden:int=512, critic_layers:int=2, chunk_size:int|None=None, augment=None):
+    def __init__(self, encoders, embed_dim:int, proj_dim:int=128, head_hidden:int=128,
+                 critic:str='concat',
+                 critic_hidden:int=512, critic_layers:int=2, chunk_size:int|None=None,
+                 augment=None):
         super().__init__(encoders, embed_dim, None, augment)
-        self.head_x1, self.head_x2 = ProjectionHead(embed_dim, head_hidden, proj_dim), ProjectionHead(embed_dim, head_hidden, proj_dim)
-        self.cross_nce = InfoNCE(proj_dim, proj_dim, critic=critic, hidden_dim=critic_hidden,
+        self.head_x1, self.head_x2 = (ProjectionHead(embed_dim, head_hidden, proj_dim),
+                                      ProjectionHead(embed_dim, head_hidden, proj_dim))
+        self.cross_nce = InfoNCE(proj_dim, proj_dim, critic=critic,
+                                 hidden_dim=critic_hidden,
                                  hidden_layers=critic_layers, chunk_size=chunk_size)
 
     def project(self, x1, x2):
@@ -288,7 +351,8 @@ def supcon_loss(z:torch.Tensor, # [m, d] projections (both views stacked)
                 labels:torch.Tensor, # [m] class ids
                 temperature:float=0.5, # softmax temperature
                ) -> torch.Tensor:
-    "Supervised contrastive loss (Khosla et al. 2020, L_out) over L2-normalised `z`; all same-label samples are positives."
+    ("Supervised contrastive loss (Khosla et al. 2020, L_out) over L2-normalised `z`; "
+     "all same-label samples are positives.")
     if temperature <= 0: raise ValueError(f"temperature must be > 0, got {temperature}")
     z = F.normalize(z, dim=1)
     logits = z @ z.T / temperature
@@ -302,11 +366,13 @@ def supcon_loss(z:torch.Tensor, # [m, d] projections (both views stacked)
 class SupCon(SimCLR):
     "Supervised contrastive learning over both views (Khosla et al. 2020)."
     needs_labels = True
-    def __init__(self, encoders, embed_dim:int, n_classes:int, proj_dim:int=128, head_hidden:int=128,
-                 temperature:float=0.5):
-        if temperature <= 0: raise ValueError(f"temperature must be > 0, got {temperature}")
+    def __init__(self, encoders, embed_dim:int, n_classes:int, proj_dim:int=128,
+                 head_hidden:int=128, temperature:float=0.5):
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
         ContrastiveModel.__init__(self, encoders, embed_dim, n_classes)
-        self.head_x1, self.head_x2 = ProjectionHead(embed_dim, head_hidden, proj_dim), ProjectionHead(embed_dim, head_hidden, proj_dim)
+        self.head_x1, self.head_x2 = (ProjectionHead(embed_dim, head_hidden, proj_dim),
+                                      ProjectionHead(embed_dim, head_hidden, proj_dim))
         self.temperature = temperature
 
     def loss(self, x1, x2, y=None):
@@ -318,32 +384,41 @@ class SupCon(SimCLR):
 
 # %% ../nbs/05_models.ipynb #47890455
 class CrossSelf(ContrastiveModel):
-    "Cross-modal plus unimodal InfoNCE; `factorized=True` puts the two on separate heads (Cross+Self+Fact)."
-    def __init__(self, encoders, embed_dim:int, proj_dim:int=128, head_hidden:int=128, critic:str='concat',
-                 critic_hidden:int=512, critic_layers:int=2, chunk_size:int|None=None, augment=None,
-                 factorized:bool=False):
+    ("Cross-modal plus unimodal InfoNCE; `factorized=True` "
+     "puts the two on separate heads (Cross+Self+Fact).")
+    def __init__(self, encoders, embed_dim:int, proj_dim:int=128, head_hidden:int=128,
+                 critic:str='concat',
+                 critic_hidden:int=512, critic_layers:int=2, chunk_size:int|None=None,
+                 augment=None, factorized:bool=False):
         super().__init__(encoders, embed_dim, None, augment)
         self.factorized = factorized
         head = lambda: ProjectionHead(embed_dim, head_hidden, proj_dim)
         self.shared_x1, self.shared_x2 = head(), head()
-        self.unique_x1, self.unique_x2 = (head(), head()) if factorized else (self.shared_x1, self.shared_x2)
-        est = lambda: InfoNCE(proj_dim, proj_dim, critic=critic, hidden_dim=critic_hidden,
+        self.unique_x1, self.unique_x2 = ((head(), head()) if factorized
+                                          else (self.shared_x1, self.shared_x2))
+        est = lambda: InfoNCE(proj_dim, proj_dim, critic=critic,
+                              hidden_dim=critic_hidden,
                               hidden_layers=critic_layers, chunk_size=chunk_size)
         self.cross_nce, self.self_nce_x1, self.self_nce_x2 = est(), est(), est()
 
     def factors(self, h1, h2):
-        "Heads applied to encoder outputs (unique heads are the shared ones unless factorized)."
-        return dict(s1=self.shared_x1(h1), s2=self.shared_x2(h2), u1=self.unique_x1(h1), u2=self.unique_x2(h2))
+        ("Heads applied to encoder outputs (unique "
+         "heads are the shared ones unless factorized).")
+        return dict(s1=self.shared_x1(h1), s2=self.shared_x2(h2), u1=self.unique_x1(h1),
+                    u2=self.unique_x2(h2))
 
     def loss(self, x1, x2, y=None):
-        "Cross-modal plus unimodal (view vs augmented view) InfoNCE terms and their total `loss`."
+        ("Cross-modal plus unimodal (view vs augmented "
+         "view) InfoNCE terms and their total `loss`.")
         check_views(x1, x2)
         f = self.factors(*self.encode(x1, x2))
         fa = self.factors(*self.encode(*self.augment(x1, x2)))
         f, fa = gather_batch(f, fa)
         cross = self.cross_nce(f['s1'], f['s2'])
-        self1, self2 = self.self_nce_x1(f['u1'], fa['u1']), self.self_nce_x2(f['u2'], fa['u2'])
-        return dict(loss=-(cross + self1 + self2), cross_nce=cross, self_nce_x1=self1, self_nce_x2=self2)
+        self1, self2 = (self.self_nce_x1(f['u1'], fa['u1']),
+                        self.self_nce_x2(f['u2'], fa['u2']))
+        return dict(loss=-(cross + self1 + self2), cross_nce=cross, self_nce_x1=self1,
+                    self_nce_x2=self2)
 
     @torch.no_grad()
     def embed(self, x1, x2):
@@ -353,9 +428,10 @@ class CrossSelf(ContrastiveModel):
         return f if self.factorized else dict(z1=f['s1'], z2=f['s2'])
 
 # %% ../nbs/05_models.ipynb #5b95990a
-SUCCESSORS = ('CoMM', 'InfMasking')   # FactorCL's successors (notebook 05b_successors), imported when used
-METHODS = ('SimCLR', 'SupCon', 'Cross+Self', 'Cross+Self+Fact', 'OurCL-SUP', 'OurCL-SSL',
-           'FactorCL-SUP', 'FactorCL-SSL', 'FactorCL-IndAug', *SUCCESSORS)
+# FactorCL's successors (notebook 05b_successors), imported when used
+SUCCESSORS = ('CoMM', 'InfMasking')
+METHODS = ('SimCLR', 'SupCon', 'Cross+Self', 'Cross+Self+Fact', 'OurCL-SUP',
+           'OurCL-SSL', 'FactorCL-SUP', 'FactorCL-SSL', 'FactorCL-IndAug', *SUCCESSORS)
 
 def make_model(method:str, # one of METHODS
                encoders:Sequence[nn.Module], # [encoder of x1, encoder of x2]
@@ -365,51 +441,71 @@ def make_model(method:str, # one of METHODS
                independent_augment:Callable|None=None, # augmentation for FactorCL-IndAug and Cross+Self
                condition:str='concat', # SSL FactorCL/OurCL conditional terms (ignored by SUP methods, which condition on y, and baselines)
                **options) -> ContrastiveModel:
-    "Build `method` (one of the paper's, e.g. 'FactorCL-SSL', or a successor: 'CoMM', 'InfMasking') on `encoders`."
-    if method not in METHODS: raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
-    if condition not in CONDITIONS: raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
+    ("Build `method` (one of the paper's, e.g. 'FactorCL-SSL', "
+     "or a successor: 'CoMM', 'InfMasking') on `encoders`.")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    if condition not in CONDITIONS:
+        raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
     ind = independent_augment or independent()
     uniq = unique_augment or ind
     if method == 'SimCLR': return SimCLR(encoders, embed_dim, **options)
     if method == 'SupCon':
-        keep = {k: v for k, v in options.items() if k in ('proj_dim', 'head_hidden', 'temperature')}
+        keep = {k: v for k, v in options.items()
+                if k in ('proj_dim', 'head_hidden', 'temperature')}
         return SupCon(encoders, embed_dim, n_classes, **keep)
-    if method in SUCCESSORS:            # label-free; they take only the options their constructor names
+    # label-free; they take only the options their constructor names
+    if method in SUCCESSORS:
         import inspect
         from factorcl_nb import successors
         cls = getattr(successors, method)
-        keep = {k: v for k, v in options.items() if k in inspect.signature(cls).parameters}
+        keep = {k: v for k, v in options.items()
+                if k in inspect.signature(cls).parameters}
         return cls(encoders, embed_dim, augment=ind, **keep)
     if method.startswith('Cross+Self'):
-        return CrossSelf(encoders, embed_dim, augment=ind, factorized=method.endswith('Fact'), **options)
+        return CrossSelf(encoders, embed_dim, augment=ind,
+                         factorized=method.endswith('Fact'), **options)
     sup = method.endswith('SUP')
-    return FactorCL(encoders, embed_dim, mode='sup' if sup else 'ssl', n_classes=n_classes if sup else None,
-                    augment=None if sup else (ind if method == 'FactorCL-IndAug' else uniq),
-                    factorized=method.startswith('FactorCL'), condition='concat' if sup else condition, **options)
+    return FactorCL(encoders, embed_dim, mode='sup' if sup else 'ssl',
+                    n_classes=n_classes if sup else None, augment=None if sup
+                    else (ind if method == 'FactorCL-IndAug' else uniq),
+                    factorized=method.startswith('FactorCL'),
+                    condition='concat' if sup else condition, **options)
 
 # %% ../nbs/05_models.ipynb #6c61c4f3
-TERM_HEADS = ('shared_club', 'unique_club', 'unique_cond')   # head pairs beyond shared_x{1,2} and unique_x{1,2}
+# head pairs beyond shared_x{1,2} and unique_x{1,2}
+TERM_HEADS = ('shared_club', 'unique_club', 'unique_cond')
 
 class FactorCLTermHeads(FactorCL):
-    "FactorCL with the authors' layout: a separate pair of projection heads for every term of the objective."
+    ("FactorCL with the authors' layout: a separate pair "
+     "of projection heads for every term of the objective.")
     def __init__(self, encoders:Sequence[nn.Module], # [encoder of x1, encoder of x2]
                  embed_dim:int, # encoder output size
                  proj_dim:int=128, # size of each head's output
                  head_hidden:int=128, # hidden width of the heads
                  **options): # FactorCL options: mode, n_classes, critic, augment, ...
-        if options.get('factorized', True) is False: raise ValueError("FactorCLTermHeads has factorized heads by construction, got factorized=False")
-        super().__init__(encoders, embed_dim, proj_dim=proj_dim, head_hidden=head_hidden, **options)
+        if options.get('factorized', True) is False:
+            raise ValueError("FactorCLTermHeads has factorized heads "
+                             "by construction, got factorized=False")
+        super().__init__(encoders, embed_dim, proj_dim=proj_dim,
+                         head_hidden=head_hidden, **options)
         for term in TERM_HEADS:
-            for i in (1, 2): setattr(self, f'{term}_x{i}', ProjectionHead(embed_dim, head_hidden, proj_dim))
+            for i in (1, 2):
+                setattr(self, f'{term}_x{i}',
+                        ProjectionHead(embed_dim, head_hidden, proj_dim))
 
     def factors(self, h1, h2) -> dict:
-        "Every head on the encoder outputs: s1, s2, u1, u2 and the extra pairs (e.g. shared_club1)."
+        ("Every head on the encoder outputs: s1, s2, u1, "
+         "u2 and the extra pairs (e.g. shared_club1).")
         f = super().factors(h1, h2)
-        for term in TERM_HEADS: f[f'{term}1'], f[f'{term}2'] = getattr(self, f'{term}_x1')(h1), getattr(self, f'{term}_x2')(h2)
+        for term in TERM_HEADS:
+            f[f'{term}1'], f[f'{term}2'] = (getattr(self, f'{term}_x1')(h1),
+                                            getattr(self, f'{term}_x2')(h2))
         return f
 
     def _term_inputs(self, x1, x2, y=None) -> dict:
-        "Inputs of every estimator: each term reads its own heads (and, in SSL, its own heads on the augmented views)."
+        ("Inputs of every estimator: each term reads its own heads (and, in SSL, its "
+         "own heads on the augmented views).")
         f, fa, y = self._global_factors(x1, x2, y)
         if self.mode == 'sup':
             c = self.onehot(y); mask = same_class(y)
@@ -419,13 +515,16 @@ class FactorCLTermHeads(FactorCL):
             cond = lambda key: (fa[f'{key}1'], fa[f'{key}2'])
         pair = lambda key: (f[f'{key}1'], cond(key)[0], f[f'{key}2'], cond(key)[1])
         u = cond('u')
-        return dict(shared_nce=(f['s1'], f['s2']), shared_club=(*pair('shared_club'), mask),
+        return dict(shared_nce=(f['s1'], f['s2']),
+                    shared_club=(*pair('shared_club'), mask),
                     unique_nce_x1=(f['u1'], u[0]), unique_nce_x2=(f['u2'], u[1]),
-                    unique_club=(f['unique_club1'], f['unique_club2']), unique_cond_nce=(*pair('unique_cond'), mask))
+                    unique_club=(f['unique_club1'], f['unique_club2']),
+                    unique_cond_nce=(*pair('unique_cond'), mask))
 
     @torch.no_grad()
     def embed(self, x1, x2) -> dict:
-        "s1, s2 (the I(X1;X2) heads) and u1, u2 (the I(Xi;Y) or I(Xi;Xi') heads) of un-augmented views."
+        ("s1, s2 (the I(X1;X2) heads) and u1, u2 (the "
+         "I(Xi;Y) or I(Xi;Xi') heads) of un-augmented views.")
         check_views(x1, x2)
         f = self.factors(*self.encode(x1, x2))
         return {k: f[k] for k in ('s1', 's2', 'u1', 'u2')}

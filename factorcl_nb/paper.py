@@ -14,32 +14,48 @@ __all__ = ['SOURCE', 'DATASETS', 'paper_numbers', 'paper_vs_ours', 'report_markd
 # %% ../nbs/07b_paper.ipynb #5121c09a
 SOURCE = 'Liang et al. 2023, arXiv:2306.05268v2'
 DATASETS = ('MIMIC', 'MOSEI', 'MOSI', 'UR-FUNNY', 'MUStARD')
-_CHECKED = {('Table 2', 'FactorCL-SUP', 'all', 'MIMIC'), ('Table 2', 'FactorCL-SUP', 'all', 'MUStARD')}
+_CHECKED = {('Table 2', 'FactorCL-SUP', 'all', 'MIMIC'),
+            ('Table 2', 'FactorCL-SUP', 'all', 'MUStARD')}
 _TABLE2 = {   # linear-probe test accuracy (%), columns as DATASETS
-    'SimCLR': (66.67, 71.03, 46.21, 50.09, 53.48), 'Cross+Self': (65.20, 71.04, 46.92, 56.52, 53.91),
-    'Cross+Self+Fact': (65.49, 71.07, 52.37, 59.91, 53.91), 'OurCL-SSL': (65.22, 71.16, 48.98, 58.79, 53.98),
-    'FactorCL-SSL': (67.34, 74.88, 52.91, 60.50, 55.80), 'SupCon': (67.37, 72.71, 47.23, 50.98, 52.75),
-    'OurCL-SUP': (68.16, 71.15, 65.32, 58.32, 65.05), 'FactorCL-SUP': (76.79, 77.34, 70.69, 63.52, 69.86)}
-_TABLE4 = {   # FactorCL-SUP probed on some of its factors: S = (Z_S1, Z_S2), U1 = Z_U1, U2 = Z_U2, all = the four
+    'SimCLR': (66.67, 71.03, 46.21, 50.09, 53.48),
+    'Cross+Self': (65.20, 71.04, 46.92, 56.52, 53.91),
+    'Cross+Self+Fact': (65.49, 71.07, 52.37, 59.91, 53.91),
+    'OurCL-SSL': (65.22, 71.16, 48.98, 58.79, 53.98),
+    'FactorCL-SSL': (67.34, 74.88, 52.91, 60.50, 55.80),
+    'SupCon': (67.37, 72.71, 47.23, 50.98, 52.75),
+    'OurCL-SUP': (68.16, 71.15, 65.32, 58.32, 65.05),
+    'FactorCL-SUP': (76.79, 77.34, 70.69, 63.52, 69.86)}
+# FactorCL-SUP probed on some of its factors: S = (Z_S1, Z_S2), U1 = Z_U1, U2 = Z_U2,
+# all = the four
+_TABLE4 = {
     'S': (63.77, 77.17, 70.12, 63.42, 57.25), 'U1': (55.90, 77.06, 70.11, 62.00, 59.42),
-    'U2': (69.08, 71.01, 52.33, 54.35, 53.62), 'all': (76.79, 77.34, 70.69, 63.52, 69.86)}
+    'U2': (69.08, 71.01, 52.33, 54.35, 53.62),
+    'all': (76.79, 77.34, 70.69, 63.52, 69.86)}
 
 # %% ../nbs/07b_paper.ipynb #842b15d5
 def paper_numbers(experiment:str|None=None, # keep only this experiment's rows (e.g. 'multibench')
                   table:str|None=None, # keep only this table or figure (e.g. 'Table 2')
                  ) -> pd.DataFrame:
-    "The numbers the paper reports that this package's experiments reproduce: one row per number."
+    ("The numbers the paper reports that this package's "
+     "experiments reproduce: one row per number.")
     def row(tab, method, factors, dataset, value):
         checked = (tab, method, factors, dataset) in _CHECKED
-        return dict(experiment='multibench', table=tab, dataset=dataset, method=method, factors=factors,
+        return dict(experiment='multibench', table=tab, dataset=dataset, method=method,
+                    factors=factors,
                     metric='accuracy (%)', value=value, source=f'{SOURCE}, {tab}',
-                    note='quoted by the multibench experiment' + ('; agrees with a public results listing (rounded)' if checked else ''))
-    rows = [row('Table 2', m, 'all', d, v) for m, vs in _TABLE2.items() for d, v in zip(DATASETS, vs)]
-    rows += [row('Table 4', 'FactorCL-SUP', f, d, v) for f, vs in _TABLE4.items() for d, v in zip(DATASETS, vs)]
+                    note='quoted by the multibench experiment'
+                    + ('; agrees with a public results listing (rounded)' if checked
+                       else ''))
+    rows = [row('Table 2', m, 'all', d, v) for m, vs in _TABLE2.items()
+            for d, v in zip(DATASETS, vs)]
+    rows += [row('Table 4', 'FactorCL-SUP', f, d, v) for f, vs in _TABLE4.items()
+             for d, v in zip(DATASETS, vs)]
     df = pd.DataFrame(rows)
     for name, want in (('experiment', experiment), ('table', table)):
         if want is None: continue
-        if want not in set(df[name]): raise ValueError(f"{name} must be one of {sorted(set(df[name]))} or None, got {want!r}")
+        if want not in set(df[name]):
+            raise ValueError(f"{name} must be one of "
+                             f"{sorted(set(df[name]))} or None, got {want!r}")
         df = df[df[name] == want]
     return df.reset_index(drop=True)
 
@@ -52,27 +68,37 @@ def paper_vs_ours(ours:pd.DataFrame, # long table, one row per run
                   digits:int=1, # decimals in the text cells
                   confidence:float=0.95,
                  ) -> pd.DataFrame:
-    "One row per paper number: our mean [interval] over runs, the paper's value, the difference and whether the paper lies in our interval."
+    ("One row per paper number: our mean [interval] over runs, the paper's value, the "
+     "difference and whether the paper lies in our interval.")
     missing = [c for c in [value, *on.values()] if c not in ours.columns]
-    if missing: raise ValueError(f"ours has no column(s) {missing}; its columns are {list(ours.columns)}")
+    if missing:
+        raise ValueError(f"ours has no column(s) {missing}; "
+                         f"its columns are {list(ours.columns)}")
     bad = [c for c in on if c not in paper.columns]
-    if bad: raise ValueError(f"on names paper column(s) {bad}; paper_numbers() has {list(paper.columns)}")
-    if paper.empty: raise ValueError("paper must hold at least one row of paper_numbers(), got none")
+    if bad:
+        raise ValueError(f"on names paper column(s) {bad}; "
+                         f"paper_numbers() has {list(paper.columns)}")
+    if paper.empty:
+        raise ValueError("paper must hold at least one row of paper_numbers(), got none")
     rows = []
     for p in paper.itertuples(index=False):
         sel = ours
         for pc, oc in on.items(): sel = sel[sel[oc] == getattr(p, pc)]
         cell = {pc: getattr(p, pc) for pc in on}
         if sel.empty:
-            rows.append(dict(cell, ours='not run', paper=p.value, difference=math.nan, runs=0, paper_in_interval='not run', source=p.source))
+            rows.append(dict(cell, ours='not run', paper=p.value, difference=math.nan,
+                             runs=0, paper_in_interval='not run', source=p.source))
             continue
         r = mean_ci(sel[value].to_numpy(dtype=float) * scale, confidence)
-        inside = ('n/a' if math.isnan(r['lo']) else 'yes' if r['lo'] <= p.value <= r['hi'] else
+        inside = ('n/a' if math.isnan(r['lo']) else 'yes'
+                  if r['lo'] <= p.value <= r['hi'] else
                   'no (paper higher)' if p.value > r['hi'] else 'no (paper lower)')
-        rows.append(dict(cell, ours=format_ci(r, digits), paper=p.value, difference=r['mean'] - p.value, runs=r['n'],
+        rows.append(dict(cell, ours=format_ci(r, digits), paper=p.value,
+                         difference=r['mean'] - p.value, runs=r['n'],
                          paper_in_interval=inside, source=p.source))
     return pd.DataFrame(rows)
 
 def report_markdown(table:pd.DataFrame, digits:int=2) -> str:
-    "The table of `paper_vs_ours` (or any small table) as Markdown for the report (missing numbers as a dash)."
+    ("The table of `paper_vs_ours` (or any small table) as "
+     "Markdown for the report (missing numbers as a dash).")
     return markdown_table(table.astype(object).where(table.notna(), '—'), digits)

@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 import factorcl_nb
 from .core import atomic_write, resolve_device
 from .report import format_seconds, skip_marker, write_report
-from .report import save_skipped, stale_results   # importable from here too, as before the report had its module
+# importable from here too, as before the report had its module
+from .report import save_skipped, stale_results
 
 # %% auto #0
 __all__ = ['SCALES', 'PASSED_PARAMETERS', 'CELL_TIMEOUTS', 'RESULT_SUFFIXES', 'package_root', 'default_out', 'experiments_dir',
@@ -26,43 +27,56 @@ __all__ = ['SCALES', 'PASSED_PARAMETERS', 'CELL_TIMEOUTS', 'RESULT_SUFFIXES', 'p
            'select_experiments', 'run_experiments', 'repro_parser', 'main']
 
 # %% ../nbs/10_repro.ipynb #d7aec0f9
-SCALES = ('tiny', 'quick', 'paper')  # tiny: seconds, a smoke test (numbers mean nothing); quick: minutes on a laptop CPU; paper: the paper's settings (GPU)
-PASSED_PARAMETERS = ('scale', 'out_dir', 'device', 'seed', 'data_dir')  # what repro can set in a notebook
+# tiny: seconds, a smoke test (numbers mean nothing); quick: minutes on a laptop CPU;
+# paper: the paper's settings (GPU)
+SCALES = ('tiny', 'quick', 'paper')
+# what repro can set in a notebook
+PASSED_PARAMETERS = ('scale', 'out_dir', 'device', 'seed', 'data_dir')
 
 def package_root() -> Path:
-    "The folder that contains the `factorcl_nb` package (the clone's root for an editable install)."
+    ("The folder that contains the `factorcl_nb` package "
+     "(the clone's root for an editable install).")
     return Path(factorcl_nb.__file__).resolve().parents[1]
 
 def default_out() -> Path:
     "Where results go by default: `figures/` of the clone, else `./figures`."
     root = package_root()
-    return root/'figures' if (root/'pyproject.toml').is_file() and (root/'nbs').is_dir() else Path.cwd()/'figures'
+    return (root/'figures'
+            if (root/'pyproject.toml').is_file() and (root/'nbs').is_dir()
+            else Path.cwd()/'figures')
 
 # %% ../nbs/10_repro.ipynb #a55103bf
 def experiments_dir(nbs_dir:str|Path|None=None, # folder of experiment notebooks, or the `nbs` folder holding `experiments/`
                    ) -> Path:
-    "The folder of experiment notebooks: `nbs_dir`, or `nbs/experiments` of the clone the package runs from."
+    ("The folder of experiment notebooks: `nbs_dir`, or "
+     "`nbs/experiments` of the clone the package runs from.")
     if nbs_dir is None:
         d = package_root()/'nbs'/'experiments'
         if d.is_dir(): return d
-        raise FileNotFoundError(f"the experiment notebooks were not found at {d}: factorcl-repro runs the notebooks "
-                                "of a clone of the repository (git clone ..., then `pip install -e .`), "
+        raise FileNotFoundError(f"the experiment notebooks were not found at {d}: "
+                                "factorcl-repro runs the notebooks "
+                                "of a clone of the repository (git "
+                                "clone ..., then `pip install -e .`), "
                                 "or pass --nbs-dir path/to/nbs/experiments")
     d = Path(nbs_dir).expanduser().resolve()
-    if not d.is_dir(): raise FileNotFoundError(f"nbs_dir must be an existing folder of experiment notebooks, got {str(nbs_dir)!r}")
+    if not d.is_dir():
+        raise FileNotFoundError("nbs_dir must be an existing folder of experiment "
+                                f"notebooks, got {str(nbs_dir)!r}")
     return d/'experiments' if (d/'experiments').is_dir() else d
 
 # %% ../nbs/10_repro.ipynb #2dea5f4d
 @dataclass
 class Experiment:
-    "One experiment notebook: `name` (file stem), `path`, `title` and the `parameters` its parameters cell declares."
+    ("One experiment notebook: `name` (file stem), `path`, `title` and the "
+     "`parameters` its parameters cell declares.")
     name:str
     path:Path
     title:str
     parameters:dict = field(default_factory=dict)
 
 def notebook_title(nb) -> str:
-    "The text of the first `# ` heading in the markdown cells of `nb`, or '' if there is none."
+    ("The text of the first `# ` heading in the "
+     "markdown cells of `nb`, or '' if there is none.")
     for cell in nb.cells:
         if cell.cell_type != 'markdown': continue
         for line in cell.source.splitlines():
@@ -78,12 +92,14 @@ def read_experiment(path:str|Path, # an experiment notebook
         nb = nbformat.read(path, as_version=4)
         params = pm.inspect_notebook(path)
     except Exception as e:
-        raise ValueError(f"experiment notebook {str(path)!r} could not be read as a notebook: {type(e).__name__}: {e}") from None
+        raise ValueError(f"experiment notebook {str(path)!r} could not be read as a "
+                         f"notebook: {type(e).__name__}: {e}") from None
     return Experiment(path.stem, path, notebook_title(nb) or path.stem, dict(params))
 
 def find_experiments(nbs_dir:str|Path|None=None, # see `experiments_dir`
                     ) -> dict[str, Experiment]:
-    "The experiment notebooks (`*.ipynb`) of the experiments folder, by name, in name order."
+    ("The experiment notebooks (`*.ipynb`) of the "
+     "experiments folder, by name, in name order.")
     d = experiments_dir(nbs_dir)
     paths = sorted(p for p in d.glob('*.ipynb') if not p.name.startswith(('_', '.')))
     if not paths: raise FileNotFoundError(f"no experiment notebooks (*.ipynb) in {d}")
@@ -97,23 +113,29 @@ def experiment_parameters(exp:Experiment, # the experiment to run
                           seed:int|None=None, # None: the notebook's default
                           data_dir:str|Path|None=None, # None: the notebook's default
                          ) -> dict:
-    "The papermill parameters for `exp`: those it declares and that are set, paths relative to `out_dir`."
+    ("The papermill parameters for `exp`: those it declares "
+     "and that are set, paths relative to `out_dir`.")
     base = Path(out_dir if out_dir is not None else '.').expanduser().resolve()
-    rel = lambda p: Path(os.path.relpath(Path(p).expanduser().resolve(), base)).as_posix()
-    offered = dict(scale=scale, out_dir=None if out_dir is None else '.', device=device, seed=seed,
-                   data_dir=None if data_dir is None else rel(data_dir))
-    return {k: offered[k] for k in PASSED_PARAMETERS if k in exp.parameters and offered[k] is not None}
+    rel = lambda p: Path(os.path.relpath(Path(p).expanduser().resolve(),
+                                         base)).as_posix()
+    offered = dict(scale=scale, out_dir=None if out_dir is None else '.', device=device,
+                   seed=seed, data_dir=None if data_dir is None else rel(data_dir))
+    return {k: offered[k] for k in PASSED_PARAMETERS
+            if k in exp.parameters and offered[k] is not None}
 
 # %% ../nbs/10_repro.ipynb #205cd107
 class ExperimentError(RuntimeError):
-    "An experiment notebook failed; `notebook` is the executed copy that shows the error (`<name>.failed.ipynb`)."
+    ("An experiment notebook failed; `notebook` is the executed copy that shows the "
+     "error (`<name>.failed.ipynb`).")
     def __init__(self, name:str, notebook:Path, error:str):
         self.name, self.notebook, self.error = name, Path(notebook), error
-        super().__init__(f"experiment {name!r} failed: {error}\n  executed notebook with the traceback: {notebook}")
+        super().__init__(f"experiment {name!r} failed: {error}\n  executed notebook "
+                         f"with the traceback: {notebook}")
 
 @contextmanager
 def kernel_environment(**env):
-    "Set environment variables (inherited by papermill's kernel) for the duration of a `with` block."
+    ("Set environment variables (inherited by papermill's "
+     "kernel) for the duration of a `with` block.")
     old = {k: os.environ.get(k) for k in env}
     os.environ.update({k: str(v) for k, v in env.items()})
     try: yield
@@ -123,48 +145,60 @@ def kernel_environment(**env):
             else: os.environ[k] = v
 
 # %% ../nbs/10_repro.ipynb #to1a2b3c
-CELL_TIMEOUTS = dict(tiny=15*60, quick=2*3600, paper=6*3600)  # default seconds one cell may run, by scale (generous: they catch hangs, not slow runs)
+# default seconds one cell may run, by scale (generous: they catch hangs, not slow runs)
+CELL_TIMEOUTS = dict(tiny=15*60, quick=2*3600, paper=6*3600)
 
 def cell_timeout(timeout:float|None, # seconds, or None for the default of `scale`
                  scale:str|None=None, # the run's scale
                 ) -> int:
-    "The execution timeout of one cell in whole seconds: `timeout` rounded up, or `CELL_TIMEOUTS[scale]` (paper's for an unknown scale)."
+    ("The execution timeout of one cell in whole seconds: `timeout` rounded up, or "
+     "`CELL_TIMEOUTS[scale]` (paper's for an unknown scale).")
     if timeout is None: return CELL_TIMEOUTS.get(scale, CELL_TIMEOUTS['paper'])
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
-        raise ValueError(f"timeout must be a positive number of seconds (or None: {CELL_TIMEOUTS} by scale), got {timeout!r}")
+    if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+        or not 0 < timeout < math.inf):
+        raise ValueError("timeout must be a positive number of seconds (or None: "
+                         f"{CELL_TIMEOUTS} by scale), got {timeout!r}")
     return math.ceil(timeout)
 
 # %% ../nbs/10_repro.ipynb #km1a2b3c
 def kernel_manager_class():
-    "A `jupyter_client` kernel manager that provisions CurveZMQ keys when the kernel supports them (None: the default manager)."
+    ("A `jupyter_client` kernel manager that provisions CurveZMQ keys when the kernel "
+     "supports them (None: the default manager).")
     import zmq
     from jupyter_client import AsyncKernelManager
     from traitlets import default
-    if 'transport_encryption' not in AsyncKernelManager.class_trait_names() or not zmq.has('curve'): return None
+    if ('transport_encryption' not in AsyncKernelManager.class_trait_names()
+        or not zmq.has('curve')):
+        return None
     class EncryptedKernelManager(AsyncKernelManager):
         @default('transport_encryption')
         def _encrypt_when_supported(self): return 'auto'
     return EncryptedKernelManager
 
 # %% ../nbs/10_repro.ipynb #ev1a2b3c
-RESULT_SUFFIXES = ('.json', '.csv', '.png', '.skipped.json', '.claims.csv')  # what an experiment run writes into the output folder
+# what an experiment run writes into the output folder
+RESULT_SUFFIXES = ('.json', '.csv', '.png', '.skipped.json', '.claims.csv')
 
 def failure_record(out:str|Path, name:str) -> Path:
-    "The record of the last failed attempt of `name`: `<out>/<name>.failed.json` (its notebook: `<name>.failed.ipynb`)."
+    ("The record of the last failed attempt of `name`: `<out>/<name>.failed.json` (its "
+     "notebook: `<name>.failed.ipynb`).")
     return Path(out)/f'{name}.failed.json'
 
 def _backup_dir(out:Path, name:str) -> Path: return out/f'.{name}.backup'
 def _running(out:Path, name:str) -> Path: return out/f'{name}.running.ipynb'
 
 def backup_results(out:Path, name:str) -> Path:
-    "Copy the result files of `name` into `.<name>.backup/` (created even when empty: it marks a run in progress)."
+    ("Copy the result files of `name` into `.<name>.backup/` "
+     "(created even when empty: it marks a run in progress).")
     b = _backup_dir(out, name); b.mkdir()
     for sfx in RESULT_SUFFIXES:
-        if (out/f'{name}{sfx}').exists(): shutil.copy2(out/f'{name}{sfx}', b/f'{name}{sfx}')
+        if (out/f'{name}{sfx}').exists():
+            shutil.copy2(out/f'{name}{sfx}', b/f'{name}{sfx}')
     return b
 
 def restore_results(out:Path, name:str):
-    "Put the backed-up result files of `name` back (removing those the failed run created), then drop the backup."
+    ("Put the backed-up result files of `name` back (removing those the failed run "
+     "created), then drop the backup.")
     b = _backup_dir(out, name)
     for sfx in RESULT_SUFFIXES:
         saved, current = b/f'{name}{sfx}', out/f'{name}{sfx}'
@@ -177,19 +211,27 @@ def mark_stopped(path:str|Path, # an executed notebook
                  reason:str, # what stopped it, e.g. 'KeyboardInterrupt'
                  status:str='interrupted', # 'interrupted' or 'timed out'
                 ) -> int|None:
-    "Mark the executed notebook at `path` as stopped: metadata, the cell that was running, the cells that never ran, a banner; return that cell's index."
+    ("Mark the executed notebook at `path` as stopped: metadata, the cell that was "
+     "running, the cells that never ran, a banner; return that cell's index.")
     nb = nbformat.read(path, as_version=4)
     nb.metadata['factorcl_repro'] = dict(status=status, reason=reason)
     nb.metadata.setdefault('papermill', {})['exception'] = True
-    code = [(i, c.metadata['papermill']) for i, c in enumerate(nb.cells) if c.cell_type == 'code' and 'papermill' in c.metadata]
+    code = [(i, c.metadata['papermill']) for i, c in enumerate(nb.cells)
+            if c.cell_type == 'code' and 'papermill' in c.metadata]
     started = [i for i, m in code if m.get('start_time') is not None]
-    stopped = next((i for i, m in code if m.get('status') == 'running' or m.get('exception')), started[-1] if started else None)
+    stopped = next((i for i, m in code
+                    if m.get('status') == 'running' or m.get('exception')),
+                   started[-1] if started else None)
     for i, m in code:
         if i == stopped: m['status'] = status
-        elif m.get('start_time') is None: m['status'] = 'not run'   # papermill marks them 'completed'
-    where = f'in cell {stopped + 1} (counting this banner as cell 0)' if stopped is not None else 'before its first cell'
+        elif m.get('start_time') is None:
+            m['status'] = 'not run'   # papermill marks them 'completed'
+    where = (f'in cell {stopped + 1} (counting this banner as cell 0)'
+             if stopped is not None else 'before its first cell')
     banner = nbformat.v4.new_markdown_cell(f'<span style="color:red">**{status.capitalize()}** {where} ({reason}): the cells after it did not run. '
-                                           'Written by `factorcl-repro`; the last good run, if any, is `<name>.ipynb` beside this file.</span>',
+                                           'Written by `factorcl-repro`; the last '
+                                           'good run, if any, is `<name>.ipynb` '
+                                           'beside this file.</span>',
                                            metadata={'tags': ['factorcl-repro-stopped']})
     if nb.nbformat_minor < 5: banner.pop('id', None)
     nb.cells.insert(0, banner)
@@ -200,11 +242,13 @@ def relative_papermill_paths(path:Path, # an executed notebook in the output fol
                              source:Path, # the experiment notebook it was executed from
                              name:str, # the file name it ends up with
                             ):
-    "Record papermill's input and output paths relative to the executed notebook's folder (no absolute path of this machine)."
+    ("Record papermill's input and output paths relative to the executed notebook's "
+     "folder (no absolute path of this machine).")
     nb = json.loads(path.read_text())
     pmeta = nb.get('metadata', {}).get('papermill')
     if pmeta is None: return
-    pmeta['input_path'] = Path(os.path.relpath(source.resolve(), path.resolve().parent)).as_posix()
+    pmeta['input_path'] = Path(os.path.relpath(source.resolve(),
+                                               path.resolve().parent)).as_posix()
     pmeta['output_path'] = name
     atomic_write(path, json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
 
@@ -217,26 +261,33 @@ def keep_evidence(out:Path, # output folder
                   source:Path|None=None, # the experiment notebook (to record its path relative to `out`)
                   timed_out:bool=False, # a cell ran past its execution timeout
                  ) -> Path|None:
-    "After a failed attempt: restore the earlier results, file the executed copy as `<name>.failed.ipynb` with a failure record; return that notebook."
+    ("After a failed attempt: restore the earlier results, file the executed copy as "
+     "`<name>.failed.ipynb` with a failure record; return that notebook.")
     running, failed = _running(out, name), out/f'{name}.failed.ipynb'
     if _backup_dir(out, name).is_dir(): restore_results(out, name)
     notebook = None
     if running.exists():
-        if interrupted or timed_out: mark_stopped(running, error, 'interrupted' if interrupted else 'timed out')
+        if interrupted or timed_out:
+            mark_stopped(running, error, 'interrupted' if interrupted else 'timed out')
         if source is not None: relative_papermill_paths(running, source, failed.name)
         os.replace(running, failed); notebook = failed
-    elif failed.exists(): failed.unlink()   # an older failure's notebook must not pass for this one
-    rec = dict(name=name, attempted=when or time.strftime('%Y-%m-%dT%H:%M:%S%z'), error=error, interrupted=interrupted, timed_out=timed_out,
+    elif failed.exists():
+        failed.unlink()   # an older failure's notebook must not pass for this one
+    rec = dict(name=name, attempted=when or time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+               error=error, interrupted=interrupted, timed_out=timed_out,
                notebook=notebook and notebook.name)
     atomic_write(failure_record(out, name), json.dumps(rec, indent=1))
     return notebook
 
 def recover_killed_run(out:Path, name:str) -> bool:
-    "If a run of `name` was killed outright (its backup folder is still there), restore its results and file its notebook as killed."
+    ("If a run of `name` was killed outright (its backup folder is still there), "
+     "restore its results and file its notebook as killed.")
     if not _backup_dir(out, name).is_dir(): return False
     running = _running(out, name)
     when = time.strftime('%Y-%m-%dT%H:%M:%S%z', time.localtime((running if running.exists() else _backup_dir(out, name)).stat().st_mtime))
-    keep_evidence(out, name, 'killed: the run stopped without cleaning up (found by the next run)', interrupted=True, when=when)
+    keep_evidence(out, name,
+                  'killed: the run stopped without cleaning up (found by the next run)',
+                  interrupted=True, when=when)
     return True
 
 # %% ../nbs/10_repro.ipynb #cb380127
@@ -244,11 +295,13 @@ _BAR = re.compile(r'\d+%\|')   # tqdm's text: '  0%|          | 0/12 [...]'
 
 def drop_progress_widgets(path:str|Path, # an executed notebook
                          ) -> int:
-    "Remove the outputs of `path` that are progress-bar widgets (their saved text is a frozen bar); return how many."
+    ("Remove the outputs of `path` that are progress-bar widgets (their saved text is "
+     "a frozen bar); return how many.")
     nb, dropped = nbformat.read(path, as_version=4), 0
     for c in nb.cells:
         if c.cell_type != 'code': continue
-        keep = [o for o in c.get('outputs', []) if not ('application/vnd.jupyter.widget-view+json' in o.get('data', {})
+        keep = [o for o in c.get('outputs', [])
+                if not ('application/vnd.jupyter.widget-view+json' in o.get('data', {})
                                                         and _BAR.search(str(o['data'].get('text/plain', ''))))]
         dropped += len(c.get('outputs', [])) - len(keep); c.outputs = keep
     if dropped: atomic_write(path, nbformat.writes(nb))
@@ -259,25 +312,35 @@ def _file_state(p:Path): return (p.stat().st_mtime_ns, p.stat().st_ino) if p.exi
 
 @contextmanager
 def sigterm_as_interrupt():
-    "Inside the block (main thread only), SIGTERM raises KeyboardInterrupt, so `kill` leaves evidence as Ctrl-C does."
+    ("Inside the block (main thread only), SIGTERM raises KeyboardInterrupt, so `kill` "
+     "leaves evidence as Ctrl-C does.")
     def interrupt(signum, frame): raise KeyboardInterrupt('SIGTERM')
-    old = signal.signal(signal.SIGTERM, interrupt) if threading.current_thread() is threading.main_thread() else None
+    old = (signal.signal(signal.SIGTERM, interrupt)
+           if threading.current_thread() is threading.main_thread() else None)
     try: yield
     finally:
         if old is not None: signal.signal(signal.SIGTERM, old)
 
 def _execute(exp:Experiment, out:Path, parameters:dict, kernel:str, limit:int) -> tuple[str|None, str|None]:
-    "Run papermill into `<name>.running.ipynb`; return (error or None, None or how it stopped: 'interrupted' or 'timed out')."
+    ("Run papermill into `<name>.running.ipynb`; return (error or None, None or how it "
+     "stopped: 'interrupted' or 'timed out').")
     running, km = _running(out, exp.name), kernel_manager_class()
     try:
         with kernel_environment(FACTORCL_NOTEBOOK=str(exp.path.resolve())), sigterm_as_interrupt():
-            pm.execute_notebook(exp.path, running, parameters=parameters, kernel_name=kernel, progress_bar=False, cwd=out,
-                                execution_timeout=limit, **(dict(kernel_manager_class=km) if km else {}))
-    except PapermillExecutionError as e: return f"{e.ename}: {e.evalue}", 'interrupted' if e.ename == 'KeyboardInterrupt' else None
-    except KeyboardInterrupt as e: return f"interrupted ({str(e) or 'Ctrl-C'})", 'interrupted'
+            pm.execute_notebook(exp.path, running, parameters=parameters,
+                                kernel_name=kernel, progress_bar=False, cwd=out,
+                                execution_timeout=limit,
+                                **(dict(kernel_manager_class=km) if km else {}))
+    except PapermillExecutionError as e:
+        return (f"{e.ename}: {e.evalue}",
+                'interrupted' if e.ename == 'KeyboardInterrupt' else None)
+    except KeyboardInterrupt as e:
+        return f"interrupted ({str(e) or 'Ctrl-C'})", 'interrupted'
     except TimeoutError:
-        return (f"a cell ran longer than the execution timeout of {limit} s and was stopped; "
-                f"a longer run needs --timeout SECONDS (run_experiment(..., timeout=...))"), 'timed out'
+        return ("a cell ran longer than the execution "
+                f"timeout of {limit} s and was stopped; "
+                "a longer run needs --timeout SECONDS "
+                "(run_experiment(..., timeout=...))"), 'timed out'
     except Exception as e: return f"{type(e).__name__}: {e}", None
     return None, None
 
@@ -287,106 +350,150 @@ def run_experiment(exp:Experiment, # the experiment notebook
                    kernel:str='python3', # Jupyter kernel name
                    timeout:float|None=None, # seconds one cell may run (None: CELL_TIMEOUTS of the scale)
                   ) -> dict:
-    "Execute `exp` with papermill into `<out>/<name>.ipynb`; check it wrote `<out>/<name>.json` (or recorded a skip); keep the evidence when it fails."
+    ("Execute `exp` with papermill into `<out>/<name>.ipynb`; check it wrote "
+     "`<out>/<name>.json` (or recorded a skip); keep the evidence when it fails.")
     out = Path(out).expanduser().resolve(); out.mkdir(parents=True, exist_ok=True)
     limit = cell_timeout(timeout, parameters.get('scale'))
     recover_killed_run(out, exp.name)
-    executed, result, marker = out/f'{exp.name}.ipynb', out/f'{exp.name}.json', skip_marker(out, exp.name)
-    before, marker_before, t0 = _file_state(result), _file_state(marker), time.perf_counter()
+    executed, result, marker = (out/f'{exp.name}.ipynb', out/f'{exp.name}.json',
+                                skip_marker(out, exp.name))
+    before, marker_before, t0 = (_file_state(result), _file_state(marker),
+                                 time.perf_counter())
     backup_results(out, exp.name)
     try: error, stopped = _execute(exp, out, parameters, kernel, limit)
-    except BaseException: keep_evidence(out, exp.name, 'interrupted while starting', interrupted=True, source=exp.path); raise
+    except BaseException:
+        keep_evidence(out, exp.name, 'interrupted while starting', interrupted=True,
+                      source=exp.path)
+        raise
     skipped = _file_state(marker) not in (None, marker_before)
     if error is None and _file_state(result) in (None, before) and not skipped:
-        error = (f"the notebook ran but did not write {result.name}: an experiment must call "
-                 f"factorcl_nb.core.save_results({exp.name!r}, out_dir, ...) (or factorcl_nb.report.save_skipped when it cannot run)")
+        error = ("the notebook ran but did not write "
+                 f"{result.name}: an experiment must call "
+                 f"factorcl_nb.core.save_results({exp.name!r}, out_dir, ...) (or "
+                 "factorcl_nb.report.save_skipped when it cannot run)")
     if error is not None:
-        failed = keep_evidence(out, exp.name, error, stopped == 'interrupted', source=exp.path, timed_out=stopped == 'timed out')
-        if stopped == 'interrupted': raise KeyboardInterrupt(f"experiment {exp.name!r} interrupted; executed notebook: {failed}")
+        failed = keep_evidence(out, exp.name, error, stopped == 'interrupted',
+                               source=exp.path, timed_out=stopped == 'timed out')
+        if stopped == 'interrupted':
+            raise KeyboardInterrupt(f"experiment {exp.name!r} interrupted; "
+                                    f"executed notebook: {failed}")
         raise ExperimentError(exp.name, failed or executed, error)
     relative_papermill_paths(_running(out, exp.name), exp.path, executed.name)
     drop_progress_widgets(_running(out, exp.name))
-    os.replace(_running(out, exp.name), executed); shutil.rmtree(_backup_dir(out, exp.name))
-    for stale in (failure_record(out, exp.name), out/f'{exp.name}.failed.ipynb'): stale.unlink(missing_ok=True)
-    missing = [] if skipped else [ext for ext in ('png', 'csv') if not (out/f'{exp.name}.{ext}').exists()]
+    os.replace(_running(out, exp.name), executed)
+    shutil.rmtree(_backup_dir(out, exp.name))
+    for stale in (failure_record(out, exp.name), out/f'{exp.name}.failed.ipynb'):
+        stale.unlink(missing_ok=True)
+    missing = [] if skipped else [ext for ext in ('png', 'csv')
+                                  if not (out/f'{exp.name}.{ext}').exists()]
     return dict(name=exp.name, notebook=executed, result=result, parameters=parameters,
                 wall_time_s=time.perf_counter() - t0, missing=missing, skipped=skipped)
 
 # %% ../nbs/10_repro.ipynb #b2cd75a6
 def in_default_run(exp:Experiment) -> bool:
-    "False when the notebook's parameters cell sets `in_default_run = False`: a long experiment that runs only when named."
+    ("False when the notebook's parameters cell sets `in_default_run = False`: a long "
+     "experiment that runs only when named.")
     declared = exp.parameters.get('in_default_run')
     return not (declared and str(declared.get('default', '')).strip() == 'False')
 
 def select_experiments(experiments:dict[str, Experiment], # all experiments, by name
                        names=None, # names to run (None or empty: every experiment `in_default_run`)
                       ) -> list[Experiment]:
-    "The experiments named in `names` (in that order, without repeats), or all those in the default run."
+    ("The experiments named in `names` (in that order, "
+     "without repeats), or all those in the default run.")
     if not names: return [e for e in experiments.values() if in_default_run(e)]
     unknown = [n for n in names if n not in experiments]
-    if unknown: raise ValueError(f"unknown experiment {', '.join(map(repr, unknown))}; valid names: {', '.join(experiments)}")
+    if unknown:
+        raise ValueError(f"unknown experiment {', '.join(map(repr, unknown))}; valid "
+                         f"names: {', '.join(experiments)}")
     return [experiments[n] for n in dict.fromkeys(names)]
 
 # %% ../nbs/10_repro.ipynb #6ffd4923
 def _clone_pythonpath() -> dict:
-    "PYTHONPATH with the clone first, so the kernel imports this factorcl_nb (empty outside a clone)."
+    ("PYTHONPATH with the clone first, so the kernel "
+     "imports this factorcl_nb (empty outside a clone).")
     root = package_root()
     if not (root/'pyproject.toml').is_file(): return {}
     parts = [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]
-    return dict(PYTHONPATH=os.pathsep.join([str(root)] + [p for p in parts if Path(p).resolve() != root]))
+    return dict(PYTHONPATH=os.pathsep.join([str(root)]
+                                           + [p for p in parts
+                                              if Path(p).resolve() != root]))
 
 def run_experiments(names=None, # experiment names (None: all)
                     scale:str='quick', # one of SCALES: 'tiny', 'quick' or 'paper'
                     out:str|Path|None=None, # output folder (None: `default_out()`)
                     device:str='auto', # 'auto', 'cpu' or 'cuda'
                     seed:int|None=None, # passed to notebooks declaring `seed` (None: their default)
-                    data_dir:str|Path|None=None, # passed to notebooks declaring `data_dir`
+                    data_dir:str|Path|None=None, # for notebooks declaring `data_dir`
                     nbs_dir:str|Path|None=None, # experiments folder (None: the clone's nbs/experiments)
                     kernel:str='python3', # Jupyter kernel name
                     progress:bool=True, # show the overall progress bar
                     timeout:float|None=None, # seconds one cell may run (None: CELL_TIMEOUTS of the scale)
                    ) -> list[dict]:
-    "Run experiment notebooks one after another with papermill, then rewrite `<out>/REPORT.md`."
-    if scale not in SCALES: raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)): raise ValueError(f"seed must be an int or None, got {seed!r}")
+    ("Run experiment notebooks one after another "
+     "with papermill, then rewrite `<out>/REPORT.md`.")
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise ValueError(f"seed must be an int or None, got {seed!r}")
     cell_timeout(timeout, scale)   # checks it before anything runs
-    if data_dir is not None and not Path(data_dir).expanduser().is_dir(): raise FileNotFoundError(f"data_dir must be an existing folder, got {str(data_dir)!r}")
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise FileNotFoundError("data_dir must be an existing "
+                                f"folder, got {str(data_dir)!r}")
     experiments = find_experiments(nbs_dir)
     selected = select_experiments(experiments, names)
     dev = str(resolve_device(device))
     out = Path(out if out is not None else default_out()).expanduser().resolve()
     if out == selected[0].path.parent.resolve():
-        raise ValueError(f"out must differ from the experiments folder (the executed copies would overwrite the notebooks), got {str(out)!r}")
+        raise ValueError("out must differ from the experiments folder (the executed "
+                         f"copies would overwrite the notebooks), got {str(out)!r}")
     done = []
     try:
         with kernel_environment(FACTORCL_REPRO='1', **_clone_pythonpath()), \
-             tqdm(selected, desc=f'factorcl-repro ({scale}, {dev})', unit='notebook', disable=not progress) as bar:
+             tqdm(selected, desc=f'factorcl-repro ({scale}, {dev})', unit='notebook',
+                  disable=not progress) as bar:
             for exp in bar:
                 bar.set_postfix_str(exp.name)
                 params = experiment_parameters(exp, scale, out, dev, seed, data_dir)
                 r = run_experiment(exp, out, params, kernel, timeout)
                 done.append(r)
-                note = f" (wrote no {' or '.join(r['missing'])})" if r['missing'] else ''
+                note = (f" (wrote no {' or '.join(r['missing'])})" if r['missing']
+                        else '')
                 what = 'skipped (see REPORT.md)' if r['skipped'] else 'done'
-                bar.write(f"{exp.name}: {what} in {format_seconds(r['wall_time_s'])} -> {out}/{exp.name}.*{note}", file=sys.stderr)
+                bar.write(f"{exp.name}: {what} in {format_seconds(r['wall_time_s'])} "
+                          f"-> {out}/{exp.name}.*{note}", file=sys.stderr)
     finally: write_report(out, experiments, scale, dev)
     return done
 
 # %% ../nbs/10_repro.ipynb #4f2a7660
 def repro_parser() -> argparse.ArgumentParser:
     "The command-line parser of `factorcl-repro`."
-    p = argparse.ArgumentParser(prog='factorcl-repro', description="Regenerate the paper's figures and tables: "
-        "run the experiment notebooks (nbs/experiments/*.ipynb) with papermill and write <out>/REPORT.md.")
-    p.add_argument('names', nargs='*', metavar='NAME', help='experiments to run (default: all; see --list)')
-    p.add_argument('--scale', choices=SCALES, default='quick', help='tiny: seconds, a smoke test; quick: minutes on a CPU (default); paper: the paper\'s settings')
-    p.add_argument('--out', type=Path, help='output folder (default: figures/ of the clone, else ./figures)')
-    p.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto', help='default: cuda when available')
+    p = argparse.ArgumentParser(
+        prog='factorcl-repro',
+        description="Regenerate the paper's figures and tables: "
+                    "run the experiment notebooks (nbs/experiments/*.ipynb) "
+                    "with papermill and write <out>/REPORT.md.")
+    p.add_argument('names', nargs='*', metavar='NAME',
+                   help='experiments to run (default: all; see --list)')
+    p.add_argument('--scale', choices=SCALES, default='quick',
+                   help='tiny: seconds, a smoke test; quick: minutes on a CPU '
+                        '(default); paper: the paper\'s settings')
+    p.add_argument('--out', type=Path, help='output folder (default: figures/ '
+                                            'of the clone, else ./figures)')
+    p.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
+                   help='default: cuda when available')
     p.add_argument('--list', action='store_true', help='list the experiments and exit')
-    p.add_argument('--data-dir', type=Path, help='data folder, passed to the experiments that take one')
-    p.add_argument('--nbs-dir', type=Path, help='folder of experiment notebooks (default: nbs/experiments of the clone)')
-    p.add_argument('--seed', type=int, help="random seed (default: each notebook's own)")
-    p.add_argument('--timeout', type=float, metavar='SECONDS', help='seconds one notebook cell may run before it is stopped '
-                   f'(default by scale: {", ".join(f"{k} {v} s" for k, v in CELL_TIMEOUTS.items())})')
+    p.add_argument('--data-dir', type=Path,
+                   help='data folder, passed to the experiments that take one')
+    p.add_argument('--nbs-dir', type=Path,
+                   help='folder of experiment notebooks '
+                        '(default: nbs/experiments of the clone)')
+    p.add_argument('--seed', type=int,
+                   help="random seed (default: each notebook's own)")
+    p.add_argument('--timeout', type=float, metavar='SECONDS',
+                   help='seconds one notebook cell may run before it is stopped '
+                        '(default by scale: '
+                        f'{", ".join(f"{k} {v} s" for k, v in CELL_TIMEOUTS.items())})')
     return p
 
 # %% ../nbs/10_repro.ipynb #0475c8c3
@@ -398,20 +505,25 @@ def main(argv:list[str]|None=None, # command-line arguments (None: sys.argv[1:])
     except (FileNotFoundError, ValueError) as e: parser.error(str(e))
     if args.list:
         width = max(map(len, experiments))
-        for e in experiments.values(): print(f'{e.name:<{width}}  {e.title}' + ('' if in_default_run(e) else '  (runs only when named)'))
+        for e in experiments.values():
+            print(f'{e.name:<{width}}  {e.title}'
+                  + ('' if in_default_run(e) else '  (runs only when named)'))
         return 0
     try: select_experiments(experiments, args.names)
     except ValueError as e: parser.error(str(e))
     out = args.out if args.out is not None else default_out()
-    try: run_experiments(args.names, args.scale, out, args.device, args.seed, args.data_dir, args.nbs_dir, timeout=args.timeout)
+    try: run_experiments(args.names, args.scale, out, args.device, args.seed,
+                         args.data_dir, args.nbs_dir, timeout=args.timeout)
     except ExperimentError as e:
         print(f"factorcl-repro: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
-        print(f"factorcl-repro: {e or 'interrupted'} (REPORT.md notes it)", file=sys.stderr)
+        print(f"factorcl-repro: {e or 'interrupted'} (REPORT.md notes it)",
+              file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError) as e: parser.error(str(e))
     print(f"report: {Path(out).resolve()/'REPORT.md'}")
     return 0
 
-if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # `python -m factorcl_nb.repro`; not in a notebook
+if __name__ == '__main__' and '__file__' in globals():
+    sys.exit(main())  # `python -m factorcl_nb.repro`; not in a notebook

@@ -24,24 +24,30 @@ def build_encoders(in_dims:tuple, # input features of x1 and x2
                    n_hidden:int=3, # hidden layers (3: the authors' 100-512-512-512-128)
                   ) -> list:
     "One MLP encoder per view."
-    return [mlp_encoder(d, out_dim=embed_dim, hidden_dim=hidden_dim, n_hidden=n_hidden) for d in in_dims]
+    return [mlp_encoder(d, out_dim=embed_dim, hidden_dim=hidden_dim, n_hidden=n_hidden)
+            for d in in_dims]
 
 ENCODER_OUTPUTS = ('h1', 'h2')  # names of the encoder outputs in `probe_features`
 
 def probe_features(model, x1, x2,
                    factors:tuple|None=None, # names from model.embed (e.g. 's1', 'u1', 'z1') or 'h1'/'h2' (encoder outputs); None: all of embed
                    batch_size:int=4096) -> np.ndarray:
-    "Concatenated embeddings (all, or the named `factors`) of a model, as a numpy array."
+    ("Concatenated embeddings (all, or the named "
+     "`factors`) of a model, as a numpy array.")
     model.eval()
     chunks = []
     with torch.no_grad():
         for i in range(0, len(x1), batch_size):
             b1, b2 = x1[i:i + batch_size], x2[i:i + batch_size]
             emb = model.embed(b1, b2)
-            if factors and any(k in ENCODER_OUTPUTS for k in factors): emb.update(zip(ENCODER_OUTPUTS, model.encode(b1, b2)))
+            if factors and any(k in ENCODER_OUTPUTS for k in factors):
+                emb.update(zip(ENCODER_OUTPUTS, model.encode(b1, b2)))
             keys = factors or tuple(emb)
             missing = [k for k in keys if k not in emb]
-            if missing: raise ValueError(f"factors {missing} are not among this model's embeddings {sorted(emb)} or the encoder outputs {list(ENCODER_OUTPUTS)}")
+            if missing:
+                raise ValueError(f"factors {missing} are not among this "
+                                 f"model's embeddings {sorted(emb)} or the "
+                                 f"encoder outputs {list(ENCODER_OUTPUTS)}")
             chunks.append(torch.cat([emb[k].float().cpu() for k in keys], 1))
     model.train()
     return torch.cat(chunks).numpy()
@@ -56,7 +62,7 @@ def run_method(method:str, # one of METHODS
                model:dict|None=None, # make_model options: proj_dim, critic, critic_layers, chunk_size, ...
                train_config:dict|None=None, # TrainConfig fields: epochs, batch_size, lr, device, seed, amp, ...
                unique_augment:Callable|None=None, # augment(x1, x2) for FactorCL-SSL / OurCL-SSL
-               independent_augment:Callable|None=None, # for FactorCL-IndAug and Cross+Self
+               independent_augment:Callable|None=None, # for FactorCL-IndAug, Cross+Self
                probes:dict|None=None, # name -> factors to probe (default {'all': None}); 'h1', 'h2' are the encoder outputs
                untrained:bool=False, # also probe the network before training (same seed): `accuracy_untrained`, `untrained`
               ) -> dict:
@@ -64,53 +70,70 @@ def run_method(method:str, # one of METHODS
 
     With `untrained=True` the result also holds `accuracy_untrained` (the same probes on the initial network)
     and `untrained` (a copy of that network)."""
-    if method not in METHODS: raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
-    enc, mdl, cfg = dict(encoder or {}), dict(model or {}), dict(progress=False, **(train_config or {}))
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    enc, mdl, cfg = (dict(encoder or {}), dict(model or {}),
+                     dict(progress=False, **(train_config or {})))
     torch.manual_seed(cfg.get('seed', 0))
     x1, x2, y = train
     if encoders is None:
         embed_dim = enc.setdefault('embed_dim', 128)
         nets = build_encoders((x1.shape[1], x2.shape[1]), **enc)
     else:
-        if enc: raise ValueError(f"encoder options {sorted(enc)} only apply to the default MLP encoders; build them into `encoders`")
+        if enc:
+            raise ValueError(f"encoder options {sorted(enc)} only apply to the default "
+                             "MLP encoders; build them into `encoders`")
         nets = list(encoders())
         dims = {getattr(e, 'out_dim', None) for e in nets}
         if len(nets) != 2 or len(dims) != 1 or None in dims:
-            raise ValueError(f"encoders() must return two modules with the same .out_dim, got out_dims {[getattr(e, 'out_dim', None) for e in nets]}")
+            raise ValueError("encoders() must return two modules with the same "
+                             ".out_dim, got out_dims "
+                             f"{[getattr(e, 'out_dim', None) for e in nets]}")
         embed_dim = dims.pop()
     net = make_model(method, nets, embed_dim, n_classes=n_classes,
-                     unique_augment=unique_augment, independent_augment=independent_augment, **mdl)
+                     unique_augment=unique_augment,
+                     independent_augment=independent_augment, **mdl)
     probes = probes or {'all': None}
     def accuracies(m):
-        return {name: linear_probe(probe_features(m, x1.cpu(), x2.cpu(), factors), y.cpu(),
-                                   probe_features(m, test[0].cpu(), test[1].cpu(), factors), test[2].cpu())['accuracy']
+        return {name: linear_probe(probe_features(m, x1.cpu(), x2.cpu(), factors),
+                                   y.cpu(),
+                                   probe_features(m, test[0].cpu(), test[1].cpu(),
+                                                  factors), test[2].cpu())['accuracy']
                 for name, factors in probes.items()}
     initial = copy.deepcopy(net).cpu() if untrained else None
     t0 = time.time()
     history = fit(net, (x1, x2, y) if net.needs_labels else (x1, x2), **cfg)
     seconds = time.time() - t0
     net = net.cpu()
-    out = dict(method=method, accuracy=accuracies(net), model=net, history=history, seconds=seconds)
+    out = dict(method=method, accuracy=accuracies(net), model=net, history=history,
+               seconds=seconds)
     if untrained: out.update(accuracy_untrained=accuracies(initial), untrained=initial)
     return out
 
 # %% ../nbs/09_runner.ipynb #0f42c382
-FACTORIZED = ('Cross+Self+Fact', 'FactorCL-SUP', 'FactorCL-SSL', 'FactorCL-IndAug')  # four heads (s1, s2, u1, u2)
+# four heads (s1, s2, u1, u2)
+FACTORIZED = ('Cross+Self+Fact', 'FactorCL-SUP', 'FactorCL-SSL', 'FactorCL-IndAug')
 
 def equal_width(method:str, # one of METHODS
                 model:dict, # make_model options (proj_dim is replaced)
                 width:int, # total probed width of the heads' representation
                ) -> dict:
-    "`model` with `proj_dim` set so that `method`'s concatenated heads are `width` wide (width/4 per head if factorised, else width/2)."
-    if method not in METHODS: raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    ("`model` with `proj_dim` set so that `method`'s concatenated heads are `width` "
+     "wide (width/4 per head if factorised, else width/2).")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     heads = 4 if method in FACTORIZED else 2
     if not isinstance(width, int) or width <= 0 or width % heads:
-        raise ValueError(f"width must be a positive multiple of {heads} for {method}, got {width!r}")
+        raise ValueError("width must be a positive multiple of "
+                         f"{heads} for {method}, got {width!r}")
     return dict(model, proj_dim=width // heads)
 
 # %% ../nbs/09_runner.ipynb #c00157af
-SMALL_ENCODER = dict(out_dim=32, hidden_dim=64, n_hidden=1)   # mlp_encoder sizes of small_factorcl_run
-SMALL_MODEL = dict(proj_dim=16, head_hidden=32, critic='separable', critic_hidden=64, critic_layers=1)   # its make_model sizes
+# mlp_encoder sizes of small_factorcl_run
+SMALL_ENCODER = dict(out_dim=32, hidden_dim=64, n_hidden=1)
+# its make_model sizes
+SMALL_MODEL = dict(proj_dim=16, head_hidden=32, critic='separable', critic_hidden=64,
+                   critic_layers=1)
 
 def small_factorcl_run(method:str='FactorCL-SUP', # one of METHODS (FactorCL-SUP / FactorCL-SSL in the notebooks)
                        seed:int=0, # seeds the data, the initial weights and the run
@@ -119,22 +142,27 @@ def small_factorcl_run(method:str='FactorCL-SUP', # one of METHODS (FactorCL-SUP
                        epochs:int=8, # passes over the data (1500 samples, batch 128: 12 steps each)
                        batch_size:int=128, # samples per step
                        lr:float=1e-3, # main learning rate
-                       encoder:dict|None=None, # mlp_encoder sizes (default SMALL_ENCODER)
+                       encoder:dict|None=None, # mlp_encoder sizes (None: SMALL_ENCODER)
                        model:dict|None=None, # make_model sizes and critic (default SMALL_MODEL)
                        **schedule, # further TrainConfig fields, e.g. critic_steps=1, critic_first=False
                       ):
-    "History of a FactorCL run on `n` standardised synthetic samples with latent augmentations, one row per step."
+    ("History of a FactorCL run on `n` standardised synthetic samples with latent "
+     "augmentations, one row per step.")
     from factorcl_nb.data import make_synthetic
     from factorcl_nb.augment import latent_augment
     d = make_synthetic(n, seed=seed)
     if test_size is not None: d = d.split(test_size, seed=seed)[0]
-    mu1, sd1, mu2, sd2 = d.x1.mean(0), d.x1.std(0) + 1e-6, d.x2.mean(0), d.x2.std(0) + 1e-6
+    mu1, sd1, mu2, sd2 = (d.x1.mean(0), d.x1.std(0) + 1e-6, d.x2.mean(0),
+                          d.x2.std(0) + 1e-6)
     x1, x2 = (d.x1 - mu1) / sd1, (d.x2 - mu2) / sd2
-    aug = lambda a, b: (latent_augment(a, d.mixing1 / sd1, 10, 0.5), latent_augment(b, d.mixing2 / sd2, 10, 0.5))
+    aug = lambda a, b: (latent_augment(a, d.mixing1 / sd1, 10, 0.5),
+                        latent_augment(b, d.mixing2 / sd2, 10, 0.5))
     enc = {**SMALL_ENCODER, **(encoder or {})}
     torch.manual_seed(seed)
-    net = make_model(method, [mlp_encoder(x.shape[1], **enc) for x in (x1, x2)], enc['out_dim'], n_classes=2,
+    net = make_model(method, [mlp_encoder(x.shape[1], **enc) for x in (x1, x2)],
+                     enc['out_dim'], n_classes=2,
                      unique_augment=aug, **{**SMALL_MODEL, **(model or {})})
     data = (x1, x2, d.y) if net.needs_labels else (x1, x2)
-    return fit(net, data, **{**dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, log_every=1, progress=False,
+    return fit(net, data, **{**dict(epochs=epochs, batch_size=batch_size, lr=lr,
+                                    seed=seed, log_every=1, progress=False,
                                     device='cpu'), **schedule})

@@ -35,23 +35,29 @@ def resolve_method(method:str, # a name from METHODS, or 'FactorCL' / 'OurCL' (s
                    has_labels:bool=False, # whether labels are available (decides `mode=None` for short names)
                   ) -> str:
     "The full method name (one of `METHODS`) that `method` and `mode` select."
-    if mode not in (None, 'sup', 'ssl'): raise ValueError(f"mode must be None, 'sup' or 'ssl', got {mode!r}")
+    if mode not in (None, 'sup', 'ssl'):
+        raise ValueError(f"mode must be None, 'sup' or 'ssl', got {mode!r}")
     if method in SHORT_METHODS:
         return f"{method}-{(mode or ('sup' if has_labels else 'ssl')).upper()}"
     if method not in METHODS:
-        raise ValueError(f"method must be one of {list(METHODS) + list(SHORT_METHODS)}, got {method!r}")
+        raise ValueError("method must be one of "
+                         f"{list(METHODS) + list(SHORT_METHODS)}, got {method!r}")
     implied = 'sup' if method in SUPERVISED_METHODS else 'ssl'
     if mode is not None and mode != implied:
-        raise ValueError(f"mode={mode!r} contradicts method={method!r}, which is '{implied}'; leave mode=None or "
-                         f"use method='FactorCL' or 'OurCL', whose supervision mode chooses")
+        raise ValueError(f"mode={mode!r} contradicts method={method!r}, which is "
+                         f"'{implied}'; leave mode=None or "
+                         "use method='FactorCL' or 'OurCL', "
+                         "whose supervision mode chooses")
     return method
 
 # %% ../nbs/11_sklearn.ipynb #804c7c22
-FACTORIZED_METHODS = ('Cross+Self+Fact', 'FactorCL-SUP', 'FactorCL-SSL', 'FactorCL-IndAug')
+FACTORIZED_METHODS = ('Cross+Self+Fact', 'FactorCL-SUP', 'FactorCL-SSL',
+                      'FactorCL-IndAug')
 
 def method_factors(method:str, # a full name from METHODS
                   ) -> tuple:
-    "Names of the representations `method`'s `embed` returns, in the order `transform` concatenates them."
+    ("Names of the representations `method`'s `embed` returns, in the order "
+     "`transform` concatenates them.")
     return ('s1', 's2', 'u1', 'u2') if method in FACTORIZED_METHODS else ('z1', 'z2')
 
 def check_factors(factors, # None (all) or a sequence of factor names (one name may be given as a string)
@@ -62,43 +68,56 @@ def check_factors(factors, # None (all) or a sequence of factor names (one name 
     if factors is None: return valid
     if isinstance(factors, str): factors = (factors,)
     if not isinstance(factors, (list, tuple)) or not factors:
-        raise ValueError(f"factors must be None or a non-empty sequence of names from {list(valid)}, got {factors!r}")
+        raise ValueError("factors must be None or a non-empty sequence of names from "
+                         f"{list(valid)}, got {factors!r}")
     if bad := [f for f in factors if f not in valid]:
-        raise ValueError(f"factors: unknown factor name(s) {bad} for method {method!r}, which produces {list(valid)}")
-    if len(set(factors)) != len(factors): raise ValueError(f"factors must not repeat a name, got {list(factors)}")
+        raise ValueError(f"factors: unknown factor name(s) {bad} for method "
+                         f"{method!r}, which produces {list(valid)}")
+    if len(set(factors)) != len(factors):
+        raise ValueError(f"factors must not repeat a name, got {list(factors)}")
     return tuple(factors)
 
 # %% ../nbs/11_sklearn.ipynb #f0cc817d
 def split_sizes(view_sizes, # (d1, d2) with d1 + d2 == n_columns, or an int d1 (view 2 takes the rest)
                 n_columns:int, # columns of the matrix to split
                ) -> tuple:
-    "The widths `(d1, d2)` of the two views that `view_sizes` cuts from `n_columns` columns."
+    ("The widths `(d1, d2)` of the two views that "
+     "`view_sizes` cuts from `n_columns` columns.")
     is_int = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)
     if is_int(view_sizes):
         if not 1 <= view_sizes < n_columns:
-            raise ValueError(f"view_sizes={view_sizes} must leave at least one column to each view, but X has "
-                             f"{n_columns} feature(s); give an int d1 in [1, {n_columns - 1}] or a pair (d1, d2)")
+            raise ValueError(f"view_sizes={view_sizes} must leave at "
+                             "least one column to each view, but X has "
+                             f"{n_columns} feature(s); give an int d1 in [1, "
+                             f"{n_columns - 1}] or a pair (d1, d2)")
         return int(view_sizes), int(n_columns - view_sizes)
-    if not (isinstance(view_sizes, (tuple, list)) and len(view_sizes) == 2 and all(is_int(v) and v >= 1 for v in view_sizes)):
-        raise ValueError(f"view_sizes must be a pair (d1, d2) of ints >= 1 or an int d1, got {view_sizes!r}")
+    if not (isinstance(view_sizes, (tuple, list)) and len(view_sizes) == 2
+            and all(is_int(v) and v >= 1 for v in view_sizes)):
+        raise ValueError("view_sizes must be a pair (d1, d2) of "
+                         f"ints >= 1 or an int d1, got {view_sizes!r}")
     if sum(view_sizes) != n_columns:
-        raise ValueError(f"view_sizes={tuple(view_sizes)} must sum to the number of columns of X: "
+        raise ValueError(f"view_sizes={tuple(view_sizes)} must "
+                         "sum to the number of columns of X: "
                          f"{sum(view_sizes)} != {n_columns} feature(s)")
     return int(view_sizes[0]), int(view_sizes[1])
 
 # %% ../nbs/11_sklearn.ipynb #8b3d720b
 def _to_numpy(x):
-    "Tensors to NumPy (floats that NumPy lacks, such as bfloat16, become float32); anything else unchanged."
+    ("Tensors to NumPy (floats that NumPy lacks, such as "
+     "bfloat16, become float32); anything else unchanged.")
     if not isinstance(x, torch.Tensor): return x
     x = x.detach().cpu()
-    return (x.float() if x.is_floating_point() and x.dtype not in (torch.float32, torch.float64) else x).numpy()
+    return (x.float()
+            if x.is_floating_point() and x.dtype not in (torch.float32, torch.float64)
+            else x).numpy()
 
 def check_view(x, # one view [n, d]: array-like or torch.Tensor
                name:str, # argument name for the error messages, e.g. 'Xs[0]'
                min_samples:int=1, # fewest rows accepted
               ) -> np.ndarray:
     "A validated float32/float64 NumPy copy-or-view of one view."
-    try: return check_array(_to_numpy(x), dtype=[np.float64, np.float32], ensure_min_samples=min_samples, input_name=name)
+    try: return check_array(_to_numpy(x), dtype=[np.float64, np.float32],
+                            ensure_min_samples=min_samples, input_name=name)
     except ValueError as e:
         if name in str(e): raise
         raise ValueError(f"{name}: {e}") from None
@@ -106,12 +125,18 @@ def check_view(x, # one view [n, d]: array-like or torch.Tensor
 # %% ../nbs/11_sklearn.ipynb #e2e9b3b5
 def torch_seed(random_state, # None, an int >= 0, or a numpy RandomState
               ) -> int:
-    "The integer seed `random_state` stands for (drawn from NumPy's global generator for None)."
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        if random_state < 0: raise ValueError(f"random_state must be None, an int >= 0 or a RandomState, got {random_state}")
+    ("The integer seed `random_state` stands for "
+     "(drawn from NumPy's global generator for None).")
+    if (isinstance(random_state, (int, np.integer))
+        and not isinstance(random_state, bool)):
+        if random_state < 0:
+            raise ValueError("random_state must be None, an int >= 0 or a "
+                             f"RandomState, got {random_state}")
         return int(random_state)
     try: rng = check_random_state(random_state)
-    except ValueError: raise ValueError(f"random_state must be None, an int >= 0 or a RandomState, got {random_state!r}") from None
+    except ValueError:
+        raise ValueError("random_state must be None, an int >= 0 "
+                         f"or a RandomState, got {random_state!r}") from None
     return int(rng.randint(np.iinfo(np.int32).max))
 
 @contextlib.contextmanager
@@ -121,7 +146,8 @@ def preserved_global_rng():
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     try: yield
     finally:
-        random.setstate(state[0]); np.random.set_state(state[1]); torch.set_rng_state(state[2])
+        random.setstate(state[0]); np.random.set_state(state[1])
+        torch.set_rng_state(state[2])
         if cuda is not None: torch.cuda.set_rng_state_all(cuda)
 
 # %% ../nbs/11_sklearn.ipynb #d244c6be
@@ -130,14 +156,17 @@ def _augment_each(transform, x1, x2): return transform(x1), transform(x2)
 def independent_feature_augment(std:float=0.1, # Gaussian noise standard deviation
                                 alpha:float=1.0, # mixup Beta(alpha, alpha) parameter
                                ) -> Callable:
-    "A picklable `augment(x1, x2) -> (x1', x2')` applying `feature_augment(std, alpha)` to each view."
+    ("A picklable `augment(x1, x2) -> (x1', x2')` "
+     "applying `feature_augment(std, alpha)` to each view.")
     return partial(_augment_each, feature_augment(std, alpha))
 
 # %% ../nbs/11_sklearn.ipynb #0c05fee5
 def is_view_list(X) -> bool:
-    "Whether `X` is a list (or tuple) of views rather than one matrix given as a list of rows."
+    ("Whether `X` is a list (or tuple) of views "
+     "rather than one matrix given as a list of rows.")
     is_2d = lambda v: v.ndim == 2 if hasattr(v, 'ndim') else (
-        isinstance(v, (list, tuple)) and len(v) > 0 and isinstance(v[0], (list, tuple, np.ndarray)))
+        isinstance(v, (list, tuple)) and len(v) > 0
+        and isinstance(v[0], (list, tuple, np.ndarray)))
     return isinstance(X, (list, tuple)) and any(is_2d(v) for v in X)
 
 # %% ../nbs/11_sklearn.ipynb #0bd35a7c
@@ -149,25 +178,32 @@ def read_views(est, # the FactorCLEmbedder being fitted or applied
     min_samples = 2 if reset else 1
     if is_view_list(X):
         if len(X) != 2:
-            raise ValueError(f"Xs must be a list of two views [X1, X2] of shapes [n, d1], [n, d2], got {len(X)} view(s)")
+            raise ValueError("Xs must be a list of two views [X1, X2] of shapes [n, "
+                             f"d1], [n, d2], got {len(X)} view(s)")
         views = [check_view(x, f'Xs[{i}]', min_samples) for i, x in enumerate(X)]
         if views[0].shape[0] != views[1].shape[0]:
-            raise ValueError(f"the views must have the same number of rows (samples), got Xs[0] with {views[0].shape[0]} "
+            raise ValueError("the views must have the same number of rows (samples), "
+                             f"got Xs[0] with {views[0].shape[0]} "
                              f"and Xs[1] with {views[1].shape[0]}")
         widths = tuple(v.shape[1] for v in views)
         if reset:
-            sizes = est.view_sizes if isinstance(est.view_sizes, (tuple, list)) else (est.view_sizes, widths[1])
+            sizes = (est.view_sizes if isinstance(est.view_sizes, (tuple, list))
+                     else (est.view_sizes, widths[1]))
             if est.view_sizes is not None and tuple(sizes) != widths:
-                raise ValueError(f"view_sizes={est.view_sizes!r} disagrees with the widths {widths} of the views in Xs")
+                raise ValueError(f"view_sizes={est.view_sizes!r} disagrees with the "
+                                 f"widths {widths} of the views in Xs")
             est.n_features_in_ = sum(widths)
             if hasattr(est, 'feature_names_in_'): del est.feature_names_in_
         elif widths != est.view_sizes_:
-            raise ValueError(f"Xs has views of widths {widths}, but {type(est).__name__} was fitted on {est.view_sizes_}")
+            raise ValueError(f"Xs has views of widths {widths}, but "
+                             f"{type(est).__name__} was fitted on {est.view_sizes_}")
         return views
     if reset and est.view_sizes is None:
-        raise ValueError("X is a single matrix: pass view_sizes=(d1, d2) (or an int d1) to split its columns into two "
+        raise ValueError("X is a single matrix: pass view_sizes=(d1, d2) (or an int "
+                         "d1) to split its columns into two "
                          "views, or pass a list of two views [X1, X2]")
-    X = validate_data(est, _to_numpy(X), reset=reset, dtype=[np.float64, np.float32], ensure_min_samples=min_samples)
+    X = validate_data(est, _to_numpy(X), reset=reset, dtype=[np.float64, np.float32],
+                      ensure_min_samples=min_samples)
     d1, d2 = split_sizes(est.view_sizes, X.shape[1]) if reset else est.view_sizes_
     return [X[:, :d1], X[:, d1:]]
 
@@ -175,17 +211,23 @@ def read_views(est, # the FactorCLEmbedder being fitted or applied
 def encode_labels(y, # class labels [n] (array-like or tensor), or None
                   n:int, # number of samples in X
                   method:str, # the supervised method (for the error messages)
-                  owner:str='FactorCLEmbedder', # estimator name (for the error messages)
+                  owner:str='FactorCLEmbedder', # estimator name (in the error messages)
                  ) -> tuple:
     "Class ids `0..K-1` as an int64 tensor `[n]` and the sorted original labels `[K]`."
-    if y is None: raise ValueError(f"{owner} with method={method!r} requires y to be passed, but the target y is None")
+    if y is None:
+        raise ValueError(f"{owner} with method={method!r} requires "
+                         "y to be passed, but the target y is None")
     y = np.asarray(_to_numpy(y))
-    if y.ndim != 1: raise ValueError(f"y must be a 1-d array of class labels, got shape {y.shape}")
-    if len(y) != n: raise ValueError(f"y must have one label per sample: X has {n} rows, y has {len(y)}")
+    if y.ndim != 1:
+        raise ValueError(f"y must be a 1-d array of class labels, got shape {y.shape}")
+    if len(y) != n:
+        raise ValueError("y must have one label per sample: "
+                         f"X has {n} rows, y has {len(y)}")
     check_classification_targets(y)
     encoder = LabelEncoder().fit(y)
     if len(encoder.classes_) < 2:
-        raise ValueError(f"y must hold at least 2 classes for method {method!r}, got {len(encoder.classes_)} class")
+        raise ValueError("y must hold at least 2 classes for method "
+                         f"{method!r}, got {len(encoder.classes_)} class")
     return torch.from_numpy(encoder.transform(y).astype(np.int64)), encoder.classes_
 
 # %% ../nbs/11_sklearn.ipynb #8138e7b6
@@ -194,20 +236,24 @@ def embed_rows(model:torch.nn.Module, # a fitted model with `embed(x1, x2) -> di
                factors:Sequence[str], # the factors to concatenate, in order
                chunk:int, # rows per call of `embed`
               ) -> np.ndarray:
-    "The concatenated `factors` `[n, len(factors) * k]` as float32, computed in float64 so a row does not depend on its chunk."
+    ("The concatenated `factors` `[n, len(factors) * k]` as float32, computed in "
+     "float64 so a row does not depend on its chunk.")
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     was_training, out = model.training, []
     model.eval().double()
     try:
         with torch.no_grad():
             for start in range(0, len(x1), chunk):
-                z = model.embed(*(x[start:start + chunk].to(device, torch.float64) for x in (x1, x2)))
+                z = model.embed(*(x[start:start + chunk].to(device, torch.float64)
+                                  for x in (x1, x2)))
                 out.append(torch.cat([z[f] for f in factors], 1).float().cpu())
     finally: model.to(dtype).train(was_training)
     return torch.cat(out).numpy()
 
 # %% ../nbs/11_sklearn.ipynb #8f6558ea
-AUTO_PROGRESS_STEPS = 100   # progress='auto' shows the bar from this many training steps on (or with concat critics)
+# progress='auto' shows the bar from this many training steps on (or with concat
+# critics)
+AUTO_PROGRESS_STEPS = 100
 
 def show_progress(progress, # True, False or 'auto'
                   steps:int, # training steps the fit will take
@@ -215,7 +261,8 @@ def show_progress(progress, # True, False or 'auto'
                  ) -> bool:
     "Whether `fit` shows its progress bar: always, never, or ('auto') for a long fit."
     if progress == 'auto': return steps >= AUTO_PROGRESS_STEPS or critic == 'concat'
-    if not isinstance(progress, bool): raise ValueError(f"progress must be True, False or 'auto', got {progress!r}")
+    if not isinstance(progress, bool):
+        raise ValueError(f"progress must be True, False or 'auto', got {progress!r}")
     return progress
 
 # %% ../nbs/11_sklearn.ipynb #c0e951fc
@@ -233,8 +280,8 @@ class FactorCLEmbedder(TransformerMixin, BaseEstimator):
                  method:str='FactorCL-SSL', # a name from METHODS, or 'FactorCL' / 'OurCL' with `mode`
                  mode:str|None=None, # None, 'sup' or 'ssl' (for 'FactorCL' / 'OurCL'; None: 'sup' when fit gets y)
                  epochs:int=10, # passes over the data
-                 batch_size:int=256, # samples per step (also the chunk size of transform)
-                 lr:float=1e-4, # learning rate of the main optimizer (and of the critics)
+                 batch_size:int=256, # samples per step (also transform's chunk size)
+                 lr:float=1e-4, # learning rate of the main and the critic optimizers
                  embed_dim:int=128, # encoder output = projection hidden = factor size
                  hidden_dim:int=512, # width of the encoders' hidden layers
                  n_hidden:int=3, # hidden layers per encoder
@@ -244,9 +291,9 @@ class FactorCLEmbedder(TransformerMixin, BaseEstimator):
                  critic_steps:int=1, # critic updates per main step
                  factors:Sequence[str]|None=None, # factors transform concatenates (None: all the method produces)
                  view_sizes=None, # (d1, d2) or d1: how to split the columns of a single X into two views
-                 standardize:bool=True, # z-score each view with statistics fitted in fit
+                 standardize:bool=True, # z-score each view with statistics from fit
                  augment:Callable|None=None, # augment(x1, x2) -> (x1', x2') of SSL methods (None: feature_augment per view)
-                 device:str='auto', # 'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'
+                 device:str='auto', # 'auto' (CUDA if any), 'cpu', 'cuda' or 'cuda:N'
                  random_state=None, # None, an int or a RandomState: weights, batch order, augmentations
                  progress:bool|str='auto', # show the training progress bar: True, False or 'auto' (long fits, concat critics)
                 ):
@@ -258,32 +305,47 @@ class FactorCLEmbedder(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ['float32']   # the networks are float32; so is transform's output
+        # the networks are float32; so is transform's output
+        tags.transformer_tags.preserves_dtype = ['float32']
         tags.target_tags.required = self.method in SUPERVISED_METHODS or (self.method in SHORT_METHODS and self.mode == 'sup')
         return tags
 
     def fit(self, Xs, y=None):
-        "Standardize the views, build encoders and the model of `method`, train it; return self."
+        ("Standardize the views, build encoders and "
+         "the model of `method`, train it; return self.")
         method = resolve_method(self.method, self.mode, has_labels=y is not None)
-        factors, device, seed = check_factors(self.factors, method), resolve_device(self.device), torch_seed(self.random_state)
-        config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, critic_steps=self.critic_steps,
+        factors, device, seed = (check_factors(self.factors, method),
+                                 resolve_device(self.device),
+                                 torch_seed(self.random_state))
+        config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                             critic_steps=self.critic_steps,
                              device=str(device), seed=seed, progress=False, log_every=1)
         views = read_views(self, Xs, reset=True)
         steps = self.epochs * -(-len(views[0]) // self.batch_size)
         config.progress = show_progress(self.progress, steps, self.critic)
-        scalers = [StandardScaler(with_mean=self.standardize, with_std=self.standardize).set_output(transform='default').fit(v)
-                   for v in views]                      # NumPy out, whatever the global set_output configuration
-        x1, x2 = (torch.from_numpy(s.transform(v).astype(np.float32)) for s, v in zip(scalers, views))
-        labels, classes = encode_labels(y, len(x1), method, type(self).__name__) if method in SUPERVISED_METHODS else (None, None)
-        augment = self.augment if self.augment is not None else independent_feature_augment()
+        # NumPy out, whatever the global set_output configuration
+        scalers = [StandardScaler(with_mean=self.standardize, with_std=self.standardize)
+                   .set_output(transform='default').fit(v) for v in views]
+        x1, x2 = (torch.from_numpy(s.transform(v).astype(np.float32))
+                  for s, v in zip(scalers, views))
+        labels, classes = (encode_labels(y, len(x1), method, type(self).__name__)
+                           if method in SUPERVISED_METHODS else (None, None))
+        augment = (self.augment if self.augment is not None
+                   else independent_feature_augment())
         with preserved_global_rng():
             set_seed(seed)
-            encoders = [mlp_encoder(v.shape[1], self.embed_dim, self.hidden_dim, self.n_hidden) for v in views]
-            model = make_model(method, encoders, self.embed_dim, n_classes=None if classes is None else len(classes),
-                               unique_augment=augment, independent_augment=augment, proj_dim=self.embed_dim,
-                               head_hidden=self.embed_dim, critic=self.critic, critic_hidden=self.critic_hidden,
+            encoders = [mlp_encoder(v.shape[1], self.embed_dim, self.hidden_dim,
+                                    self.n_hidden)
+                        for v in views]
+            model = make_model(method, encoders, self.embed_dim,
+                               n_classes=None if classes is None else len(classes),
+                               unique_augment=augment, independent_augment=augment,
+                               proj_dim=self.embed_dim,
+                               head_hidden=self.embed_dim, critic=self.critic,
+                               critic_hidden=self.critic_hidden,
                                critic_layers=self.critic_layers)
-            history = fit(model, (x1, x2) if labels is None else (x1, x2, labels), config)
+            history = fit(model, (x1, x2) if labels is None else (x1, x2, labels),
+                          config)
         self.method_, self.factors_, self.device_, self.seed_ = method, factors, device, seed
         self.view_sizes_, self.scalers_, self.model_, self.history_ = tuple(v.shape[1] for v in views), scalers, model, history
         if classes is not None: self.classes_ = classes
@@ -291,15 +353,19 @@ class FactorCLEmbedder(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, Xs) -> np.ndarray:
-        "The concatenated factors `[n, len(factors_) * embed_dim]` of `Xs` (a list of two views, or one matrix)."
+        ("The concatenated factors `[n, len(factors_) * "
+         "embed_dim]` of `Xs` (a list of two views, or one matrix).")
         check_is_fitted(self, 'model_')
         views = read_views(self, Xs, reset=False)
-        x1, x2 = (torch.from_numpy(s.transform(v).astype(np.float64)) for s, v in zip(self.scalers_, views))
+        x1, x2 = (torch.from_numpy(s.transform(v).astype(np.float64))
+                  for s, v in zip(self.scalers_, views))
         return embed_rows(self.model_, x1, x2, self.factors_, self.batch_size)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         "Output column names: `<factor>_<index>` for each factor in `factors_`."
         check_is_fitted(self, 'model_')
         if input_features is not None and len(input_features) != self.n_features_in_:
-            raise ValueError(f"input_features must have {self.n_features_in_} names (n_features_in_), got {len(input_features)}")
-        return np.asarray([f'{f}_{j}' for f in self.factors_ for j in range(self.model_.embed_dim)], dtype=object)
+            raise ValueError(f"input_features must have {self.n_features_in_} names "
+                             f"(n_features_in_), got {len(input_features)}")
+        return np.asarray([f'{f}_{j}' for f in self.factors_
+                           for j in range(self.model_.embed_dim)], dtype=object)

@@ -20,29 +20,34 @@ __all__ = ['VERDICTS', 'CLAIM_COLUMNS', 'mean_ci', 'verdict', 'paired_difference
 def _values(values, name:str) -> np.ndarray:
     v = np.asarray(values, dtype=float).ravel()
     if len(v) == 0: raise ValueError(f"{name} must hold at least one value, got none")
-    if not np.isfinite(v).all(): raise ValueError(f"{name} must be finite, got {v.tolist()}")
+    if not np.isfinite(v).all():
+        raise ValueError(f"{name} must be finite, got {v.tolist()}")
     return v
 
 def _check_confidence(confidence):
-    if not 0 < confidence < 1: raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
 
 def mean_ci(values, # one value per seed
             confidence:float=0.95, # coverage of the interval
            ) -> dict:
-    "Mean of `values` with its Student-t confidence interval: {'mean', 'lo', 'hi', 'sd', 'n'} (lo = hi = nan for one value)."
+    ("Mean of `values` with its Student-t confidence interval: {'mean', 'lo', 'hi', "
+     "'sd', 'n'} (lo = hi = nan for one value).")
     _check_confidence(confidence)
     v = _values(values, 'values'); n = len(v); m = float(v.mean())
     if n < 2: return dict(mean=m, lo=math.nan, hi=math.nan, sd=math.nan, n=n)
-    sd = float(v.std(ddof=1)); half = float(_st.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    sd = float(v.std(ddof=1))
+    half = float(_st.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
     return dict(mean=m, lo=m - half, hi=m + half, sd=sd, n=n)
 
 # %% ../nbs/07a_stats.ipynb #f4a0a7a3
 VERDICTS = ('holds', 'does not hold', 'inconclusive')
 
-def verdict(lo:float, # lower end of the interval of a difference (claim: difference > 0)
+def verdict(lo:float, # lower end of the interval of a difference (claim: it is > 0)
             hi:float, # upper end
            ) -> str:
-    "'holds' if the interval is above 0, 'does not hold' if below, else 'inconclusive' (also for a missing interval)."
+    ("'holds' if the interval is above 0, 'does not hold' if below, else "
+     "'inconclusive' (also for a missing interval).")
     if math.isnan(lo) or math.isnan(hi): return 'inconclusive'
     if lo > hi: raise ValueError(f"lo must be <= hi, got lo={lo} > hi={hi}")
     return 'holds' if lo > 0 else 'does not hold' if hi < 0 else 'inconclusive'
@@ -51,15 +56,19 @@ def paired_difference(a, # values of the claimed-better quantity, one per seed
                       b, # values of the other, at the same seeds in the same order
                       confidence:float=0.95,
                      ) -> dict:
-    "Mean per-seed difference `a - b` with its interval and verdict on the claim `a > b`."
+    ("Mean per-seed difference `a - b` with its "
+     "interval and verdict on the claim `a > b`.")
     a, b = _values(a, 'a'), _values(b, 'b')
-    if len(a) != len(b): raise ValueError(f"a and b must pair up seed by seed: {len(a)} vs {len(b)} values")
+    if len(a) != len(b):
+        raise ValueError("a and b must pair up seed by "
+                         f"seed: {len(a)} vs {len(b)} values")
     r = mean_ci(a - b, confidence)
     return dict(r, verdict=verdict(r['lo'], r['hi']), p=paired_p(r))
 
 def paired_p(r:dict, # `mean_ci` of the per-seed differences
             ) -> float:
-    "Two-sided p-value of the paired t test that the mean difference is 0 (nan for one seed)."
+    ("Two-sided p-value of the paired t test that "
+     "the mean difference is 0 (nan for one seed).")
     if r['n'] < 2: return math.nan
     if r['sd'] == 0: return 0.0 if r['mean'] != 0 else 1.0
     t = r['mean'] / (r['sd'] / math.sqrt(r['n']))
@@ -74,31 +83,40 @@ def summarize(table:pd.DataFrame, # long table: one row per run
     "Mean, interval and count of `value` per group of `by`."
     by = [by] if isinstance(by, str) else list(by)
     missing = [c for c in [value, *by] if c not in table.columns]
-    if missing: raise ValueError(f"table has no column(s) {missing}; its columns are {list(table.columns)}")
-    rows = [dict(zip(by, key if isinstance(key, tuple) else (key,)), **mean_ci(g[value], confidence))
+    if missing:
+        raise ValueError(f"table has no column(s) {missing}; "
+                         f"its columns are {list(table.columns)}")
+    rows = [dict(zip(by, key if isinstance(key, tuple) else (key,)),
+                 **mean_ci(g[value], confidence))
             for key, g in table.groupby(by, sort=False)]
     return pd.DataFrame(rows)
 
 def compare(table:pd.DataFrame, # long table with a `pair_on` column (e.g. seed)
             value:str, # column compared (e.g. accuracy)
-            better:dict, # selects the claimed-better rows, e.g. {'method': 'FactorCL-SUP'}
+            better:dict, # the claimed-better rows, e.g. {'method': 'FactorCL-SUP'}
             worse:dict, # selects the other rows, e.g. {'method': 'SimCLR'}
             pair_on:str='seed', # rows are paired on this column
             confidence:float=0.95,
            ) -> dict:
-    "Paired difference `better - worse` of `value` over the shared `pair_on` values, with its verdict."
+    ("Paired difference `better - worse` of `value` over "
+     "the shared `pair_on` values, with its verdict.")
     def pick(sel, name):
         bad = [k for k in sel if k not in table.columns]
-        if bad: raise ValueError(f"{name} names column(s) {bad} that the table does not have")
+        if bad:
+            raise ValueError(f"{name} names column(s) {bad} "
+                             "that the table does not have")
         rows = table
         for k, v in sel.items(): rows = rows[rows[k] == v]
         if rows.empty: raise ValueError(f"{name}={sel} selects no rows")
-        if rows[pair_on].duplicated().any(): raise ValueError(f"{name}={sel} selects several rows per {pair_on}; select one")
+        if rows[pair_on].duplicated().any():
+            raise ValueError(f"{name}={sel} selects several "
+                             f"rows per {pair_on}; select one")
         return rows.set_index(pair_on)[value]
     a, b = pick(better, 'better'), pick(worse, 'worse')
     common = a.index.intersection(b.index)
     if len(common) == 0: raise ValueError(f"better and worse share no {pair_on}")
-    return dict(paired_difference(a[common].to_numpy(), b[common].to_numpy(), confidence), pairs=len(common))
+    return dict(paired_difference(a[common].to_numpy(), b[common].to_numpy(),
+                                  confidence), pairs=len(common))
 
 def format_ci(r:dict, digits:int=3) -> str:
     "'mean [lo, hi]' (or just the mean when there is no interval)."
@@ -112,20 +130,25 @@ def claims_table(table:pd.DataFrame, # long table with a `pair_on` column
                  pair_on:str='seed',
                  confidence:float=0.95,
                 ) -> pd.DataFrame:
-    "One row per claim: paired difference `better - worse` of `value`, its interval, pairs, verdict and p-value."
-    if not claims: raise ValueError("claims must hold at least one (claim, better, worse) triple, got none")
+    ("One row per claim: paired difference `better - worse` "
+     "of `value`, its interval, pairs, verdict and p-value.")
+    if not claims:
+        raise ValueError("claims must hold at least one (claim, "
+                         "better, worse) triple, got none")
     rows = []
     for claim in claims:
-        if len(claim) != 3: raise ValueError(f"each claim must be (text, better, worse), got {claim!r}")
+        if len(claim) != 3:
+            raise ValueError(f"each claim must be (text, better, worse), got {claim!r}")
         text, better, worse = claim
         r = compare(table, value, better, worse, pair_on, confidence)
-        rows.append(dict(claim=text, difference=r['mean'], lo=r['lo'], hi=r['hi'], pairs=r['pairs'],
-                         verdict=r['verdict'], p=r['p']))
+        rows.append(dict(claim=text, difference=r['mean'], lo=r['lo'], hi=r['hi'],
+                         pairs=r['pairs'], verdict=r['verdict'], p=r['p']))
     return pd.DataFrame(rows)
 
 # %% ../nbs/07a_stats.ipynb #36c20d9b
 def t_errorbar(values, confidence:float=0.95) -> tuple:
-    "(lo, hi) Student-t interval of the mean of `values`: pass as seaborn's `errorbar=` (the mean itself for one value)."
+    ("(lo, hi) Student-t interval of the mean of `values`: pass as seaborn's "
+     "`errorbar=` (the mean itself for one value).")
     r = mean_ci(values, confidence)
     return (r['mean'], r['mean']) if r['n'] < 2 else (r['lo'], r['hi'])
 
@@ -133,17 +156,23 @@ def markdown_table(df:pd.DataFrame, # small table (its index is ignored)
                    digits:int=3, # decimals of float cells
                   ) -> str:
     "A Markdown table of `df` (floats rounded to `digits`)."
-    if not isinstance(df, pd.DataFrame) or df.columns.empty: raise ValueError(f"df must be a DataFrame with columns, got {type(df).__name__}")
-    cell = lambda v: f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) else str(v)
-    lines = ['| ' + ' | '.join(map(str, df.columns)) + ' |', '|' + '---|' * len(df.columns)]
-    return '\n'.join(lines + ['| ' + ' | '.join(cell(v) for v in row) + ' |' for row in df.itertuples(index=False)])
+    if not isinstance(df, pd.DataFrame) or df.columns.empty:
+        raise ValueError(f"df must be a DataFrame with columns, got {type(df).__name__}")
+    cell = lambda v: f"{v:.{digits}f}" if isinstance(v,
+                                                     (float, np.floating)) else str(v)
+    lines = ['| ' + ' | '.join(map(str, df.columns)) + ' |',
+             '|' + '---|' * len(df.columns)]
+    return '\n'.join(lines + ['| ' + ' | '.join(cell(v) for v in row) + ' |'
+                              for row in df.itertuples(index=False)])
 
 # %% ../nbs/07a_stats.ipynb #4eb073e1
 def holm(p, # p-values of one family of claims (nan: no test, e.g. one seed)
         ) -> np.ndarray:
-    "Holm-adjusted p-values, in the order given; nan stays nan and does not count in the family's size."
+    ("Holm-adjusted p-values, in the order given; nan "
+     "stays nan and does not count in the family's size.")
     p = np.asarray(p, dtype=float).ravel()
-    if ((p < 0) | (p > 1)).any(): raise ValueError(f"p must hold values in [0, 1] or nan, got {p.tolist()}")
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError(f"p must hold values in [0, 1] or nan, got {p.tolist()}")
     out, ok = np.full(len(p), np.nan), np.flatnonzero(~np.isnan(p))
     order = ok[np.argsort(p[ok], kind='stable')]
     m = len(order)
@@ -156,11 +185,15 @@ def correct_claims(*tables:pd.DataFrame, # `claims_table`s of one experiment: to
                   ):
     """The tables with Holm's correction over all their rows: `p_holm`, the corrected `verdict`, and the
     uncorrected one as `verdict_unadjusted`. One table in, one out; several in, a tuple out."""
-    if not tables: raise ValueError("tables must hold at least one claims table, got none")
+    if not tables:
+        raise ValueError("tables must hold at least one claims table, got none")
     for i, t in enumerate(tables):
-        missing = [c for c in ('difference', 'p', 'verdict') if c not in getattr(t, 'columns', ())]
-        if missing: raise ValueError(f"tables[{i}] must be a claims_table with columns difference, p, verdict; "
-                                     f"missing {missing}")
+        missing = [c for c in ('difference', 'p', 'verdict')
+                   if c not in getattr(t, 'columns', ())]
+        if missing:
+            raise ValueError(f"tables[{i}] must be a claims_table "
+                             "with columns difference, p, verdict; "
+                             f"missing {missing}")
     if not 0 < alpha < 1: raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     adjusted = holm(np.concatenate([t['p'].to_numpy(float) for t in tables]))
     out, start = [], 0
@@ -170,23 +203,31 @@ def correct_claims(*tables:pd.DataFrame, # `claims_table`s of one experiment: to
         decided = ~np.isnan(adj) & (adj < alpha)
         d = t['difference'].to_numpy(float)
         t['p_holm'] = adj
-        t['verdict'] = np.where(decided & (d > 0), 'holds', np.where(decided & (d < 0), 'does not hold', 'inconclusive'))
+        t['verdict'] = np.where(decided & (d > 0), 'holds',
+                                np.where(decided & (d < 0), 'does not hold',
+                                         'inconclusive'))
         out.append(t)
     return out[0] if len(out) == 1 else tuple(out)
 
 # %% ../nbs/07a_stats.ipynb #51b7b8be
-CLAIM_COLUMNS = ('claim', 'difference', 'lo', 'hi', 'pairs', 'p', 'p_holm', 'verdict', 'verdict_unadjusted')
+CLAIM_COLUMNS = ('claim', 'difference', 'lo', 'hi', 'pairs', 'p', 'p_holm', 'verdict',
+                 'verdict_unadjusted')
 
 def save_claims(name:str, # experiment name: the file is <out_dir>/<name>.claims.csv
                 out_dir, # output folder
                 *tables:pd.DataFrame, # the experiment's corrected claims tables (`correct_claims`)
                ):
-    "Atomically write the experiment's family of claims, one row per claim; returns the path."
+    ("Atomically write the experiment's family of "
+     "claims, one row per claim; returns the path.")
     from pathlib import Path
-    if not tables: raise ValueError("tables must hold at least one corrected claims table, got none")
+    if not tables:
+        raise ValueError("tables must hold at least one "
+                         "corrected claims table, got none")
     for i, t in enumerate(tables):
         missing = [c for c in CLAIM_COLUMNS if c not in getattr(t, 'columns', ())]
-        if missing: raise ValueError(f"tables[{i}] must come from correct_claims; missing columns {missing}")
+        if missing:
+            raise ValueError(f"tables[{i}] must come from "
+                             f"correct_claims; missing columns {missing}")
     df = pd.concat(tables, ignore_index=True)
     keys = [c for c in df.columns if c not in CLAIM_COLUMNS]
     df = df[[*keys, *CLAIM_COLUMNS]]
@@ -197,18 +238,28 @@ def claims_reading(claims:pd.DataFrame, # `claims_table` rows (with extra column
                    across:str|None=None, # column whose values should give the same verdict (e.g. 'protocol')
                    keys=('claim',), # columns identifying one claim
                   ) -> str:
-    "Markdown: the claims grouped by verdict, and (with `across`) those whose verdict depends on it."
+    ("Markdown: the claims grouped by verdict, and "
+     "(with `across`) those whose verdict depends on it.")
     keys = [keys] if isinstance(keys, str) else list(keys)
-    missing = [c for c in [*keys, 'verdict', *([across] if across else [])] if c not in claims.columns]
-    if missing: raise ValueError(f"claims has no column(s) {missing}; its columns are {list(claims.columns)}")
+    missing = [c for c in [*keys, 'verdict', *([across] if across else [])]
+               if c not in claims.columns]
+    if missing:
+        raise ValueError(f"claims has no column(s) {missing}; "
+                         f"its columns are {list(claims.columns)}")
     if claims.empty: raise ValueError("claims must hold at least one row, got none")
-    name = lambda k: ', '.join(f'{v}' if c == 'claim' else f'{c} {v}' for c, v in zip(keys, k if isinstance(k, tuple) else (k,)))
+    name = lambda k: ', '.join(f'{v}' if c == 'claim' else f'{c} {v}'
+                               for c, v in zip(keys,
+                                               k if isinstance(k, tuple) else (k,)))
     groups = {v: [] for v in VERDICTS}; mixed = []
     for k, g in claims.groupby(keys, sort=False):
         vs = list(dict.fromkeys(g.verdict))
         if len(vs) == 1: groups[vs[0]].append(name(k))
         else: mixed.append(f"{name(k)} (" + '; '.join(f"{v} with {', '.join(map(str, g[g.verdict == v][across]))}" for v in vs) + ')')
     where = f' under every {across}' if across else ''
-    lines = [f"- **{v}**{where} ({len(groups[v])}): " + ('; '.join(groups[v]) if groups[v] else 'none') for v in VERDICTS]
-    if across: lines.append(f"- **depends on the {across}** ({len(mixed)}): " + ('; '.join(mixed) if mixed else 'none'))
+    lines = [f"- **{v}**{where} ({len(groups[v])}): "
+             + ('; '.join(groups[v]) if groups[v] else 'none')
+             for v in VERDICTS]
+    if across:
+        lines.append(f"- **depends on the {across}** ({len(mixed)}): "
+                     + ('; '.join(mixed) if mixed else 'none'))
     return '\n'.join(lines)

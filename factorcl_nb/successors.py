@@ -129,10 +129,12 @@ class CoMM(ContrastiveModel):
         self.head = ProjectionHead(embed_dim, head_hidden, proj_dim)
 
     def views(self, hs:Sequence[torch.Tensor]) -> dict:
-        "Projected views of encoder outputs `hs`: 'full' (every modality) and 'only<i>'."
+        ("Projected views of encoder outputs `hs`: "
+         "'full' (every modality) and 'only<i>'.")
         tokens, k = self.tokenizer(hs), self.n_tokens
         out = dict(full=self.head(self.fusion(tokens)))
-        for i in range(len(hs)):   # Z_i = g(h_i): the other modalities' tokens are left out
+        # Z_i = g(h_i): the other modalities' tokens are left out
+        for i in range(len(hs)):
             out[f'only{i + 1}'] = self.head(self.fusion(tokens[:, i * k:(i + 1) * k]))
         return out
 
@@ -233,18 +235,21 @@ class InfMasking(CoMM):
         "[n, K, p]: projections of K randomly masked fused views of each sample."
         tokens, K = self.tokenizer(hs), self.n_masks
         n = len(tokens)
-        keep = random_keep(n * K, len(hs), self.n_tokens, self.mask_ratio, tokens.device)
-        z = self.fusion(tokens.repeat(K, 1, 1), keep)   # row k * n + i: mask k of sample i
+        keep = random_keep(n * K, len(hs), self.n_tokens, self.mask_ratio,
+                           tokens.device)
+        # row k * n + i: mask k of sample i
+        z = self.fusion(tokens.repeat(K, 1, 1), keep)
         return self.head(z).view(K, n, -1).transpose(0, 1)
 
     def loss(self, x1, x2, y=None) -> dict:
         "Minus (CoMM's mean of M + 1 terms + weight x the masked term) as `loss`."
         self.check(x1, x2)
         h1, h2 = self.encode(*self.augment(x1, x2)), self.encode(*self.augment(x1, x2))
-        v1, v2, masked = gather_batch(self.views(h1), self.views(h2), self.masked_views(h1))
+        v1, v2, masked = gather_batch(self.views(h1), self.views(h2),
+                                      self.masked_views(h1))
         t = self.comm_terms(v1, v2)
         comm = torch.stack(list(t.values())).mean()
         inf = gaussian_masked_infonce(masked, v2['full'], self.temperature)
-        return dict(loss=-(comm + self.weight * inf), comm=comm.detach(), nce_masked=inf,
-                    **t)
+        return dict(loss=-(comm + self.weight * inf), comm=comm.detach(),
+                    nce_masked=inf, **t)
 

@@ -14,27 +14,34 @@ from .runner import run_method, probe_features
 __all__ = ['FACTOR_PROBES', 'needs_labels', 'task_rows', 'raw_rows']
 
 # %% ../nbs/09a_tasks.ipynb #b2ef1c79
-FACTOR_PROBES = {'Z_S1': ('s1',), 'Z_S2': ('s2',), 'Z_U1': ('u1',), 'Z_U2': ('u2',)}   # factorised methods only
+# factorised methods only
+FACTOR_PROBES = {'Z_S1': ('s1',), 'Z_S2': ('s2',), 'Z_U1': ('u1',), 'Z_U2': ('u2',)}
 
 def needs_labels(method:str, # one of METHODS
                 ) -> bool:
     "Whether `method` trains on the task's label (so it is trained once per task)."
-    if method not in METHODS: raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
-    enc = [torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)]      # a throwaway model: its class knows
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    # a throwaway model: its class knows
+    enc = [torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)]
     for e in enc: e.out_dim = 8
-    return bool(make_model(method, enc, 8, n_classes=2, proj_dim=4, head_hidden=4, critic_hidden=4,
+    return bool(make_model(method, enc, 8, n_classes=2, proj_dim=4, head_hidden=4,
+                           critic_hidden=4,
                            critic_layers=1, critic='separable').needs_labels)
 
 # %% ../nbs/09a_tasks.ipynb #a12b8bb7
-def _probe_all(model, train:tuple, test:tuple, train_labels:dict, test_labels:dict, tasks, probes:dict) -> list:
-    "Rows (task, probe, accuracy, info_bits) of every probe of `model` on every task in `tasks`."
+def _probe_all(model, train:tuple, test:tuple, train_labels:dict, test_labels:dict,
+               tasks, probes:dict) -> list:
+    ("Rows (task, probe, accuracy, info_bits) of "
+     "every probe of `model` on every task in `tasks`.")
     rows = []
     for probe, factors in probes.items():
         f_tr = probe_features(model, train[0], train[1], factors)
         f_te = probe_features(model, test[0], test[1], factors)
         for task in tasks:
             r = linear_probe(f_tr, train_labels[task], f_te, test_labels[task])
-            rows.append(dict(task=task, probe=probe, accuracy=r['accuracy'], info_bits=r['info_bits']))
+            rows.append(dict(task=task, probe=probe, accuracy=r['accuracy'],
+                             info_bits=r['info_bits']))
     return rows
 
 # %% ../nbs/09a_tasks.ipynb #93fb1315
@@ -52,10 +59,13 @@ def task_rows(method:str, # one of METHODS
     network: one run for a label-free method, one run per task for a method that needs labels."""
     tasks = list(tasks or train_labels)
     missing = [t for t in tasks if t not in train_labels or t not in test_labels]
-    if missing: raise ValueError(f"tasks {missing} have no labels in train_labels or test_labels")
+    if missing:
+        raise ValueError(f"tasks {missing} have no labels "
+                         "in train_labels or test_labels")
     for name, views in (('train', train), ('test', test)):
         if not isinstance(views, (tuple, list)) or len(views) != 2:
-            raise ValueError(f"{name} must be the two views (x1, x2), got {type(views).__name__} of length {len(views)}")
+            raise ValueError(f"{name} must be the two views (x1, x2), got "
+                             f"{type(views).__name__} of length {len(views)}")
     cfg = dict(run.pop('train_config', None) or {}, seed=seed)
     supervised = needs_labels(method)
     groups = [[t] for t in tasks] if supervised else [tasks]
@@ -63,17 +73,23 @@ def task_rows(method:str, # one of METHODS
     for group in groups:
         y, yt = train_labels[group[0]], test_labels[group[0]]
         n_classes = int(max(y.max(), yt.max())) + 1
-        r = run_method(method, (*train, y), (*test, yt), n_classes, train_config=cfg, untrained=True, **run)
+        r = run_method(method, (*train, y), (*test, yt), n_classes, train_config=cfg,
+                       untrained=True, **run)
         probes = {'all': None, 'encoder': ('h1', 'h2')}
-        if factors and {'s1', 'u1'} <= set(r['model'].embed(train[0][:2], train[1][:2])):
+        if factors and {'s1', 'u1'} <= set(r['model'].embed(train[0][:2],
+                                                            train[1][:2])):
             probes.update(FACTOR_PROBES)
-        for state, net, which in (('trained', r['model'], probes), ('untrained', r['untrained'], {'all': None, 'encoder': ('h1', 'h2')})):
-            rows += [dict(method=method, seed=seed, state=state, seconds=r['seconds'], **row)
-                     for row in _probe_all(net, train, test, train_labels, test_labels, group, which)]
+        for state, net, which in (('trained', r['model'], probes),
+                                  ('untrained', r['untrained'],
+                                   {'all': None, 'encoder': ('h1', 'h2')})):
+            rows += [dict(method=method, seed=seed, state=state, seconds=r['seconds'],
+                          **row)
+                     for row in _probe_all(net, train, test, train_labels, test_labels,
+                                           group, which)]
     return rows
 
 # %% ../nbs/09a_tasks.ipynb #db575af3
-def raw_rows(train:tuple, # (x1, x2) training views (any shape per sample: they are flattened)
+def raw_rows(train:tuple, # (x1, x2) training views (any sample shape: flattened)
              test:tuple, # (x1, x2) test views
              train_labels:dict, # task -> labels
              test_labels:dict, # task -> labels
@@ -82,16 +98,20 @@ def raw_rows(train:tuple, # (x1, x2) training views (any shape per sample: they 
              mlp:bool=True, # also the MLP probe
              mlp_options:dict|None=None, # mlp_probe options (hidden, max_iter) for large raw inputs such as images
             ) -> list:
-    "Reference rows: linear (method 'raw linear') and MLP ('raw MLP') probes on the concatenated raw views."
+    ("Reference rows: linear (method 'raw linear') and MLP "
+     "('raw MLP') probes on the concatenated raw views.")
     tasks = list(tasks or train_labels)
     flat = lambda v: torch.cat([x.reshape(len(x), -1).float() for x in v], 1)
     X, Xt = flat(train), flat(test)
     rows = []
     for task in tasks:
         y, yt = train_labels[task], test_labels[task]
-        for method, probe in (('raw linear', linear_probe), ('raw MLP', mlp_probe))[:1 + mlp]:
+        for method, probe in (('raw linear', linear_probe),
+                              ('raw MLP', mlp_probe))[:1 + mlp]:
             t0 = time.time()
-            r = probe(X, y, Xt, yt) if probe is linear_probe else probe(X, y, Xt, yt, seed=seed, **(mlp_options or {}))
-            rows.append(dict(method=method, task=task, seed=seed, probe='raw', state='raw', accuracy=r['accuracy'],
+            r = (probe(X, y, Xt, yt) if probe is linear_probe
+                 else probe(X, y, Xt, yt, seed=seed, **(mlp_options or {})))
+            rows.append(dict(method=method, task=task, seed=seed, probe='raw',
+                             state='raw', accuracy=r['accuracy'],
                              info_bits=r['info_bits'], seconds=time.time() - t0))
     return rows

@@ -15,11 +15,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 from .core import resolve_device, set_seed
 from .checkpoint import (
-    CHECKPOINT_NAME, save_checkpoint, load_checkpoint, check_resumable, model_fingerprint, data_fingerprint,
+    CHECKPOINT_NAME, save_checkpoint, load_checkpoint, check_resumable,
+    model_fingerprint, data_fingerprint,
     check_same_run, check_checkpoint_dir, get_rng_state, set_rng_state)
 from .distributed import (
-    rank, world_size, is_main_process, is_distributed, local_rank, launched_by_torchrun, init_distributed,
-    local_batch_size, average_gradients, broadcast_parameters, mean_over_processes, all_gather_objects, barrier)
+    rank, world_size, is_main_process, is_distributed, local_rank, launched_by_torchrun,
+    init_distributed,
+    local_batch_size, average_gradients, broadcast_parameters, mean_over_processes,
+    all_gather_objects, barrier)
 
 # %% auto #0
 __all__ = ['AMP_MODES', 'AUTHORS_SCHEDULE', 'TrainConfig', 'frozen', 'main_step', 'critic_terms', 'critic_step', 'fit',
@@ -66,27 +69,42 @@ def _is_num(v): return isinstance(v, (int, float, np.integer, np.floating)) and 
 def _validate_config(c:TrainConfig):
     "Raise a ValueError naming the first field of `c` with a bad value."
     def need(ok, name, expected):
-        if not ok: raise ValueError(f"TrainConfig.{name} must be {expected}, got {getattr(c, name)!r}")
-    for name in ('epochs', 'batch_size', 'log_every'): need(_is_int(getattr(c, name)) and getattr(c, name) >= 1, name, 'an int >= 1')
-    for name in ('critic_steps', 'critic_max_steps', 'critic_warmup', 'lr_warmup', 'checkpoint_every', 'num_workers', 'seed'): need(_is_int(getattr(c, name)) and getattr(c, name) >= 0, name, 'an int >= 0')
+        if not ok:
+            raise ValueError(f"TrainConfig.{name} must be "
+                             f"{expected}, got {getattr(c, name)!r}")
+    for name in ('epochs', 'batch_size', 'log_every'):
+        need(_is_int(getattr(c, name)) and getattr(c, name) >= 1, name, 'an int >= 1')
+    for name in ('critic_steps', 'critic_max_steps', 'critic_warmup', 'lr_warmup',
+                 'checkpoint_every', 'num_workers', 'seed'):
+        need(_is_int(getattr(c, name)) and getattr(c, name) >= 0, name, 'an int >= 0')
     need(_is_num(c.lr) and c.lr > 0, 'lr', 'a number > 0')
-    need(c.critic_lr is None or (_is_num(c.critic_lr) and c.critic_lr > 0), 'critic_lr', 'None or a number > 0')
-    need(_is_num(c.critic_lr_factor) and c.critic_lr_factor > 0, 'critic_lr_factor', 'a number > 0')
-    for name in ('weight_decay', 'grad_clip'): need(_is_num(getattr(c, name)) and getattr(c, name) >= 0, name, 'a number >= 0')
-    need(isinstance(c.device, (str, torch.device)), 'device', "'auto', 'cpu', 'cuda' or 'cuda:N'")
+    need(c.critic_lr is None or (_is_num(c.critic_lr) and c.critic_lr > 0), 'critic_lr',
+         'None or a number > 0')
+    need(_is_num(c.critic_lr_factor) and c.critic_lr_factor > 0, 'critic_lr_factor',
+         'a number > 0')
+    for name in ('weight_decay', 'grad_clip'):
+        need(_is_num(getattr(c, name)) and getattr(c, name) >= 0, name, 'a number >= 0')
+    need(isinstance(c.device, (str, torch.device)), 'device',
+         "'auto', 'cpu', 'cuda' or 'cuda:N'")
     c.device = str(c.device)
     need(c.amp in AMP_MODES, 'amp', f"one of {AMP_MODES}")
-    for name in ('critic_first', 'shuffle', 'drop_last', 'progress'): need(isinstance(getattr(c, name), bool), name, 'True or False')
-    need(c.checkpoint_dir is None or isinstance(c.checkpoint_dir, (str, Path)), 'checkpoint_dir', 'None or a folder path')
+    for name in ('critic_first', 'shuffle', 'drop_last', 'progress'):
+        need(isinstance(getattr(c, name), bool), name, 'True or False')
+    need(c.checkpoint_dir is None or isinstance(c.checkpoint_dir, (str, Path)),
+         'checkpoint_dir', 'None or a folder path')
     if c.checkpoint_dir is not None: c.checkpoint_dir = str(c.checkpoint_dir)
-    need(not (c.checkpoint_every and c.checkpoint_dir is None), 'checkpoint_every', '0 when checkpoint_dir is None (set checkpoint_dir to save checkpoints)')
-    need(c.max_steps is None or (_is_int(c.max_steps) and c.max_steps >= 1), 'max_steps', 'None or an int >= 1')
-    need(isinstance(c.pin_memory, bool) or c.pin_memory == 'auto', 'pin_memory', "True, False or 'auto'")
+    need(not (c.checkpoint_every and c.checkpoint_dir is None), 'checkpoint_every',
+         '0 when checkpoint_dir is None (set checkpoint_dir to save checkpoints)')
+    need(c.max_steps is None or (_is_int(c.max_steps) and c.max_steps >= 1),
+         'max_steps', 'None or an int >= 1')
+    need(isinstance(c.pin_memory, bool) or c.pin_memory == 'auto', 'pin_memory',
+         "True, False or 'auto'")
 
 # %% ../nbs/06_train.ipynb #f0c3bcf4
 @contextlib.contextmanager
 def frozen(params:list):
-    "Within the block, `params` get no gradient (requires_grad=False); restored afterwards."
+    ("Within the block, `params` get no gradient "
+     "(requires_grad=False); restored afterwards.")
     flags = [p.requires_grad for p in params]
     for p in params: p.requires_grad_(False)
     try: yield
@@ -94,17 +112,24 @@ def frozen(params:list):
         for p, f in zip(params, flags): p.requires_grad_(f)
 
 def _check_finite(value, terms:dict, batch:tuple, step:int, what:str):
-    "Raise a ValueError naming the step and the non-finite terms when `value` is NaN or inf."
+    ("Raise a ValueError naming the step and the "
+     "non-finite terms when `value` is NaN or inf.")
     if bool(torch.isfinite(value)): return
-    bad = [f"{k}={float(v.detach()):.4g}" for k, v in terms.items() if isinstance(v, torch.Tensor) and not torch.isfinite(v).all()]
-    inputs = [n for n, t in zip(_NAMES, batch) if t is not None and t.is_floating_point() and not torch.isfinite(t).all()]
+    bad = [f"{k}={float(v.detach()):.4g}" for k, v in terms.items()
+           if isinstance(v, torch.Tensor) and not torch.isfinite(v).all()]
+    inputs = [n for n, t in zip(_NAMES, batch)
+              if t is not None and t.is_floating_point()
+              and not torch.isfinite(t).all()]
     why = (f"the batch has NaN or inf in {', '.join(inputs)}" if inputs
-           else "the batch is finite: training diverged (lower lr, set grad_clip, or amp='off')")
-    raise ValueError(f"non-finite {what} at step {step}: {', '.join(bad) or what}; {why}")
+           else "the batch is finite: training diverged "
+                "(lower lr, set grad_clip, or amp='off')")
+    raise ValueError(f"non-finite {what} at step {step}: "
+                     f"{', '.join(bad) or what}; {why}")
 
 # %% ../nbs/06_train.ipynb #c3360eec
 def _update(loss, opt, scaler, params, grad_clip):
-    "Back-propagate `loss`, average the gradients over processes, and step `opt` (gradient scaling and clipping included)."
+    ("Back-propagate `loss`, average the gradients over processes, and step `opt` "
+     "(gradient scaling and clipping included).")
     scaler.scale(loss).backward()
     average_gradients(params)   # no-op on one process
     if grad_clip:
@@ -112,54 +137,72 @@ def _update(loss, opt, scaler, params, grad_clip):
     scaler.step(opt); scaler.update()
 
 def main_step(optim:Optimization, batch:tuple, step:int) -> dict:
-    "Phase 1: one update of the main parameters on the model's `loss`, with the critics frozen."
+    ("Phase 1: one update of the main parameters on "
+     "the model's `loss`, with the critics frozen.")
     optim.main_opt.zero_grad(set_to_none=True)
     with frozen(optim.critic_params):
         with optim.autocast(): terms = optim.model.loss(*batch)
         if not isinstance(terms, dict) or 'loss' not in terms:
-            raise ValueError(f"model.loss must return a dict of named scalar terms including 'loss', got {type(terms).__name__}"
-                             + (f" with keys {sorted(terms)}" if isinstance(terms, dict) else ''))
+            raise ValueError("model.loss must return a dict of named scalar terms "
+                             f"including 'loss', got {type(terms).__name__}"
+                             + (f" with keys {sorted(terms)}" if isinstance(terms, dict)
+                                else ''))
         _check_finite(terms['loss'], terms, batch, step, 'loss')
-        _update(terms['loss'], optim.main_opt, optim.main_scaler, optim.main_params, optim.grad_clip)
-    return {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in terms.items()}
+        _update(terms['loss'], optim.main_opt, optim.main_scaler, optim.main_params,
+                optim.grad_clip)
+    return {k: v.detach() if isinstance(v, torch.Tensor) else v
+            for k, v in terms.items()}
 
 def critic_terms(model:nn.Module, batch:tuple) -> dict | None:
-    "The critics' terms on `batch`: `model.critic_terms` when the model has it (a dict with 'loss' and '<critic>_infonce'), else {'loss': model.critic_loss}."
+    ("The critics' terms on `batch`: `model.critic_terms` when the model has it (a "
+     "dict with 'loss' and '<critic>_infonce'), else {'loss': model.critic_loss}.")
     if hasattr(model, 'critic_terms'): return model.critic_terms(*batch)
     loss = model.critic_loss(*batch)
     return None if loss is None else dict(loss=loss)
 
 def critic_step(optim:Optimization, batch:tuple, step:int) -> dict | None:
-    "Phase 2: one update of the critic parameters on the model's critic loss, with the main parameters frozen; the terms before the update."
+    ("Phase 2: one update of the critic parameters on the model's critic loss, with "
+     "the main parameters frozen; the terms before the update.")
     optim.critic_opt.zero_grad(set_to_none=True)
     with frozen(optim.main_params):
         with optim.autocast(): terms = critic_terms(optim.model, batch)
         if terms is None: return None
         loss = terms['loss']
-        if not loss.requires_grad: raise ValueError("model.critic_loss returned a loss that does not depend on critic_parameters()")
+        if not loss.requires_grad:
+            raise ValueError("model.critic_loss returned a loss that "
+                             "does not depend on critic_parameters()")
         _check_finite(loss, dict(critic_loss=loss), batch, step, 'critic_loss')
-        _update(loss, optim.critic_opt, optim.critic_scaler, optim.critic_params, optim.grad_clip)
+        _update(loss, optim.critic_opt, optim.critic_scaler, optim.critic_params,
+                optim.grad_clip)
     return {k: v.detach() for k, v in terms.items()}
 
 # %% ../nbs/06_train.ipynb #a7a65616
 def fit(model:nn.Module, # follows the training contract (loss, critic_loss, critic_parameters, main_parameters)
-        data, # (x1, x2) or (x1, x2, y) tensors, a Dataset yielding such tuples, or a DataLoader
+        data, # (x1, x2[, y]) tensors, a Dataset of such tuples or a DataLoader
         config:TrainConfig|None=None, # settings (None: defaults, or the checkpoint's when resuming)
-        resume:str|Path|None=None, # checkpoint file, or folder holding last.pt, to continue from
-        overwrite:bool=False, # let a fresh run replace another run's last.pt in checkpoint_dir
+        resume:str|Path|None=None, # checkpoint file or folder holding last.pt to resume
+        overwrite:bool=False, # a new run may replace another's last.pt in checkpoint_dir
         **overrides, # TrainConfig fields to change, e.g. epochs=20
        ) -> pd.DataFrame:
-    "Train `model` on `data`; return the history: step, epoch, time and every loss term per logged step."
+    ("Train `model` on `data`; return the history: step, "
+     "epoch, time and every loss term per logged step.")
     ckpt = None if resume is None else load_checkpoint(resume)
     config = _make_config(config, ckpt and ckpt['config'], overrides)
     if ckpt: check_resumable(ckpt['config'], config)
     device = resolve_device(config.device)
-    if launched_by_torchrun(): init_distributed('nccl' if device.type == 'cuda' else 'gloo')
-    if is_distributed() and device.type == 'cuda' and device.index is None: device = torch.device('cuda', local_rank())
+    if launched_by_torchrun():
+        init_distributed('nccl' if device.type == 'cuda' else 'gloo')
+    if is_distributed() and device.type == 'cuda' and device.index is None:
+        device = torch.device('cuda', local_rank())
     model = prepare_model(model, device)
-    if is_main_process(): check_checkpoint_dir(config, resume, overwrite)   # before the first step, not at the first save
-    needs_labels, dtypes = bool(getattr(model, 'needs_labels', False)), input_dtypes(model)
-    if ckpt is None: set_seed(config.seed + rank())   # one process: seed; process r of several: seed + r
+    if is_main_process():
+        # before the first step, not at the first save
+        check_checkpoint_dir(config, resume, overwrite)
+    needs_labels, dtypes = (bool(getattr(model, 'needs_labels', False)),
+                            input_dtypes(model))
+    if ckpt is None:
+        # one process: seed; process r of several: seed + r
+        set_seed(config.seed + rank())
     loader = make_loader(data, config, device, needs_labels)
     fingerprint = dict(model=model_fingerprint(model), data=data_fingerprint(data))
     if ckpt: check_same_run(ckpt.get('fingerprint'), fingerprint, resume)
@@ -167,16 +210,21 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
     steps_per_epoch, step, epoch, position, history, elapsed, epoch_rng = len(loader), 0, 0, 0, [], 0.0, None
     if ckpt:
         if ckpt['steps_per_epoch'] != steps_per_epoch:
-            raise ValueError(f"cannot resume: the data gives {steps_per_epoch} batches per epoch, the checkpoint was trained on {ckpt['steps_per_epoch']}")
+            raise ValueError(f"cannot resume: the data gives {steps_per_epoch} "
+                             "batches per epoch, the checkpoint was trained "
+                             f"on {ckpt['steps_per_epoch']}")
         rng, epoch_rng = _process_rng(ckpt)
         _load_state(optim, ckpt)
         step, epoch, position, history, elapsed = (ckpt[k] for k in ('step', 'epoch', 'position', 'history', 'elapsed'))
         set_rng_state(rng, model, loader)
-    broadcast_parameters(model)   # several processes: every one starts from rank 0's weights
+    # several processes: every one starts from rank 0's weights
+    broadcast_parameters(model)
     total = min(config.epochs * steps_per_epoch, config.max_steps or math.inf)
-    planned = config.epochs * steps_per_epoch   # caps the warm-up; max_steps (a pause) does not change the schedule
+    # caps the warm-up; max_steps (a pause) does not change the schedule
+    planned = config.epochs * steps_per_epoch
     main = is_main_process()
-    bar = tqdm(total=total, initial=min(step, total), desc='fit', disable=not (config.progress and main), dynamic_ncols=True)
+    bar = tqdm(total=total, initial=min(step, total), desc='fit',
+               disable=not (config.progress and main), dynamic_ncols=True)
     was_training, t0 = model.training, time.perf_counter() - elapsed
     model.train()
     try:
@@ -185,88 +233,129 @@ def fit(model:nn.Module, # follows the training contract (loss, critic_loss, cri
             for _ in range(position, steps_per_epoch):
                 if step >= total: break
                 batch = next(batches, None)
-                if batch is None: raise ValueError(f"the DataLoader gave fewer batches than its length {steps_per_epoch}")
-                batch = _to_device(cast_batch(_unpack(batch, needs_labels), dtypes), device)
-                if config.critic_first: critic = critic_phase(optim, batch, step + 1, config.critic_steps, config.critic_max_steps)   # phase 2 first
-                set_main_lr(optim, config, step, planned)                                         # warm-up schedule
-                terms = main_step(optim, batch, step + 1)                                  # phase 1
-                if not config.critic_first: critic = critic_phase(optim, batch, step + 1, config.critic_steps, config.critic_max_steps)  # phase 2
+                if batch is None:
+                    raise ValueError("the DataLoader gave fewer batches "
+                                     f"than its length {steps_per_epoch}")
+                batch = _to_device(cast_batch(_unpack(batch, needs_labels), dtypes),
+                                   device)
+                if config.critic_first:
+                    # phase 2 first
+                    critic = critic_phase(optim, batch, step + 1, config.critic_steps,
+                                          config.critic_max_steps)
+                set_main_lr(optim, config, step, planned)  # warm-up schedule
+                terms = main_step(optim, batch, step + 1)  # phase 1
+                if not config.critic_first:
+                    # phase 2
+                    critic = critic_phase(optim, batch, step + 1, config.critic_steps,
+                                          config.critic_max_steps)
                 step, position, step_epoch = step + 1, position + 1, epoch
-                if position == steps_per_epoch: epoch, position, epoch_rng = epoch + 1, 0, None
-                if step % config.log_every == 0 or step == total:                       # phase 3
-                    history.append(_log_row(step, step_epoch, time.perf_counter() - t0, terms, critic))
+                if position == steps_per_epoch:
+                    epoch, position, epoch_rng = epoch + 1, 0, None
+                if step % config.log_every == 0 or step == total:  # phase 3
+                    history.append(_log_row(step, step_epoch, time.perf_counter() - t0,
+                                            terms, critic))
                     bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
                 bar.update()
                 if config.checkpoint_dir and (step == total or (config.checkpoint_every and step % config.checkpoint_every == 0)):
-                    states = all_gather_objects(dict(rng=get_rng_state(model, loader), epoch_rng=epoch_rng))  # phase 4
-                    if main: save_checkpoint(Path(config.checkpoint_dir) / CHECKPOINT_NAME, dict(
-                        format=2, fingerprint=fingerprint, **optim.state_dict(), step=step, epoch=epoch, position=position, steps_per_epoch=steps_per_epoch,
-                        config=dataclasses.asdict(config), history=history, elapsed=time.perf_counter() - t0,
-                        rng=states[0]['rng'], epoch_rng=states[0]['epoch_rng'], world_size=len(states),
-                        rank_rng=states if len(states) > 1 else None))
-                    barrier()   # several processes: the file is complete when any of them moves on
+                    # phase 4
+                    states = all_gather_objects(dict(rng=get_rng_state(model, loader),
+                                                     epoch_rng=epoch_rng))
+                    if main:
+                        save_checkpoint(Path(config.checkpoint_dir) / CHECKPOINT_NAME,
+                                        dict(
+                            format=2, fingerprint=fingerprint, **optim.state_dict(),
+                            step=step, epoch=epoch, position=position,
+                            steps_per_epoch=steps_per_epoch,
+                            config=dataclasses.asdict(config), history=history,
+                            elapsed=time.perf_counter() - t0,
+                            rng=states[0]['rng'], epoch_rng=states[0]['epoch_rng'],
+                            world_size=len(states),
+                            rank_rng=states if len(states) > 1 else None))
+                    # several processes: the file is complete when any of them moves on
+                    barrier()
     finally:
         bar.close(); model.train(was_training)
     return pd.DataFrame(history)
 
 # %% ../nbs/06_train.ipynb #72abc630
-def _start_epoch(loader:DataLoader, model:nn.Module, epoch:int, position:int, epoch_rng:dict|None):
-    "The batch iterator of `epoch` positioned at batch `position`, and the random state at the epoch's start."
-    if position: now = get_rng_state(model, loader); set_rng_state(epoch_rng, model, loader)
+def _start_epoch(loader:DataLoader, model:nn.Module, epoch:int, position:int,
+                 epoch_rng:dict|None):
+    ("The batch iterator of `epoch` positioned at batch "
+     "`position`, and the random state at the epoch's start.")
+    if position:
+        now = get_rng_state(model, loader); set_rng_state(epoch_rng, model, loader)
     else: epoch_rng = get_rng_state(model, loader)
     for s in (loader.sampler, loader.batch_sampler):
         if hasattr(s, 'set_epoch'): s.set_epoch(epoch)
     batches = iter(loader)
-    for _ in range(position): next(batches)   # replay the batches this epoch already trained on
+    for _ in range(position):
+        next(batches)   # replay the batches this epoch already trained on
     if position: set_rng_state(now, model, loader)
     return batches, epoch_rng
 
 def _make_config(config, saved:dict|None, overrides:dict) -> TrainConfig:
-    "The run's config: `config` (or the checkpoint's, or the defaults) with `overrides` applied."
+    ("The run's config: `config` (or the checkpoint's, "
+     "or the defaults) with `overrides` applied.")
     names = [f.name for f in dataclasses.fields(TrainConfig)]
-    if unknown := sorted(set(overrides) - set(names)): raise ValueError(f"unknown training setting(s) {unknown}; TrainConfig has {names}")
-    if config is None: config = TrainConfig(**{k: v for k, v in saved.items() if k in names}) if saved else TrainConfig()
-    if not isinstance(config, TrainConfig): raise ValueError(f"config must be a TrainConfig or None, got {type(config).__name__}")
+    if unknown := sorted(set(overrides) - set(names)):
+        raise ValueError("unknown training setting(s) "
+                         f"{unknown}; TrainConfig has {names}")
+    if config is None:
+        config = (TrainConfig(**{k: v for k, v in saved.items() if k in names}) if saved
+                  else TrainConfig())
+    if not isinstance(config, TrainConfig):
+        raise ValueError("config must be a TrainConfig or "
+                         f"None, got {type(config).__name__}")
     return dataclasses.replace(config, **overrides)
 
 def _log_row(step:int, epoch:int, seconds:float, terms:dict, critic:dict|None) -> dict:
-    "One history row, the tensor terms averaged over processes and read with a single device synchronisation."
+    ("One history row, the tensor terms averaged over "
+     "processes and read with a single device synchronisation.")
     if critic is not None: terms = {**terms, **critic}
     names = [k for k, v in terms.items() if isinstance(v, torch.Tensor)]
     values = dict(zip(names, mean_over_processes(torch.stack([terms[k].float() for k in names])).tolist() if names else []))
-    return dict(step=step, epoch=epoch, time=seconds, **{k: values.get(k, v) for k, v in terms.items()})
+    return dict(step=step, epoch=epoch, time=seconds,
+                **{k: values.get(k, v) for k, v in terms.items()})
 
 # %% ../nbs/06_train.ipynb #b7c1a2f1
 def warmup_steps(config:TrainConfig, total:int|None=None) -> tuple:
-    "(critic warm-up, lr ramp) in steps; each at most a tenth of a run of `total` steps, so short runs still train."
+    ("(critic warm-up, lr ramp) in steps; each at most a tenth of a run of `total` "
+     "steps, so short runs still train.")
     cap = math.inf if total is None else total // 10
     return min(config.critic_warmup, cap), min(config.lr_warmup, cap)
 
 def main_lr(config:TrainConfig, # lr, critic_warmup, lr_warmup
             step:int, # 0-based index of the main step
-            total:int|None=None, # main steps of the whole run (caps the warm-up; None: no cap)
+            total:int|None=None, # the run's main steps (caps the warm-up; None: no cap)
            ) -> float:
-    "Learning rate of the main optimizer at `step`: 0 during the critic warm-up, then a linear ramp up to `config.lr`."
+    ("Learning rate of the main optimizer at `step`: 0 during the critic warm-up, then "
+     "a linear ramp up to `config.lr`.")
     wc, wl = warmup_steps(config, total)
     t = step - wc
     if t < 0: return 0.0
     return config.lr * (t + 1) / (wl + 1) if t < wl else config.lr
 
 def lagging(terms:dict) -> bool:
-    "Whether any critic's own InfoNCE in `terms` is below 0 (averaged over processes, so that all of them agree)."
+    ("Whether any critic's own InfoNCE in `terms` is below 0 "
+     "(averaged over processes, so that all of them agree).")
     infonce = [v for k, v in terms.items() if k.endswith('_infonce')]
-    return bool(infonce) and bool((mean_over_processes(torch.stack(infonce).float()) < 0).any())
+    return (bool(infonce)
+            and bool((mean_over_processes(torch.stack(infonce).float()) < 0).any()))
 
-def critic_phase(optim:Optimization, batch:tuple, step:int, n:int, # critic steps to take
+def critic_phase(optim:Optimization, batch:tuple, step:int, n:int, # critic steps
                  most:int=0, # take more, up to `most` in all, while a critic lags (its InfoNCE before the last step < 0)
                 ) -> dict | None:
-    "Critic steps on `batch`; the last step's 'critic_loss' and, for a model with `critic_terms`, the number of 'critic_steps' taken (None: no critic step)."
+    ("Critic steps on `batch`; the last step's 'critic_loss' and, for a model with "
+     "`critic_terms`, the number of 'critic_steps' taken (None: no critic step).")
     terms, k = None, 0
-    while optim.critic_opt and (k < n or (k < most and terms is not None and lagging(terms))):
+    while optim.critic_opt and (k < n
+                                or (k < most and terms is not None and lagging(terms))):
         terms, k = critic_step(optim, batch, step), k + 1
         if terms is None: return None
     if terms is None: return None
-    return dict(critic_loss=terms['loss'], **({'critic_steps': k} if any(name.endswith('_infonce') for name in terms) else {}))
+    return dict(critic_loss=terms['loss'],
+                **({'critic_steps': k}
+                   if any(name.endswith('_infonce') for name in terms) else {}))
 
 def set_main_lr(optim:Optimization, config:TrainConfig, step:int, total:int|None=None):
     "Set the main optimizer's learning rate for `step` of a run of `total` steps."
@@ -274,25 +363,35 @@ def set_main_lr(optim:Optimization, config:TrainConfig, step:int, total:int|None
 
 
 # %% ../nbs/06_train.ipynb #379a9794
-AUTHORS_SCHEDULE = dict(critic_steps=1, critic_max_steps=1, critic_lr_factor=1.0, critic_first=False, critic_warmup=0, lr_warmup=0)   # the paper's code: fit(..., **AUTHORS_SCHEDULE)
+# the paper's code: fit(..., **AUTHORS_SCHEDULE)
+AUTHORS_SCHEDULE = dict(critic_steps=1, critic_max_steps=1, critic_lr_factor=1.0,
+                        critic_first=False, critic_warmup=0, lr_warmup=0)
 
 # %% ../nbs/06_train.ipynb #b7c1a2f3
 def bound_validity(history:pd.DataFrame, # fit's history, with columns `<critic>` and `<critic>_infonce` per NCE-CLUB critic
                    after:int=0, # count only the steps after this one (e.g. the warm-up)
                   ) -> dict:
-    "Share of logged steps after `after` with 0 <= InfoNCE <= NCE-CLUB, per NCE-CLUB critic found in `history`."
-    critics = [c[:-len('_infonce')] for c in history.columns if c.endswith('_infonce') and c[:-len('_infonce')] in history.columns]
-    if not critics: raise ValueError(f"history must have columns '<critic>' and '<critic>_infonce', got {list(history.columns)}")
+    ("Share of logged steps after `after` with 0 <= InfoNCE "
+     "<= NCE-CLUB, per NCE-CLUB critic found in `history`.")
+    critics = [c[:-len('_infonce')] for c in history.columns
+               if c.endswith('_infonce') and c[:-len('_infonce')] in history.columns]
+    if not critics:
+        raise ValueError("history must have columns '<critic>' and "
+                         f"'<critic>_infonce', got {list(history.columns)}")
     h = history[history.step > after]
-    if not len(h): raise ValueError(f"no logged step after step {after} (the history ends at step {int(history.step.max())})")
-    return {c: float(((h[f'{c}_infonce'] >= 0) & (h[f'{c}_infonce'] <= h[c])).mean()) for c in critics}
+    if not len(h):
+        raise ValueError(f"no logged step after step {after} (the history "
+                         f"ends at step {int(history.step.max())})")
+    return {c: float(((h[f'{c}_infonce'] >= 0) & (h[f'{c}_infonce'] <= h[c])).mean())
+            for c in critics}
 
 
 # %% ../nbs/06_train.ipynb #8be23084
 class EpochBatchSampler(Sampler):
-    "Lists of sample indices, one per batch, in an order fixed by (seed, epoch); this process takes its part of each batch."
+    ("Lists of sample indices, one per batch, in an order fixed by (seed, epoch); this "
+     "process takes its part of each batch.")
     def __init__(self, n:int, # number of samples
-                 batch_size:int, # samples per batch over all processes (the global batch)
+                 batch_size:int, # the global batch: samples over all processes
                  shuffle:bool=True, # permute the samples every epoch
                  drop_last:bool=False, # drop the last incomplete batch
                  seed:int=0, # the permutation of epoch e is drawn with seed + e
@@ -303,17 +402,25 @@ class EpochBatchSampler(Sampler):
         self.shard = rank() if shard is None else shard
         self.num_shards = world_size() if num_shards is None else num_shards
         if not (0 <= self.shard < self.num_shards):
-            raise ValueError(f"shard must be in [0, num_shards={self.num_shards}), got {self.shard}")
-        local_batch_size(batch_size, self.num_shards)   # raises unless batch_size splits evenly
+            raise ValueError("shard must be in [0, "
+                             f"num_shards={self.num_shards}), got {self.shard}")
+        # raises unless batch_size splits evenly
+        local_batch_size(batch_size, self.num_shards)
         last = n % batch_size
         if not drop_last and 0 < last < self.num_shards:
-            raise ValueError(f"the last batch of each epoch has {last} sample(s) ({n} samples, batch_size={batch_size}), "
-                             f"fewer than the {self.num_shards} processes: set drop_last=True or choose another batch_size")
-        if not drop_last and last == 1:   # a batch of one pair has no negatives: contrastive losses fail on it
+            raise ValueError(f"the last batch of each epoch has {last} sample(s) ({n} "
+                             f"samples, batch_size={batch_size}), "
+                             f"fewer than the {self.num_shards} processes: set "
+                             "drop_last=True or choose another batch_size")
+        # a batch of one pair has no negatives: contrastive losses fail on it
+        if not drop_last and last == 1:
             self.drop_last = True
-            warnings.warn(f"the last batch of each epoch would hold a single sample ({n} samples, batch_size={batch_size}); "
-                          "contrastive losses need at least 2, so it is dropped (one sample of each shuffled epoch is left out). "
-                          "Choose another batch_size to use it, or pass drop_last=True to silence this")
+            warnings.warn("the last batch of each epoch would hold a single sample "
+                          f"({n} samples, batch_size={batch_size}); "
+                          "contrastive losses need at least 2, so it is dropped (one "
+                          "sample of each shuffled epoch is left out). "
+                          "Choose another batch_size to use it, "
+                          "or pass drop_last=True to silence this")
         self.epoch = 0
 
     def set_epoch(self, epoch:int):
@@ -324,7 +431,8 @@ class EpochBatchSampler(Sampler):
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
+        order = (torch.randperm(self.n, generator=g) if self.shuffle
+                 else torch.arange(self.n))
         for batch in order[:len(self) * self.batch_size].split(self.batch_size):
             yield batch.tensor_split(self.num_shards)[self.shard].tolist()
 
@@ -336,38 +444,52 @@ class TensorBatches(Dataset):
     def __getitem__(self, idx): return tuple(t[idx] for t in self.tensors)
 
 _NAMES = ('x1', 'x2', 'y')
-_NEEDS_LABELS = "the model needs labels (model.needs_labels is True) but the data gives (x1, x2) without y; pass (x1, x2, y)"
+_NEEDS_LABELS = ("the model needs labels (model.needs_labels is True) but the data "
+                 "gives (x1, x2) without y; pass (x1, x2, y)")
 
 def _check_tensors(data, needs_labels:bool):
     "Check a tuple (x1, x2) or (x1, x2, y) of tensors with as many samples each."
-    if len(data) not in (2, 3): raise ValueError(f"data must be (x1, x2) or (x1, x2, y), got a {type(data).__name__} of {len(data)} items")
+    if len(data) not in (2, 3):
+        raise ValueError("data must be (x1, x2) or (x1, x2, y), got a "
+                         f"{type(data).__name__} of {len(data)} items")
     for name, t in zip(_NAMES, data):
         if not isinstance(t, torch.Tensor) or t.ndim == 0:
-            raise ValueError(f"data {name} must be a torch.Tensor with samples along dim 0, got {type(t).__name__}")
+            raise ValueError(f"data {name} must be a torch.Tensor with "
+                             f"samples along dim 0, got {type(t).__name__}")
     rows = {name: len(t) for name, t in zip(_NAMES, data)}
     if len(set(rows.values())) > 1:
-        raise ValueError("data must have the same number of samples in every tensor, got " + ', '.join(f"{k}: {v}" for k, v in rows.items()))
+        raise ValueError("data must have the same number "
+                         "of samples in every tensor, got "
+                         + ', '.join(f"{k}: {v}" for k, v in rows.items()))
     if needs_labels and len(data) == 2: raise ValueError(_NEEDS_LABELS)
     return data
 
 # %% ../nbs/06_train.ipynb #654e8b46
-def make_loader(data, # (x1, x2) or (x1, x2, y) tensors, a Dataset of such tuples, or a DataLoader
+def make_loader(data, # (x1, x2[, y]) tensors, a Dataset of such tuples or a DataLoader
                 config:TrainConfig, # batch_size, shuffle, drop_last, seed, num_workers, pin_memory
                 device:torch.device, # where the batches go (pinned memory when CUDA)
                 needs_labels:bool=False, # require y in the data
                ) -> DataLoader:
-    "A DataLoader that yields (x1, x2[, y]) batches of `data` in an order fixed by the seed and the epoch."
+    ("A DataLoader that yields (x1, x2[, y]) batches of "
+     "`data` in an order fixed by the seed and the epoch.")
     if isinstance(data, DataLoader): return data
-    if isinstance(data, (tuple, list)): data, batched = TensorBatches(*_check_tensors(data, needs_labels)), True
+    if isinstance(data, (tuple, list)):
+        data, batched = TensorBatches(*_check_tensors(data, needs_labels)), True
     elif isinstance(data, Dataset): batched = False
     else: raise ValueError(f"data must be a tuple (x1, x2[, y]) of tensors, a Dataset or a DataLoader, got {type(data).__name__}")
     try: n = len(data)
-    except TypeError: raise ValueError(f"data must be a map-style Dataset with a length, got {type(data).__name__}") from None
-    sampler = EpochBatchSampler(n, config.batch_size, config.shuffle, config.drop_last, config.seed)
+    except TypeError:
+        raise ValueError("data must be a map-style Dataset with "
+                         f"a length, got {type(data).__name__}") from None
+    sampler = EpochBatchSampler(n, config.batch_size, config.shuffle, config.drop_last,
+                                config.seed)
     if len(sampler) == 0:
-        raise ValueError(f"no batch to train on: {n} samples with batch_size={config.batch_size} and drop_last={config.drop_last}")
+        raise ValueError(f"no batch to train on: {n} samples "
+                         f"with batch_size={config.batch_size} "
+                         f"and drop_last={config.drop_last}")
     pin = device.type == 'cuda' and config.pin_memory in (True, 'auto')
-    kw = dict(num_workers=config.num_workers, pin_memory=pin, generator=torch.Generator().manual_seed(config.seed + rank()))
+    kw = dict(num_workers=config.num_workers, pin_memory=pin,
+              generator=torch.Generator().manual_seed(config.seed + rank()))
     if batched: return DataLoader(data, sampler=sampler, batch_size=None, **kw)
     return DataLoader(data, batch_sampler=sampler, **kw)
 
@@ -375,35 +497,46 @@ def make_loader(data, # (x1, x2) or (x1, x2, y) tensors, a Dataset of such tuple
 def _unpack(batch, needs_labels:bool) -> tuple:
     "Check one batch and return (x1, x2, y) with y None when the batch has no labels."
     if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
-        raise ValueError(f"each batch must be a tuple (x1, x2) or (x1, x2, y), got {type(batch).__name__}"
-                         + (f" of {len(batch)} items" if isinstance(batch, (tuple, list)) else ''))
+        raise ValueError("each batch must be a tuple (x1, x2) or "
+                         f"(x1, x2, y), got {type(batch).__name__}"
+                         + (f" of {len(batch)} items"
+                            if isinstance(batch, (tuple, list)) else ''))
     x1, x2, y = (*batch, None)[:3]
     if needs_labels and y is None: raise ValueError(_NEEDS_LABELS)
     rows = {n: len(t) for n, t in zip(_NAMES, (x1, x2, y)) if t is not None}
     if len(set(rows.values())) > 1:
-        raise ValueError("a batch has different numbers of samples: " + ', '.join(f"{k}: {v}" for k, v in rows.items()))
+        raise ValueError("a batch has different numbers of samples: "
+                         + ', '.join(f"{k}: {v}" for k, v in rows.items()))
     return x1, x2, y
 
 def _to_device(batch, device): return tuple(None if t is None else t.to(device, non_blocking=True) for t in batch)
 
 # %% ../nbs/06_train.ipynb #8001110b
-_LABEL_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool)
+_LABEL_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8,
+                 torch.bool)
 
 def input_dtypes(model:nn.Module) -> tuple:
-    "The floating dtype of `model`'s parameters and whether it reads integer inputs as token ids (it has an nn.Embedding)."
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.get_default_dtype())
+    ("The floating dtype of `model`'s parameters and whether it reads integer inputs "
+     "as token ids (it has an nn.Embedding).")
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()),
+                 torch.get_default_dtype())
     return dtype, any(isinstance(m, nn.Embedding) for m in model.modules())
 
 def cast_batch(batch:tuple, # (x1, x2, y) with y None when unlabelled
                dtypes:tuple, # (the model's floating dtype, whether integer features are token ids) from `input_dtypes`
               ) -> tuple:
-    "Features in the model's dtype (float16, bfloat16, float64, and integers unless they are token ids); integer or bool labels as int64."
+    ("Features in the model's dtype (float16, bfloat16, float64, and integers unless "
+     "they are token ids); integer or bool labels as int64.")
     dtype, token_ids = dtypes
     def feature(x):
-        if not isinstance(x, torch.Tensor) or x.dtype == dtype or x.dtype == torch.bool or x.is_complex(): return x  # bool, complex: check_views names them
+        if (not isinstance(x, torch.Tensor) or x.dtype == dtype or x.dtype == torch.bool
+            or x.is_complex()):
+            return x  # bool, complex: check_views names them
         return x if (token_ids and not x.is_floating_point()) else x.to(dtype)
     x1, x2, y = batch
-    if isinstance(y, torch.Tensor) and y.dtype != torch.int64 and y.dtype in _LABEL_DTYPES: y = y.long()
+    if (isinstance(y, torch.Tensor) and y.dtype != torch.int64
+        and y.dtype in _LABEL_DTYPES):
+        y = y.long()
     return feature(x1), feature(x2), y
 
 # %% ../nbs/06_train.ipynb #8cd9a974
@@ -412,20 +545,25 @@ def prepare_model(model:nn.Module, # follows the training contract (at least `lo
                  ) -> nn.Module:
     "Check that `model` can be trained by `fit` and move it to `device`."
     if not isinstance(model, nn.Module) or not callable(getattr(model, 'loss', None)):
-        raise ValueError(f"model must be an nn.Module with a method loss(x1, x2, y=None) -> dict, got {type(model).__name__}")
+        raise ValueError("model must be an nn.Module with a method loss(x1, x2, "
+                         f"y=None) -> dict, got {type(model).__name__}")
     return model.to(device)
 
 def _unique(params): return list({id(p): p for p in params if p.requires_grad}.values())
 
 def split_parameters(model:nn.Module) -> tuple[list, list]:
     "The model's trainable (main, critic) parameters, checked to be disjoint."
-    critic = _unique(model.critic_parameters()) if hasattr(model, 'critic_parameters') else []
+    critic = _unique(model.critic_parameters()) if hasattr(model,
+                                                           'critic_parameters') else []
     ids = {id(p) for p in critic}
     main = (_unique(model.main_parameters()) if hasattr(model, 'main_parameters')
             else [p for p in _unique(model.parameters()) if id(p) not in ids])
     if any(id(p) in ids for p in main):
-        raise ValueError("model.main_parameters() and model.critic_parameters() share parameters; each must be trained by one optimizer")
-    if not main: raise ValueError("model has no trainable main parameters: main_parameters() is empty or frozen")
+        raise ValueError("model.main_parameters() and model.critic_parameters() share "
+                         "parameters; each must be trained by one optimizer")
+    if not main:
+        raise ValueError("model has no trainable main parameters: "
+                         "main_parameters() is empty or frozen")
     return main, critic
 
 def make_optimizers(main:list, critic:list, config:TrainConfig) -> tuple:
@@ -439,9 +577,12 @@ def resolve_amp(amp:str, # 'off', 'bf16', 'fp16' or 'auto'
                 device:torch.device, # the training device
                ) -> torch.dtype | None:
     "The autocast dtype that `amp` means on `device` (None: full precision)."
-    if amp == 'auto': amp = ('bf16' if torch.cuda.is_bf16_supported() else 'fp16') if device.type == 'cuda' else 'off'
+    if amp == 'auto':
+        amp = (('bf16' if torch.cuda.is_bf16_supported() else 'fp16')
+               if device.type == 'cuda' else 'off')
     if amp == 'fp16' and device.type != 'cuda':
-        raise ValueError(f"amp='fp16' needs a CUDA device (it relies on a GradScaler), got device {device}; use amp='bf16' or 'off' on the CPU")
+        raise ValueError("amp='fp16' needs a CUDA device (it relies on a GradScaler), "
+                         f"got device {device}; use amp='bf16' or 'off' on the CPU")
     return {'off': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[amp]
 
 # %% ../nbs/06_train.ipynb #e32d3e83
@@ -461,41 +602,56 @@ class Optimization:
 
     def autocast(self):
         "The mixed-precision context of this run (a no-op when amp is off)."
-        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None)
+        return torch.autocast(self.device.type, dtype=self.dtype,
+                              enabled=self.dtype is not None)
 
     def state_dict(self) -> dict:
         "Model, optimizer and gradient-scaler states, for a checkpoint."
         return dict(model=self.model.state_dict(), main_opt=self.main_opt.state_dict(),
-                    critic_opt=None if self.critic_opt is None else self.critic_opt.state_dict(),
-                    main_scaler=self.main_scaler.state_dict(), critic_scaler=self.critic_scaler.state_dict())
+                    critic_opt=None if self.critic_opt is None
+                    else self.critic_opt.state_dict(),
+                    main_scaler=self.main_scaler.state_dict(),
+                    critic_scaler=self.critic_scaler.state_dict())
 
 def make_optimization(model:nn.Module, config:TrainConfig, device:torch.device) -> Optimization:
-    "Split the model's parameters and build their optimizers and scalers for `config` on `device`."
+    ("Split the model's parameters and build their "
+     "optimizers and scalers for `config` on `device`.")
     dtype = resolve_amp(config.amp, device)
     main, critic = split_parameters(model)
     main_opt, critic_opt = make_optimizers(main, critic, config)
-    scalers = [torch.amp.GradScaler(device.type, enabled=dtype == torch.float16) for _ in range(2)]
-    return Optimization(model, main, critic, main_opt, critic_opt, *scalers, dtype, device, config.grad_clip)
+    scalers = [torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+               for _ in range(2)]
+    return Optimization(model, main, critic, main_opt, critic_opt, *scalers, dtype,
+                        device, config.grad_clip)
 
 # %% ../nbs/06_train.ipynb #f81ebc98
 def _load_state(optim:Optimization, ckpt:dict):
     "Load the model, optimizers and scalers saved in `ckpt` into `optim`."
     try: optim.model.load_state_dict(ckpt['model'])
-    except RuntimeError as e: raise ValueError(f"cannot resume: the checkpoint's weights do not fit this model ({e})") from None
+    except RuntimeError as e:
+        raise ValueError("cannot resume: the checkpoint's "
+                         f"weights do not fit this model ({e})") from None
     if (optim.critic_opt is None) != (ckpt['critic_opt'] is None):
-        raise ValueError("cannot resume: the checkpoint and this model disagree on whether there are critic parameters")
+        raise ValueError("cannot resume: the checkpoint and this model disagree on "
+                         "whether there are critic parameters")
     try:
         optim.main_opt.load_state_dict(ckpt['main_opt'])
         if optim.critic_opt: optim.critic_opt.load_state_dict(ckpt['critic_opt'])
-    except ValueError as e: raise ValueError(f"cannot resume: the checkpoint's optimizer state does not fit this model ({e})") from None
-    optim.main_scaler.load_state_dict(ckpt['main_scaler']); optim.critic_scaler.load_state_dict(ckpt['critic_scaler'])
+    except ValueError as e:
+        raise ValueError("cannot resume: the checkpoint's optimizer "
+                         f"state does not fit this model ({e})") from None
+    optim.main_scaler.load_state_dict(ckpt['main_scaler'])
+    optim.critic_scaler.load_state_dict(ckpt['critic_scaler'])
 
 def _process_rng(ckpt:dict) -> tuple:
-    "This process's (random state, random state at the epoch's start) saved in `ckpt`, by the same number of processes."
+    ("This process's (random state, random state at the epoch's start) saved in "
+     "`ckpt`, by the same number of processes.")
     saved = ckpt.get('world_size', 1)
     if saved != world_size():
-        raise ValueError(f"cannot resume exactly: the checkpoint was written by a run of {saved} process(es), this run has "
-                         f"{world_size()}; resume with {saved} (e.g. torchrun --nproc-per-node {saved}), or start a new run "
+        raise ValueError("cannot resume exactly: the checkpoint was written by a run "
+                         f"of {saved} process(es), this run has "
+                         f"{world_size()}; resume with {saved} (e.g. torchrun "
+                         f"--nproc-per-node {saved}), or start a new run "
                          "from its weights (load_checkpoint(path)['model'])")
     if saved == 1: return ckpt['rng'], ckpt['epoch_rng']
     mine = ckpt['rank_rng'][rank()]

@@ -38,7 +38,8 @@ def task_label(task:str, # one of TASKS
 
 # %% ../../nbs/08e_interactions.ipynb #f7e54c8c
 def walsh_basis(n_bits:int) -> tuple:
-    "(H, order): H[p, a] = chi_a(pattern p) for every bit subset a; order[a] = the number of bits in a."
+    ("(H, order): H[p, a] = chi_a(pattern p) for every "
+     "bit subset a; order[a] = the number of bits in a.")
     if isinstance(n_bits, bool) or not isinstance(n_bits, int) or not 1 <= n_bits <= 16:
         raise ValueError(f"n_bits must be an int in [1, 16], got {n_bits!r}")
     pats = torch.tensor(list(itertools.product([0, 1], repeat=n_bits)))

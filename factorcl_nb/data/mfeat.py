@@ -22,54 +22,68 @@ def _check_views(views) -> tuple:
     if isinstance(views, str): views = (views,)
     valid = ', '.join(MFEAT_VIEWS)
     if not isinstance(views, (tuple, list)) or not views:
-        raise ValueError(f"views must be a non-empty sequence of view names from {valid}; got {views!r}")
+        raise ValueError("views must be a non-empty sequence of "
+                         f"view names from {valid}; got {views!r}")
     bad = [v for v in views if v not in MFEAT_VIEWS]
-    if bad: raise ValueError(f"views: unknown view name(s) {bad}; valid names are {valid}")
-    if len(set(views)) != len(views): raise ValueError(f"views must not repeat a view, got {list(views)}")
+    if bad:
+        raise ValueError(f"views: unknown view name(s) {bad}; valid names are {valid}")
+    if len(set(views)) != len(views):
+        raise ValueError(f"views must not repeat a view, got {list(views)}")
     return tuple(views)
 
 # %% ../../nbs/08b_mfeat.ipynb #522c9315
 def read_mfeat(views=tuple(MFEAT_VIEWS), # view names (default: all six)
                path:str|Path|None=None, # archive to read (default: the packaged copy)
               ) -> tuple[dict, np.ndarray]:
-    "The stored float32 arrays of `views` (name -> [2000, d]) and the int64 digit labels [2000]."
+    ("The stored float32 arrays of `views` (name -> "
+     "[2000, d]) and the int64 digit labels [2000].")
     views = _check_views(views)
     path = Path(path) if path is not None else MFEAT_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: the package ships mfeat.npz; rebuild it with `python tools/build_mfeat.py`")
+        raise FileNotFoundError(f"{path} not found: the package ships mfeat.npz; "
+                                "rebuild it with `python tools/build_mfeat.py`")
     with np.load(path, allow_pickle=False) as archive:
         return {v: archive[v] for v in views}, archive['labels']
 
 # %% ../../nbs/08b_mfeat.ipynb #83a0ec83
 def stratified_split(y, # integer class labels [n] (tensor or array)
                      test_size:float=0.2, # fraction of each class held out, in [0, 1)
-                     seed:int=0, # seed of the NumPy generator that picks the held-out rows
+                     seed:int=0, # seeds the NumPy generator picking the held-out rows
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     "Sorted train and test row indices with the same class proportions in both parts."
     y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
-    if y.ndim != 1 or y.dtype.kind not in 'iu': raise ValueError(f"y must be a 1-d array of integer labels, got dtype {y.dtype}, shape {y.shape}")
-    if not isinstance(test_size, (int, float)) or isinstance(test_size, bool) or not 0 <= test_size < 1:
+    if y.ndim != 1 or y.dtype.kind not in 'iu':
+        raise ValueError("y must be a 1-d array of integer labels, "
+                         f"got dtype {y.dtype}, shape {y.shape}")
+    if (not isinstance(test_size, (int, float)) or isinstance(test_size, bool)
+        or not 0 <= test_size < 1):
         raise ValueError(f"test_size must be a fraction in [0, 1), got {test_size!r}")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool): raise ValueError(f"seed must be an int, got {seed!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an int, got {seed!r}")
     rng, test = np.random.default_rng(seed), []
     for c in np.unique(y):
         rows = np.flatnonzero(y == c)
         test.append(rng.permutation(rows)[:int(round(test_size * len(rows)))])
     is_test = np.zeros(len(y), bool); is_test[np.concatenate(test)] = True
-    return torch.from_numpy(np.flatnonzero(~is_test)), torch.from_numpy(np.flatnonzero(is_test))
+    return (torch.from_numpy(np.flatnonzero(~is_test)),
+            torch.from_numpy(np.flatnonzero(is_test)))
 
 # %% ../../nbs/08b_mfeat.ipynb #81967370
-MFEAT_ATTRIBUTION = ("UCI Multiple Features data (CC BY 4.0): M. van Breukelen, R.P.W. Duin, D.M.J. Tax, "
-                     "J.E. den Hartog, 'Handwritten digit recognition by combined classifiers', Kybernetika "
-                     "34(4):381-386, 1998; UCI Machine Learning Repository, https://archive.ics.uci.edu")
+MFEAT_ATTRIBUTION = ("UCI Multiple Features data (CC BY 4.0): M. "
+                     "van Breukelen, R.P.W. Duin, D.M.J. Tax, "
+                     "J.E. den Hartog, 'Handwritten digit recognition "
+                     "by combined classifiers', Kybernetika "
+                     "34(4):381-386, 1998; UCI Machine Learning "
+                     "Repository, https://archive.ics.uci.edu")
 
 def load_mfeat(views=('pix', 'fou'), # view names, in the order x1, x2, ...: fou, fac, kar, pix, zer, mor
-               standardize:bool=True, # z-score each feature with training-split statistics
-               test_size:float=0.2, # fraction of each class held out for 'test', in [0, 1)
+               standardize:bool=True, # z-score features with training-split statistics
+               test_size:float=0.2, # share of each class held out as 'test', in [0, 1)
                seed:int=0, # seed of the stratified split
                device:str|torch.device='cpu', # where the tensors are created
               ) -> dict:
-    "UCI Multiple Features digits (CC BY 4.0; van Breukelen et al. 1998, UCI): {'train','test'} of x1.., y, and 'info'."
+    ("UCI Multiple Features digits (CC BY 4.0; van Breukelen et al. 1998, UCI): "
+     "{'train','test'} of x1.., y, and 'info'.")
     views = _check_views(views)
     arrays, labels = read_mfeat(views)
     train_rows, test_rows = stratified_split(labels, test_size, seed)
@@ -85,8 +99,11 @@ def load_mfeat(views=('pix', 'fou'), # view names, in the order x1, x2, ...: fou
         for split, rows in (('train', train_rows), ('test', test_rows)):
             out[split][f'x{i}'] = x[rows].to(device)
     y = torch.from_numpy(labels)
-    for split, rows in (('train', train_rows), ('test', test_rows)): out[split]['y'] = y[rows].to(device)
-    out['info'] = dict(name='mfeat', views=views, n_features=tuple(MFEAT_VIEWS[v] for v in views), n_classes=10,
-                       standardize=standardize, test_size=test_size, seed=seed, scaling=stats,
-                       train_rows=train_rows, test_rows=test_rows, attribution=MFEAT_ATTRIBUTION)
+    for split, rows in (('train', train_rows), ('test', test_rows)):
+        out[split]['y'] = y[rows].to(device)
+    out['info'] = dict(name='mfeat', views=views,
+                       n_features=tuple(MFEAT_VIEWS[v] for v in views), n_classes=10,
+                       standardize=standardize, test_size=test_size, seed=seed,
+                       scaling=stats, train_rows=train_rows, test_rows=test_rows,
+                       attribution=MFEAT_ATTRIBUTION)
     return out

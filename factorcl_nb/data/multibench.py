@@ -16,22 +16,27 @@ __all__ = ['MULTIBENCH_FILES', 'AFFECT_DIMS', 'SENTIMENT_SETS', 'SPLITS', 'SAFE_
            'affect_labels', 'mimic_labels', 'mimic_split', 'load_multibench', 'write_multibench_fixture']
 
 # %% ../../nbs/08c_multibench.ipynb #58da0f50
-MULTIBENCH_FILES = {'mosi': 'mosi_data.pkl', 'mosei': 'mosei_senti_data.pkl', 'mustard': 'sarcasm.pkl',
-                    'urfunny': 'humor.pkl', 'mimic': 'im.pk'}
-AFFECT_DIMS = {'mosi': {'vision': 20, 'audio': 5, 'text': 300}, 'mosei': {'vision': 35, 'audio': 74, 'text': 300},
-               'mustard': {'vision': 371, 'audio': 81, 'text': 300}, 'urfunny': {'vision': 371, 'audio': 81, 'text': 300}}
-SENTIMENT_SETS = ('mosi', 'mosei')  # labels are sentiment scores; the other affect sets are binary
+MULTIBENCH_FILES = {'mosi': 'mosi_data.pkl', 'mosei': 'mosei_senti_data.pkl',
+                    'mustard': 'sarcasm.pkl', 'urfunny': 'humor.pkl', 'mimic': 'im.pk'}
+AFFECT_DIMS = {'mosi': {'vision': 20, 'audio': 5, 'text': 300},
+               'mosei': {'vision': 35, 'audio': 74, 'text': 300},
+               'mustard': {'vision': 371, 'audio': 81, 'text': 300},
+               'urfunny': {'vision': 371, 'audio': 81, 'text': 300}}
+# labels are sentiment scores; the other affect sets are binary
+SENTIMENT_SETS = ('mosi', 'mosei')
 SPLITS = ('train', 'valid', 'test')
 
 def _check_name(name) -> str:
     if name not in MULTIBENCH_FILES:
-        raise ValueError(f"name must be one of {', '.join(map(repr, MULTIBENCH_FILES))}, got {name!r}")
+        raise ValueError("name must be one of "
+                         f"{', '.join(map(repr, MULTIBENCH_FILES))}, got {name!r}")
     return name
 
 def where_to_get(name:str) -> str:
     "Where the MultiBench file of dataset `name` can be obtained."
     if _check_name(name) == 'mimic':
-        return ("MIMIC is credentialed data: obtain PhysioNet access (https://mimic.mit.edu), then request the processed "
+        return ("MIMIC is credentialed data: obtain PhysioNet access "
+                "(https://mimic.mit.edu), then request the processed "
                 "im.pk from the MultiBench authors (https://github.com/pliang279/MultiBench, README section 'Healthcare')")
     return (f"download {MULTIBENCH_FILES[name]} from the links in MultiBench's README "
             "(https://github.com/pliang279/MultiBench, section 'Affective Computing')")
@@ -40,21 +45,28 @@ def where_to_get(name:str) -> str:
 def multibench_file(name:str, # 'mosi', 'mosei', 'mustard', 'urfunny' or 'mimic'
                     path:str|Path, # the file, or a folder holding it under its standard name
                    ) -> Path:
-    "The MultiBench file of dataset `name` that `path` points to; FileNotFoundError if absent."
+    ("The MultiBench file of dataset `name` that "
+     "`path` points to; FileNotFoundError if absent.")
     name = _check_name(name)
-    if not isinstance(path, (str, Path)): raise ValueError(f"path must be a file or folder path, got {type(path).__name__}")
+    if not isinstance(path, (str, Path)):
+        raise ValueError("path must be a file or folder "
+                         f"path, got {type(path).__name__}")
     path = Path(path).expanduser()
     file = path/MULTIBENCH_FILES[name] if path.is_dir() else path
     if not file.is_file():
-        raise FileNotFoundError(f"MultiBench file for {name!r} not found: {file} (expected {MULTIBENCH_FILES[name]} or a "
+        raise FileNotFoundError(f"MultiBench file for {name!r} not found: {file} "
+                                f"(expected {MULTIBENCH_FILES[name]} or a "
                                 f"folder containing it). {where_to_get(name)}")
     return file
 
 # %% ../../nbs/08c_multibench.ipynb #feecc443
-SAFE_PICKLE_GLOBALS = {(m, n) for m in ('numpy.core.multiarray', 'numpy._core.multiarray') for n in ('_reconstruct', 'scalar')} | {
-    ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'), ('numpy', 'ndarray'), ('numpy', 'dtype'),
-    ('collections', 'OrderedDict'), ('builtins', 'set'), ('builtins', 'frozenset'), ('__builtin__', 'set'),
-    ('__builtin__', 'frozenset'), ('_codecs', 'encode')}
+SAFE_PICKLE_GLOBALS = {(m, n)
+                       for m in ('numpy.core.multiarray', 'numpy._core.multiarray')
+                       for n in ('_reconstruct', 'scalar')} | {
+    ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'),
+    ('numpy', 'ndarray'), ('numpy', 'dtype'),
+    ('collections', 'OrderedDict'), ('builtins', 'set'), ('builtins', 'frozenset'),
+    ('__builtin__', 'set'), ('__builtin__', 'frozenset'), ('_codecs', 'encode')}
 
 class _Refused(pickle.UnpicklingError):
     "The safe reader will not build what the file asks for; the message says what."
@@ -71,7 +83,8 @@ class SafeUnpickler(pickle._Unpickler):
         self._open_dtype, self._open_arrays = None, {}   # made, not yet BUILT
 
     def find_class(self, module, name):
-        "The allowed global `module.name` (checked where NumPy's would not be); else refuse."
+        ("The allowed global `module.name` (checked "
+         "where NumPy's would not be); else refuse.")
         if (module, name) not in SAFE_PICKLE_GLOBALS:
             raise pickle.UnpicklingError(f"it refers to {module}.{name}, which is "
                                          "neither a NumPy array nor a plain container")
@@ -142,24 +155,31 @@ class SafeUnpickler(pickle._Unpickler):
     del _op
 
 def _read_pickle(file:Path, trust_pickle:bool=False):
-    "Unpickle `file` (only arrays and containers unless `trust_pickle`); ValueError naming the file if that fails."
-    load = (lambda f, **kw: pickle.load(f, **kw)) if trust_pickle else (lambda f, **kw: SafeUnpickler(f, **kw).load())
+    ("Unpickle `file` (only arrays and containers unless `trust_pickle`); ValueError "
+     "naming the file if that fails.")
+    load = ((lambda f, **kw: pickle.load(f, **kw)) if trust_pickle
+            else (lambda f, **kw: SafeUnpickler(f, **kw).load()))
     try:
         if not trust_pickle:
             with open(file, 'rb') as f: _scan_pickle(f)   # nothing is built here
         try:
             with open(file, 'rb') as f: return load(f)
-        except UnicodeDecodeError:  # pickles written by Python 2 need latin-1 for their numpy buffers
+        # pickles written by Python 2 need latin-1 for their numpy buffers
+        except UnicodeDecodeError:
             with open(file, 'rb') as f: return load(f, encoding='latin1')
     except _Refused as e:
         raise ValueError(f"{file} was not loaded: {e}. The safe reader refuses this "
                          "before building it: such content can crash Python") from None
     except pickle.UnpicklingError as e:
-        if trust_pickle or 'refers to' not in str(e): raise ValueError(f"{file} is not a readable MultiBench pickle ({e})") from None
-        raise ValueError(f"{file} was not loaded: {e}, and unpickling it could run code from the file. MultiBench files "
-                         "hold only arrays; if you trust this file, pass trust_pickle=True") from None
+        if trust_pickle or 'refers to' not in str(e):
+            raise ValueError(f"{file} is not a readable MultiBench pickle ({e})") from None
+        raise ValueError(f"{file} was not loaded: {e}, and unpickling it could run "
+                         "code from the file. MultiBench files "
+                         "hold only arrays; if you trust "
+                         "this file, pass trust_pickle=True") from None
     except Exception as e:
-        raise ValueError(f"{file} is not a readable MultiBench pickle ({type(e).__name__}: {e})") from None
+        raise ValueError(f"{file} is not a readable MultiBench "
+                         f"pickle ({type(e).__name__}: {e})") from None
 
 # %% ../../nbs/08c_multibench.ipynb #f6c99402
 MAX_PICKLE_DEPTH = 100          # MultiBench's files nest about 6 levels deep
@@ -261,38 +281,58 @@ def _scan_pickle(f, max_depth:int=MAX_PICKLE_DEPTH, max_ops:int=MAX_PICKLE_OPCOD
 def _affect_arrays(data, file:Path, name:str) -> dict:
     "Validated float32 modalities and float64 labels of each split of an affect pickle."
     if not isinstance(data, dict):
-        raise ValueError(f"{file}: expected a dict with keys 'train', 'valid', 'test', got {type(data).__name__}")
+        raise ValueError(f"{file}: expected a dict with keys 'train', "
+                         f"'valid', 'test', got {type(data).__name__}")
     out = {}
     for split in SPLITS:
-        if split not in data: raise ValueError(f"{file}: missing split '{split}' (found keys {sorted(map(str, data))})")
+        if split not in data:
+            raise ValueError(f"{file}: missing split '{split}' "
+                             f"(found keys {sorted(map(str, data))})")
         part = data[split]
-        if not isinstance(part, dict): raise ValueError(f"{file}: split '{split}' must be a dict of arrays, got {type(part).__name__}")
+        if not isinstance(part, dict):
+            raise ValueError(f"{file}: split '{split}' must be a dict "
+                             f"of arrays, got {type(part).__name__}")
         arrays = {}
         for key in ('vision', 'audio', 'text', 'labels'):
-            if key not in part: raise ValueError(f"{file}: split '{split}' has no key '{key}' (found {sorted(map(str, part))})")
+            if key not in part:
+                raise ValueError(f"{file}: split '{split}' has no key "
+                                 f"'{key}' (found {sorted(map(str, part))})")
             try: arrays[key] = np.asarray(part[key], dtype=np.float64 if key == 'labels' else np.float32)
-            except (TypeError, ValueError) as e: raise ValueError(f"{file}: {split}['{key}'] is not a numeric array ({e})") from None
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{file}: {split}['{key}'] is "
+                                 f"not a numeric array ({e})") from None
         _check_affect_shapes(arrays, file, name, split)
         out[split] = arrays
-    widths = {split: tuple(out[split][k].shape[2] for k in ('vision', 'audio', 'text')) for split in SPLITS}
+    widths = {split: tuple(out[split][k].shape[2] for k in ('vision', 'audio', 'text'))
+              for split in SPLITS}
     if len(set(widths.values())) > 1:
-        raise ValueError(f"{file}: the splits disagree on the (vision, audio, text) feature widths: {widths}")
+        raise ValueError(f"{file}: the splits disagree on the (vision, "
+                         f"audio, text) feature widths: {widths}")
     expected = tuple(AFFECT_DIMS[name][k] for k in ('vision', 'audio', 'text'))
     if widths['train'] != expected:
-        warnings.warn(f"{file}: (vision, audio, text) have {widths['train']} features; the published {name} file has {expected}")
+        warnings.warn(f"{file}: (vision, audio, text) have {widths['train']} features; "
+                      f"the published {name} file has {expected}")
     return out
 
 def _check_affect_shapes(arrays:dict, file:Path, name:str, split:str):
     for key in ('vision', 'audio', 'text'):
-        if arrays[key].ndim != 3: raise ValueError(f"{file}: {split}['{key}'] must have shape (N, T, D), got {arrays[key].shape}")
+        if arrays[key].ndim != 3:
+            raise ValueError(f"{file}: {split}['{key}'] must have "
+                             f"shape (N, T, D), got {arrays[key].shape}")
     nt = {key: arrays[key].shape[:2] for key in ('vision', 'audio', 'text')}
-    if len(set(nt.values())) > 1: raise ValueError(f"{file}: split '{split}': vision, audio and text must share (N, T), got {nt}")
+    if len(set(nt.values())) > 1:
+        raise ValueError(f"{file}: split '{split}': vision, audio "
+                         f"and text must share (N, T), got {nt}")
     n, labels = nt['text'][0], arrays['labels']
     if labels.ndim == 0 or labels.shape[0] != n or labels.size < n or n == 0:
-        raise ValueError(f"{file}: {split}['labels'] must have one row per sample (N={n}, N > 0), got shape {labels.shape}")
-    if not np.isfinite(labels).all(): raise ValueError(f"{file}: {split}['labels'] contains NaN or inf")
-    if name not in SENTIMENT_SETS and not np.isin(labels.reshape(n, -1)[:, 0], (-1, 0, 1)).all():
-        raise ValueError(f"{file}: {split}['labels'] of {name} must be binary (0/1 or -1/1), got values {np.unique(labels)[:6]}")
+        raise ValueError(f"{file}: {split}['labels'] must have one row per sample "
+                         f"(N={n}, N > 0), got shape {labels.shape}")
+    if not np.isfinite(labels).all():
+        raise ValueError(f"{file}: {split}['labels'] contains NaN or inf")
+    if name not in SENTIMENT_SETS and not np.isin(labels.reshape(n, -1)[:, 0],
+                                                  (-1, 0, 1)).all():
+        raise ValueError(f"{file}: {split}['labels'] of {name} must be binary (0/1 or "
+                         f"-1/1), got values {np.unique(labels)[:6]}")
 
 # %% ../../nbs/08c_multibench.ipynb #4b455217
 def _realign(x:np.ndarray, # [N, T, D] stored sequences
@@ -301,10 +341,12 @@ def _realign(x:np.ndarray, # [N, T, D] stored sequences
              out_len:int, # output time steps T'
              padding:str='right', # where the zero padding goes: 'right' or 'left'
             ) -> tuple[np.ndarray, np.ndarray]:
-    "Move each sample's `length` real steps to the start ('right') or end ('left') of an `[N, out_len, D]` block; also the mask."
+    ("Move each sample's `length` real steps to the start ('right') or end ('left') of "
+     "an `[N, out_len, D]` block; also the mask.")
     t = np.arange(out_len)[None]
     offset = np.zeros_like(length) if padding == 'right' else out_len - length
-    src, mask = start[:, None] + t - offset[:, None], (t >= offset[:, None]) & (t < (offset + length)[:, None])
+    src, mask = (start[:, None] + t - offset[:, None],
+                 (t >= offset[:, None]) & (t < (offset + length)[:, None]))
     out = x[np.arange(len(x))[:, None], np.clip(src, 0, x.shape[1] - 1)]
     out[~mask] = 0
     return out, mask
@@ -312,7 +354,8 @@ def _realign(x:np.ndarray, # [N, T, D] stored sequences
 def znorm_sequences(x:np.ndarray, # [N, T, D] features, zero where `mask` is False
                     mask:np.ndarray, # [N, T] real time steps
                    ) -> np.ndarray:
-    "Per-sample, per-feature z-scores over each sample's real steps (unbiased std); 0/0 -> 0, padding stays 0."
+    ("Per-sample, per-feature z-scores over each sample's "
+     "real steps (unbiased std); 0/0 -> 0, padding stays 0.")
     m = mask[:, :, None]
     n = m.sum(1, keepdims=True)
     mean = (x * m).sum(1, keepdims=True) / np.maximum(n, 1)
@@ -327,20 +370,23 @@ def affect_labels(labels:np.ndarray, # stored labels, N rows (any trailing shape
                   task:str='classification', # 'classification' or 'regression'
                   zero_is_positive:bool=False, # sentiment sets: count a score of exactly 0 as positive
                  ) -> np.ndarray:
-    "Binary int64 classes (positive = score > 0, or >= 0 with `zero_is_positive`) or float32 scores."
+    ("Binary int64 classes (positive = score > 0, or "
+     ">= 0 with `zero_is_positive`) or float32 scores.")
     score = labels.reshape(len(labels), -1)[:, 0]
     if task == 'regression': return score.astype(np.float32)
-    positive = score >= 0 if (zero_is_positive and name in SENTIMENT_SETS) else score > 0
+    positive = (score >= 0 if (zero_is_positive and name in SENTIMENT_SETS)
+                else score > 0)
     return positive.astype(np.int64)
 
 # %% ../../nbs/08c_multibench.ipynb #505634ed
-def _affect_split(a:dict, name:str, modalities:tuple, task:str, z_norm:bool, zero_is_positive:bool,
+def _affect_split(a:dict, name:str, modalities:tuple, task:str, z_norm:bool,
+                  zero_is_positive:bool,
                   padding:str, max_seq_len:int|None) -> tuple[dict, dict]:
     "Cleaned numpy arrays x1, x2, y, mask of one split, and counts of what was changed."
-    has_text = (a['text'] != 0).any(2)                         # [N, T] steps with a word
-    keep = has_text.any(1)                                      # drop samples whose text is all zeros
+    has_text = (a['text'] != 0).any(2)  # [N, T] steps with a word
+    keep = has_text.any(1)  # drop samples whose text is all zeros
     a, has_text = {k: v[keep] for k, v in a.items()}, has_text[keep]
-    a['audio'][a['audio'] == -np.inf] = 0                       # MultiBench's audio rule
+    a['audio'][a['audio'] == -np.inf] = 0  # MultiBench's audio rule
     nonfinite = 0
     for m in modalities:
         bad = ~np.isfinite(a[m]); nonfinite += int(bad.sum()); a[m][bad] = 0
@@ -350,75 +396,114 @@ def _affect_split(a:dict, name:str, modalities:tuple, task:str, z_norm:bool, zer
     xs = []
     for m in modalities:
         x, mask = _realign(a[m], start, T - start, T)           # strip the left padding
-        if z_norm: x = znorm_sequences(x, mask)                 # statistics over all real steps, as MultiBench
-        x, mask = _realign(x, np.zeros_like(start), length, out_len, padding)   # truncate, place the padding
+        if z_norm:
+            # statistics over all real steps, as MultiBench
+            x = znorm_sequences(x, mask)
+        # truncate, place the padding
+        x, mask = _realign(x, np.zeros_like(start), length, out_len, padding)
         xs.append(x)
     y = affect_labels(a['labels'], name, task, zero_is_positive)
-    return dict(x1=xs[0], x2=xs[1], y=y, mask=mask), dict(dropped=int((~keep).sum()), nonfinite_zeroed=nonfinite)
+    return dict(x1=xs[0], x2=xs[1], y=y, mask=mask), dict(dropped=int((~keep).sum()),
+                                                          nonfinite_zeroed=nonfinite)
 
 # %% ../../nbs/08c_multibench.ipynb #421fdda3
 def _warn_no_finite(x:np.ndarray, file:Path, key:str, what:str):
-    "Warn when `x` has no finite value at all: zeroing it leaves `what` without any information."
+    ("Warn when `x` has no finite value at all: "
+     "zeroing it leaves `what` without any information.")
     if x.size and not np.isfinite(x).any():
-        warnings.warn(f"{file}: {key} has no finite value (all NaN or inf): it is zeroed, so {what} carries no information")
+        warnings.warn(f"{file}: {key} has no finite value (all NaN or inf): it is "
+                      f"zeroed, so {what} carries no information")
 
 def _check_affect_content(a:dict, file:Path, split:str, modalities:tuple):
-    "Refuse a split whose every sample would be dropped (no word in its text); warn about a chosen modality with no finite value."
+    ("Refuse a split whose every sample would be dropped (no word in its text); warn "
+     "about a chosen modality with no finite value.")
     if not (a['text'] != 0).any():
-        raise ValueError(f"{file}: every one of the {len(a['text'])} samples of split '{split}' has all-zero text, and samples "
-                         "without text are dropped (as MultiBench does), which would leave the split empty; is this the right file?")
+        raise ValueError(f"{file}: every one of the {len(a['text'])} samples of split "
+                         f"'{split}' has all-zero text, and samples "
+                         "without text are dropped (as MultiBench does), which would "
+                         "leave the split empty; is this the right file?")
     for i, m in enumerate(modalities):
         _warn_no_finite(a[m], file, f"{split}['{m}']", f"x{i + 1} ({m})")
 
 # %% ../../nbs/08c_multibench.ipynb #d249edac
-def _check_affect_options(name, task, modalities, zero_is_positive, padding, max_seq_len) -> tuple:
+def _check_affect_options(name, task, modalities, zero_is_positive, padding,
+                          max_seq_len) -> tuple:
     task = 'classification' if task is None else task
     if task not in ('classification', 'regression'):
-        raise ValueError(f"task for {name} must be 'classification' or 'regression', got {task!r}")
+        raise ValueError(f"task for {name} must be 'classification' "
+                         f"or 'regression', got {task!r}")
     if task == 'regression' and name not in SENTIMENT_SETS:
-        raise ValueError(f"task='regression' needs a sentiment score: use it with 'mosi' or 'mosei', not {name!r}")
+        raise ValueError("task='regression' needs a sentiment score: use it with "
+                         f"'mosi' or 'mosei', not {name!r}")
     if zero_is_positive and name not in SENTIMENT_SETS:
-        raise ValueError(f"zero_is_positive applies to the sentiment sets 'mosi' and 'mosei'; {name!r} labels are binary")
+        raise ValueError("zero_is_positive applies to the sentiment sets 'mosi' and "
+                         f"'mosei'; {name!r} labels are binary")
     modalities = ('vision', 'text') if modalities is None else tuple(modalities)
-    if len(modalities) != 2 or len(set(modalities)) != 2 or not set(modalities) <= {'vision', 'audio', 'text'}:
-        raise ValueError(f"modalities must be two different names from 'vision', 'audio', 'text', got {modalities!r}")
-    if padding not in ('right', 'left'): raise ValueError(f"padding must be 'right' or 'left', got {padding!r}")
-    if max_seq_len is not None and (not isinstance(max_seq_len, (int, np.integer)) or isinstance(max_seq_len, bool) or max_seq_len < 1):
-        raise ValueError(f"max_seq_len must be None or a positive int, got {max_seq_len!r}")
+    if (len(modalities) != 2 or len(set(modalities)) != 2
+        or not set(modalities) <= {'vision', 'audio', 'text'}):
+        raise ValueError("modalities must be two different names from 'vision', "
+                         f"'audio', 'text', got {modalities!r}")
+    if padding not in ('right', 'left'):
+        raise ValueError(f"padding must be 'right' or 'left', got {padding!r}")
+    if max_seq_len is not None and (not isinstance(max_seq_len, (int, np.integer))
+                                    or isinstance(max_seq_len, bool)
+                                    or max_seq_len < 1):
+        raise ValueError("max_seq_len must be None or a "
+                         f"positive int, got {max_seq_len!r}")
     return task, modalities
 
-def _load_affect(name, file, task, modalities, z_norm, zero_is_positive, padding, max_seq_len, trust_pickle=False):
-    task, modalities = _check_affect_options(name, task, modalities, zero_is_positive, padding, max_seq_len)
+def _load_affect(name, file, task, modalities, z_norm, zero_is_positive, padding,
+                 max_seq_len, trust_pickle=False):
+    task, modalities = _check_affect_options(name, task, modalities, zero_is_positive,
+                                             padding, max_seq_len)
     raw = _affect_arrays(_read_pickle(file, trust_pickle), file, name)
     splits, counts = {}, {}
     for split in SPLITS:
         _check_affect_content(raw[split], file, split, modalities)
-        splits[split], counts[split] = _affect_split(raw[split], name, modalities, task, z_norm, zero_is_positive, padding, max_seq_len)
+        splits[split], counts[split] = _affect_split(raw[split], name, modalities, task,
+                                                     z_norm, zero_is_positive, padding,
+                                                     max_seq_len)
     rule = ('raw sentiment score' if task == 'regression' else
-            'positive if score >= 0' if zero_is_positive else 'positive if label > 0 (MultiBench)')
-    info = dict(x1=modalities[0], x2=modalities[1], task=task, n_classes=None if task == 'regression' else 2,
-                label_rule=rule, z_norm=z_norm, padding=padding, max_seq_len=max_seq_len,
+            'positive if score >= 0' if zero_is_positive
+            else 'positive if label > 0 (MultiBench)')
+    info = dict(x1=modalities[0], x2=modalities[1], task=task,
+                n_classes=None if task == 'regression' else 2,
+                label_rule=rule, z_norm=z_norm, padding=padding,
+                max_seq_len=max_seq_len,
                 dropped={s: c['dropped'] for s, c in counts.items()},
                 nonfinite_zeroed={s: c['nonfinite_zeroed'] for s, c in counts.items()})
     return splits, info
 
 # %% ../../nbs/08c_multibench.ipynb #02fdb334
-MIMIC_KEYS = {'ep_tdata': 3, 'adm_features_all': 2, 'adm_labels_all': 2, 'y_icd9': 2}  # key -> rank
+# key -> rank
+MIMIC_KEYS = {'ep_tdata': 3, 'adm_features_all': 2, 'adm_labels_all': 2, 'y_icd9': 2}
 
 def _mimic_arrays(data, file:Path) -> dict:
     "Validated float64 arrays of `im.pk`."
-    if not isinstance(data, dict): raise ValueError(f"{file}: expected a dict of arrays {list(MIMIC_KEYS)}, got {type(data).__name__}")
+    if not isinstance(data, dict):
+        raise ValueError(f"{file}: expected a dict of arrays "
+                         f"{list(MIMIC_KEYS)}, got {type(data).__name__}")
     out = {}
     for key, rank in MIMIC_KEYS.items():
-        if key not in data: raise ValueError(f"{file}: missing key '{key}' (found {sorted(map(str, data))})")
+        if key not in data:
+            raise ValueError(f"{file}: missing key '{key}' "
+                             f"(found {sorted(map(str, data))})")
         try: out[key] = np.array(data[key], dtype=np.float64)
-        except (TypeError, ValueError) as e: raise ValueError(f"{file}: '{key}' is not a numeric array ({e})") from None
-        if out[key].ndim != rank: raise ValueError(f"{file}: '{key}' must have rank {rank}, got shape {out[key].shape}")
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{file}: '{key}' is not a numeric array ({e})") from None
+        if out[key].ndim != rank:
+            raise ValueError(f"{file}: '{key}' must have rank "
+                             f"{rank}, got shape {out[key].shape}")
     sizes = {key: a.shape[0] for key, a in out.items()}
-    if len(set(sizes.values())) > 1: raise ValueError(f"{file}: every key must have N rows, got {sizes}")
-    if min(sizes.values()) < 10: raise ValueError(f"{file}: need at least 10 admissions to split, got {sizes['ep_tdata']}")
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"{file}: every key must have N rows, got {sizes}")
+    if min(sizes.values()) < 10:
+        raise ValueError(f"{file}: need at least 10 admissions "
+                         f"to split, got {sizes['ep_tdata']}")
     if out['adm_labels_all'].shape[1] < 6:
-        raise ValueError(f"{file}: 'adm_labels_all' needs at least 6 columns (mortality windows 1-5), got shape {out['adm_labels_all'].shape}")
+        raise ValueError(f"{file}: 'adm_labels_all' needs at least "
+                         "6 columns (mortality windows 1-5), got "
+                         f"shape {out['adm_labels_all'].shape}")
     return out
 
 def mimic_labels(adm_labels:np.ndarray, # [N, >=6] mortality indicators
@@ -431,22 +516,30 @@ def mimic_labels(adm_labels:np.ndarray, # [N, >=6] mortality indicators
         positive = adm_labels[:, 1:6] > 0
         return np.where(positive.any(1), positive.argmax(1) + 1, 0).astype(np.int64)
     y = y_icd9[:, task]
-    if not np.isin(y, (0, 1)).all(): raise ValueError(f"{file}: 'y_icd9'[:, {task}] must be binary 0/1, got values {np.unique(y)[:6]}")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError(f"{file}: 'y_icd9'[:, {task}] must be "
+                         f"binary 0/1, got values {np.unique(y)[:6]}")
     return y.astype(np.int64)
 
 def mimic_split(n:int, # number of admissions
                 seed:int=10, # MultiBench uses random.seed(10)
                ) -> dict:
-    "Row indices of MultiBench's MIMIC split: shuffled; valid [0, n//10), test [n//10, n//5), train [n//5, n)."
-    order = list(range(n)); random.Random(seed).shuffle(order); order = np.array(order, dtype=np.int64)
-    return {'train': order[n // 5:], 'valid': order[:n // 10], 'test': order[n // 10:n // 5]}
+    ("Row indices of MultiBench's MIMIC split: shuffled; valid [0, n//10), test "
+     "[n//10, n//5), train [n//5, n).")
+    order = list(range(n)); random.Random(seed).shuffle(order)
+    order = np.array(order, dtype=np.int64)
+    return {'train': order[n // 5:], 'valid': order[:n // 10],
+            'test': order[n // 10:n // 5]}
 
 # %% ../../nbs/08c_multibench.ipynb #6e635490
 def _check_mimic_task(task, n_groups:int):
     if task is None: return 7
     if task in ('mortality', -1): return 'mortality'
-    if isinstance(task, (int, np.integer)) and not isinstance(task, bool) and 0 <= task < n_groups: return int(task)
-    raise ValueError(f"task for 'mimic' must be 'mortality' (or -1) or an ICD-9 group index 0..{n_groups - 1}, got {task!r}")
+    if (isinstance(task, (int, np.integer)) and not isinstance(task, bool)
+        and 0 <= task < n_groups):
+        return int(task)
+    raise ValueError("task for 'mimic' must be 'mortality' (or -1) or an ICD-9 group "
+                     f"index 0..{n_groups - 1}, got {task!r}")
 
 def _zscore(x:np.ndarray, axes:tuple) -> np.ndarray:
     "Standardize over `axes` (population std); constant features get scale 1."
@@ -455,18 +548,25 @@ def _zscore(x:np.ndarray, axes:tuple) -> np.ndarray:
 
 def _load_mimic(file, task, seed, trust_pickle=False):
     a = _mimic_arrays(_read_pickle(file, trust_pickle), file)
-    for key, what in (('adm_features_all', 'x1 (static)'), ('ep_tdata', 'x2 (timeseries)')): _warn_no_finite(a[key], file, key, what)
+    for key, what in (('adm_features_all', 'x1 (static)'),
+                      ('ep_tdata', 'x2 (timeseries)')):
+        _warn_no_finite(a[key], file, key, what)
     task = _check_mimic_task(task, a['y_icd9'].shape[1])
     static, series = a['adm_features_all'], a['ep_tdata']
     nonfinite = int((~np.isfinite(static)).sum() + (~np.isfinite(series)).sum())
     static[~np.isfinite(static)] = 0; series[~np.isfinite(series)] = 0
-    static, series = _zscore(static, (0,)).astype(np.float32), _zscore(series, (0, 1)).astype(np.float32)
+    static, series = (_zscore(static, (0,)).astype(np.float32),
+                      _zscore(series, (0, 1)).astype(np.float32))
     y = mimic_labels(a['adm_labels_all'], a['y_icd9'], task, file)
-    mask = np.ones(series.shape[:2], bool)                     # the 24 hours are all real steps
-    splits = {s: dict(x1=static[rows], x2=series[rows], y=y[rows], mask=mask[rows]) for s, rows in mimic_split(len(y), seed).items()}
-    info = dict(x1='static', x2='timeseries', task=task, n_classes=6 if task == 'mortality' else 2,
-                label_rule='first mortality window k in 1..5 with a positive label, else 0' if task == 'mortality'
-                           else f'y_icd9[:, {task}]', split_seed=seed, nonfinite_zeroed=nonfinite)
+    mask = np.ones(series.shape[:2], bool)  # the 24 hours are all real steps
+    splits = {s: dict(x1=static[rows], x2=series[rows], y=y[rows], mask=mask[rows])
+              for s, rows in mimic_split(len(y), seed).items()}
+    info = dict(x1='static', x2='timeseries', task=task,
+                n_classes=6 if task == 'mortality' else 2,
+                label_rule='first mortality window k in 1..5 '
+                           'with a positive label, else 0' if task == 'mortality'
+                           else f'y_icd9[:, {task}]', split_seed=seed,
+                           nonfinite_zeroed=nonfinite)
     return splits, info
 
 # %% ../../nbs/08c_multibench.ipynb #cb3d210f
@@ -489,28 +589,43 @@ def load_multibench(name:str, # 'mosi', 'mosei', 'mustard' (sarcasm.pkl), 'urfun
     name = _check_name(name)
     file = multibench_file(name, path)
     if name == 'mimic':
-        for arg, value, default in [('modalities', modalities, None), ('z_norm', z_norm, False), ('zero_is_positive', zero_is_positive, False),
-                                    ('padding', padding, 'right'), ('max_seq_len', max_seq_len, None)]:
-            if value != default: raise ValueError(f"{arg} applies to the affect datasets only, not 'mimic' (got {arg}={value!r})")
+        for arg, value, default in [('modalities', modalities, None),
+                                    ('z_norm', z_norm, False),
+                                    ('zero_is_positive', zero_is_positive, False),
+                                    ('padding', padding, 'right'),
+                                    ('max_seq_len', max_seq_len, None)]:
+            if value != default:
+                raise ValueError(f"{arg} applies to the affect datasets "
+                                 f"only, not 'mimic' (got {arg}={value!r})")
         splits, info = _load_mimic(file, task, seed, trust_pickle)
-    else: splits, info = _load_affect(name, file, task, modalities, z_norm, zero_is_positive, padding, max_seq_len, trust_pickle)
+    else: splits, info = _load_affect(name, file, task, modalities, z_norm,
+                                      zero_is_positive, padding, max_seq_len,
+                                      trust_pickle)
     device = resolve_device(device)
-    out = {s: {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in d.items()} for s, d in splits.items()}
-    out['info'] = dict(name=name, file=str(file), sizes={s: len(d['y']) for s, d in splits.items()}, **info)
+    out = {s: {k: torch.from_numpy(np.ascontiguousarray(v)).to(device)
+               for k, v in d.items()}
+           for s, d in splits.items()}
+    out['info'] = dict(name=name, file=str(file),
+                       sizes={s: len(d['y']) for s, d in splits.items()}, **info)
     return out
 
 # %% ../../nbs/08c_multibench.ipynb #08b96507
-def _fixture_affect_split(rng, name:str, size:int, seq_len:int, binary_labels:str, split:str) -> dict:
+def _fixture_affect_split(rng, name:str, size:int, seq_len:int, binary_labels:str,
+                          split:str) -> dict:
     lengths = rng.integers(1, seq_len + 1, size); lengths[0], lengths[-1] = seq_len, 1
-    real = np.arange(seq_len)[None] >= (seq_len - lengths)[:, None]          # left padding
-    data = {m: rng.normal(size=(size, seq_len, d)) * real[:, :, None] for m, d in AFFECT_DIMS[name].items()}
-    data['text'][1] = 0                                                      # no words: dropped by the loader
-    if seq_len > 1: data['vision'][-1, -2] = 0.5                             # a frame before the first word: stripped
+    real = np.arange(seq_len)[None] >= (seq_len - lengths)[:, None]  # left padding
+    data = {m: rng.normal(size=(size, seq_len, d)) * real[:, :, None]
+            for m, d in AFFECT_DIMS[name].items()}
+    data['text'][1] = 0  # no words: dropped by the loader
+    if seq_len > 1:
+        data['vision'][-1, -2] = 0.5  # a frame before the first word: stripped
     data['audio'][0, -1, 0] = -np.inf; data['audio'][size - 1, -1, :2] = -np.inf
     data['vision'][0, -1, 1] = np.nan
-    data = {'vision': data['vision'].astype(np.float32), 'audio': data['audio'].astype(np.float32), 'text': data['text']}
+    data = {'vision': data['vision'].astype(np.float32),
+            'audio': data['audio'].astype(np.float32), 'text': data['text']}
     if name in SENTIMENT_SETS:
-        labels = rng.choice(np.round(np.arange(-15, 16) / 5, 1), size); labels[[0, size - 1]] = 0.0
+        labels = rng.choice(np.round(np.arange(-15, 16) / 5, 1), size)
+        labels[[0, size - 1]] = 0.0
     else:
         labels = rng.permutation(np.arange(size) % 2)
         if binary_labels == 'pm1': labels = 2 * labels - 1
@@ -535,17 +650,22 @@ def write_multibench_fixture(name:str, # dataset whose file format to imitate
                              seed:int=0, # seed of the random content
                              binary_labels:str='pm1', # mustard/urfunny label encoding: 'pm1' (-1/1) or '01'
                             ) -> Path:
-    "Write a small random pickle in the published MultiBench format of `name`; return its path."
+    ("Write a small random pickle in the published "
+     "MultiBench format of `name`; return its path.")
     name = _check_name(name)
-    if binary_labels not in ('pm1', '01'): raise ValueError(f"binary_labels must be 'pm1' or '01', got {binary_labels!r}")
+    if binary_labels not in ('pm1', '01'):
+        raise ValueError(f"binary_labels must be 'pm1' or '01', got {binary_labels!r}")
     n = n if n is not None else (57 if name == 'mimic' else 8)
-    if n < (10 if name == 'mimic' else 3): raise ValueError(f"n must be at least {10 if name == 'mimic' else 3} for {name}, got {n}")
+    if n < (10 if name == 'mimic' else 3):
+        raise ValueError(f"n must be at least {10 if name == 'mimic' else 3} "
+                         f"for {name}, got {n}")
     rng, path = np.random.default_rng(seed), Path(path)
     file = path/MULTIBENCH_FILES[name] if path.is_dir() else path
     if name == 'mimic': data = _fixture_mimic(rng, n)
     else:
         sizes = {'train': n, 'valid': max(3, n // 2), 'test': max(3, n // 2) + 1}
-        data = {s: _fixture_affect_split(rng, name, k, seq_len, binary_labels, s) for s, k in sizes.items()}
+        data = {s: _fixture_affect_split(rng, name, k, seq_len, binary_labels, s)
+                for s, k in sizes.items()}
     file.parent.mkdir(parents=True, exist_ok=True)
     with open(file, 'wb') as f: pickle.dump(data, f)
     return file

@@ -14,28 +14,30 @@ __all__ = ['SyntheticData', 'relevant_coordinates', 'make_synthetic', 'view_info
 @dataclass
 class SyntheticData:
     "Views, labels and the latents that generated them (all torch tensors)."
-    x1: torch.Tensor          # [n, view_dim] view 1 = [w_s, w1] @ mixing1 (+ noise * eps)
-    x2: torch.Tensor          # [n, view_dim] view 2 = [w_s, w2] @ mixing2 (+ noise * eps)
-    y: torch.Tensor           # [n] binary label
-    w_s: torch.Tensor         # [n, shared_dim] shared latents
-    w1: torch.Tensor          # [n, unique_dims[0]] latents only view 1 sees
-    w2: torch.Tensor          # [n, unique_dims[1]] latents only view 2 sees
-    mixing1: torch.Tensor     # [shared_dim + unique_dims[0], view_dim]
-    mixing2: torch.Tensor     # [shared_dim + unique_dims[1], view_dim]
-    relevant: dict            # label-relevant coordinate indices: {'shared': [...], 'unique1': [...], 'unique2': [...]}
-    noise: float = 0.0        # standard deviation of the Gaussian noise added to every view coordinate
+    x1: torch.Tensor       # [n, view_dim] view 1 = [w_s, w1] @ mixing1 (+ noise * eps)
+    x2: torch.Tensor       # [n, view_dim] view 2 = [w_s, w2] @ mixing2 (+ noise * eps)
+    y: torch.Tensor        # [n] binary label
+    w_s: torch.Tensor      # [n, shared_dim] shared latents
+    w1: torch.Tensor       # [n, unique_dims[0]] latents only view 1 sees
+    w2: torch.Tensor       # [n, unique_dims[1]] latents only view 2 sees
+    mixing1: torch.Tensor  # [shared_dim + unique_dims[0], view_dim]
+    mixing2: torch.Tensor  # [shared_dim + unique_dims[1], view_dim]
+    relevant: dict         # label-relevant coordinate indices: {'shared': [...], 'unique1': [...], 'unique2': [...]}
+    noise: float = 0.0     # standard deviation of the Gaussian noise added to every view coordinate
 
     def __len__(self): return len(self.y)
 
     def subset(self, idx) -> 'SyntheticData':
         "The samples `idx` (same mixing matrices)."
         f = lambda t: t[idx]
-        return SyntheticData(f(self.x1), f(self.x2), f(self.y), f(self.w_s), f(self.w1), f(self.w2),
+        return SyntheticData(f(self.x1), f(self.x2), f(self.y), f(self.w_s), f(self.w1),
+                             f(self.w2),
                              self.mixing1, self.mixing2, self.relevant, self.noise)
 
     def split(self, test_size:float=0.2, seed:int=0) -> tuple:
         "Reproducible (train, test) split."
-        if not 0 < test_size < 1: raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+        if not 0 < test_size < 1:
+            raise ValueError(f"test_size must be in (0, 1), got {test_size}")
         perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
         n_test = int(round(test_size * len(self)))
         return self.subset(perm[n_test:]), self.subset(perm[:n_test])
@@ -43,15 +45,22 @@ class SyntheticData:
 # %% ../../nbs/08a_synthetic.ipynb #7cd8471b
 def relevant_coordinates(ratio:float|None, # fraction of label-relevant coordinates that are unique; None: all
                          shared_dim:int, unique_dims:tuple, n_relevant:int) -> dict:
-    "Which latent coordinates the label reads, for a ratio of unique to total label-relevant coordinates."
+    ("Which latent coordinates the label reads, for a "
+     "ratio of unique to total label-relevant coordinates.")
     if ratio is None:
-        return dict(shared=list(range(shared_dim)), unique1=list(range(unique_dims[0])), unique2=list(range(unique_dims[1])))
-    if not 0 <= ratio <= 1: raise ValueError(f"ratio must be in [0, 1] or None, got {ratio}")
-    n_unique = int(round(ratio * n_relevant)); n1 = n_unique // 2; n2 = n_unique - n1; n_shared = n_relevant - n_unique
+        return dict(shared=list(range(shared_dim)), unique1=list(range(unique_dims[0])),
+                    unique2=list(range(unique_dims[1])))
+    if not 0 <= ratio <= 1:
+        raise ValueError(f"ratio must be in [0, 1] or None, got {ratio}")
+    n_unique = int(round(ratio * n_relevant)); n1 = n_unique // 2; n2 = n_unique - n1
+    n_shared = n_relevant - n_unique
     if n_shared > shared_dim or n1 > unique_dims[0] or n2 > unique_dims[1]:
-        raise ValueError(f"n_relevant={n_relevant} with ratio={ratio} needs {n_shared} shared and {n1} + {n2} unique "
-                         f"coordinates, but there are {shared_dim} and {unique_dims[0]} + {unique_dims[1]}")
-    return dict(shared=list(range(n_shared)), unique1=list(range(n1)), unique2=list(range(n2)))
+        raise ValueError(f"n_relevant={n_relevant} with ratio={ratio} needs {n_shared} "
+                         f"shared and {n1} + {n2} unique "
+                         f"coordinates, but there are {shared_dim} and "
+                         f"{unique_dims[0]} + {unique_dims[1]}")
+    return dict(shared=list(range(n_shared)), unique1=list(range(n1)),
+                unique2=list(range(n2)))
 
 def make_synthetic(n_samples:int=30000, # number of samples
                    shared_dim:int=10, # dimensions of w_s
@@ -63,13 +72,19 @@ def make_synthetic(n_samples:int=30000, # number of samples
                    seed:int=0, # fixes latents, mixing matrices and the label network
                    noise:float=0.0, # std of Gaussian noise added to each view coordinate (0: the authors' noiseless views)
                   ) -> SyntheticData:
-    "Two views from shared and unique latents and a binary label of a chosen mix of them (authors' generator)."
-    for v, name in [(n_samples, 'n_samples'), (shared_dim, 'shared_dim'), (view_dim, 'view_dim'), (n_relevant, 'n_relevant')]:
-        if not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive int, got {v!r}")
-    if len(unique_dims) != 2 or any(not isinstance(u, int) or u < 1 for u in unique_dims):
+    ("Two views from shared and unique latents and a binary "
+     "label of a chosen mix of them (authors' generator).")
+    for v, name in [(n_samples, 'n_samples'), (shared_dim, 'shared_dim'),
+                    (view_dim, 'view_dim'), (n_relevant, 'n_relevant')]:
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if len(unique_dims) != 2 or any(not isinstance(u, int) or u < 1
+                                    for u in unique_dims):
         raise ValueError(f"unique_dims must be two positive ints, got {unique_dims!r}")
-    if label_fn not in ('linear', 'nonlinear'): raise ValueError(f"label_fn must be 'linear' or 'nonlinear', got {label_fn!r}")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < float('inf'):
+    if label_fn not in ('linear', 'nonlinear'):
+        raise ValueError(f"label_fn must be 'linear' or 'nonlinear', got {label_fn!r}")
+    if (isinstance(noise, bool) or not isinstance(noise, (int, float))
+        or not 0 <= noise < float('inf')):
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     rel = relevant_coordinates(ratio, shared_dim, unique_dims, n_relevant)
     g = torch.Generator().manual_seed(seed)
@@ -79,26 +94,31 @@ def make_synthetic(n_samples:int=30000, # number of samples
     w2 = torch.randn(n_samples, unique_dims[1], generator=g) * std
     A1 = torch.rand(shared_dim + unique_dims[0], view_dim, generator=g)
     A2 = torch.rand(shared_dim + unique_dims[1], view_dim, generator=g)
-    chosen = torch.cat([w_s[:, rel['shared']], w1[:, rel['unique1']], w2[:, rel['unique2']]], 1)
+    chosen = torch.cat([w_s[:, rel['shared']], w1[:, rel['unique1']],
+                        w2[:, rel['unique2']]], 1)
     if label_fn == 'linear': score = chosen.mean(1)
     else:
-        W = torch.randn(chosen.shape[1], 16, generator=g); v = torch.randn(16, generator=g)
-        score = torch.tanh(chosen @ W) @ v          # odd function of the latents: classes stay balanced
+        W = torch.randn(chosen.shape[1], 16, generator=g)
+        v = torch.randn(16, generator=g)
+        # odd function of the latents: classes stay balanced
+        score = torch.tanh(chosen @ W) @ v
     y = (torch.sigmoid(score) >= 0.5).long()
     x1, x2 = torch.cat([w_s, w1], 1) @ A1, torch.cat([w_s, w2], 1) @ A2
-    if noise > 0:                                  # drawn last: the noiseless data stay as they were
+    if noise > 0:  # drawn last: the noiseless data stay as they were
         x1 = x1 + noise * torch.randn(x1.shape, generator=g)
         x2 = x2 + noise * torch.randn(x2.shape, generator=g)
     return SyntheticData(x1, x2, y, w_s, w1, w2, A1, A2, rel, float(noise))
 
 # %% ../../nbs/08a_synthetic.ipynb #f2a16d9c
-def view_information(data:SyntheticData, # from make_synthetic (its mixing matrices and noise)
+def view_information(data:SyntheticData, # from make_synthetic (mixing matrices, noise)
                      view:int, # 1 or 2
                      latent:str, # 'w_s' or 'unique' (w1 for view 1, w2 for view 2)
                     ) -> float:
-    "Closed-form I(X_view; latent) in bits (inf without noise): the most any representation of that view can hold."
+    ("Closed-form I(X_view; latent) in bits (inf without noise): the most any "
+     "representation of that view can hold.")
     if view not in (1, 2): raise ValueError(f"view must be 1 or 2, got {view!r}")
-    if latent not in ('w_s', 'unique'): raise ValueError(f"latent must be 'w_s' or 'unique', got {latent!r}")
+    if latent not in ('w_s', 'unique'):
+        raise ValueError(f"latent must be 'w_s' or 'unique', got {latent!r}")
     if data.noise == 0: return float('inf')
     A = (data.mixing1 if view == 1 else data.mixing2).double(); d_s = data.w_s.shape[1]
     rest = A[d_s:] if latent == 'w_s' else A[:d_s]
@@ -111,34 +131,43 @@ from ..augment import latent_augment
 
 @dataclass
 class SyntheticSetting:
-    "Standardised train/test views of a `make_synthetic` draw and the latent augmentations in that space."
-    data: SyntheticData       # the full draw (raw views, latents, mixing matrices)
-    train: SyntheticData      # raw training split (its latents, labels)
-    test: SyntheticData       # raw held-out split
-    train_views: tuple        # (x1, x2, y) of the training split, views standardised with training statistics
-    test_views: tuple         # (x1, x2, y) of the held-out split, standardised with the same statistics
-    mixing: tuple             # (A1 / sd1, A2 / sd2): the mixing matrices in the standardised space
+    ("Standardised train/test views of a `make_synthetic` "
+     "draw and the latent augmentations in that space.")
+    data: SyntheticData   # the full draw (raw views, latents, mixing matrices)
+    train: SyntheticData  # raw training split (its latents, labels)
+    test: SyntheticData   # raw held-out split
+    train_views: tuple    # (x1, x2, y) of the training split, views standardised with training statistics
+    test_views: tuple     # (x1, x2, y) of the held-out split, standardised with the same statistics
+    mixing: tuple         # (A1 / sd1, A2 / sd2): the mixing matrices in the standardised space
 
-    def augment(self, unique:bool=True, # True: perturb the unique latents only; False: all latents
+    def augment(self, unique:bool=True, # True: perturb only unique latents; False: all
                 std:float=0.5, # standard deviation of the latent perturbation
                ):
-        "The view-pair augmentation (x1, x2) -> (x1', x2') through the standardised mixing matrices."
+        ("The view-pair augmentation (x1, x2) -> (x1', "
+         "x2') through the standardised mixing matrices.")
         m1, m2 = self.mixing; n_shared = self.data.w_s.shape[1]
-        return lambda a, b: (latent_augment(a, m1.to(a.device), n_shared, std, unique=unique),
-                             latent_augment(b, m2.to(b.device), n_shared, std, unique=unique))
+        return lambda a, b: (latent_augment(a, m1.to(a.device), n_shared, std,
+                                            unique=unique),
+                             latent_augment(b, m2.to(b.device), n_shared, std,
+                                            unique=unique))
 
 # %% ../../nbs/08a_synthetic.ipynb #cdab21a3
 def synthetic_setting(n_samples:int, # samples drawn (train + test)
                       seed:int=0, # seeds the draw and the split
                       test_size:float=0.2, # held-out fraction
                       eps:float=1e-6, # added to each coordinate's standard deviation
-                      **kwargs, # passed to make_synthetic (ratio, noise, shared_dim, ...)
+                      **kwargs, # for make_synthetic (ratio, noise, shared_dim, ...)
                      ) -> SyntheticSetting:
-    "Draw `make_synthetic(n_samples, seed=seed, **kwargs)`, split it, standardise both views with training statistics."
-    if 'seed' in kwargs: raise ValueError("seed is given once, as synthetic_setting's own argument")
+    ("Draw `make_synthetic(n_samples, seed=seed, **kwargs)`, split it, standardise "
+     "both views with training statistics.")
+    if 'seed' in kwargs:
+        raise ValueError("seed is given once, as synthetic_setting's own argument")
     if not eps >= 0: raise ValueError(f"eps must be >= 0, got {eps!r}")
     data = make_synthetic(n_samples, seed=seed, **kwargs)
     tr, te = data.split(test_size, seed=seed)
-    mu1, sd1, mu2, sd2 = tr.x1.mean(0), tr.x1.std(0) + eps, tr.x2.mean(0), tr.x2.std(0) + eps
-    return SyntheticSetting(data, tr, te, ((tr.x1 - mu1) / sd1, (tr.x2 - mu2) / sd2, tr.y),
-                            ((te.x1 - mu1) / sd1, (te.x2 - mu2) / sd2, te.y), (data.mixing1 / sd1, data.mixing2 / sd2))
+    mu1, sd1, mu2, sd2 = (tr.x1.mean(0), tr.x1.std(0) + eps, tr.x2.mean(0),
+                          tr.x2.std(0) + eps)
+    return SyntheticSetting(data, tr, te,
+                            ((tr.x1 - mu1) / sd1, (tr.x2 - mu2) / sd2, tr.y),
+                            ((te.x1 - mu1) / sd1, (te.x2 - mu2) / sd2, te.y),
+                            (data.mixing1 / sd1, data.mixing2 / sd2))

@@ -314,28 +314,36 @@ def image_augment(shift:float=0.125, # largest translation, as a share of the im
                   noise:float=0.03, # standard deviation of added pixel noise
                   generator:torch.Generator|None=None, # draws of the transforms (None: torch's global RNG)
                  ):
-    "A batched augmentation t(x) of [n, 3, H, W] images: random shift and zoom, pixel noise; no flips, no colour change."
-    if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not 0 <= shift < 1:
+    ("A batched augmentation t(x) of [n, 3, H, W] images: random shift and zoom, pixel "
+     "noise; no flips, no colour change.")
+    if (isinstance(shift, bool) or not isinstance(shift, (int, float))
+        or not 0 <= shift < 1):
         raise ValueError(f"shift must be a number in [0, 1), got {shift!r}")
     if (not isinstance(zoom, (tuple, list)) or len(zoom) != 2
-            or not all(isinstance(z, (int, float)) and z > 0 for z in zoom) or zoom[0] > zoom[1]):
-        raise ValueError(f"zoom must be a (low, high) pair of positive numbers with low <= high, got {zoom!r}")
+            or not all(isinstance(z, (int, float)) and z > 0 for z in zoom)
+            or zoom[0] > zoom[1]):
+        raise ValueError("zoom must be a (low, high) pair of positive "
+                         f"numbers with low <= high, got {zoom!r}")
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
         raise ValueError(f"noise must be a number >= 0, got {noise!r}")
     def augment(x:torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.ndim != 4:
-            raise ValueError(f"x must be a [n, C, H, W] tensor, got {getattr(x, 'shape', type(x).__name__)}")
+            raise ValueError("x must be a [n, C, H, W] tensor, got "
+                             f"{getattr(x, 'shape', type(x).__name__)}")
         n, dev = len(x), x.device
         u = torch.rand(n, 3, generator=generator, device=generator.device if generator else 'cpu').to(dev, x.dtype)
         s = zoom[0] + (zoom[1] - zoom[0]) * u[:, 0]
         t = shift * (2 * u[:, 1:] - 1)
         theta = torch.zeros(n, 2, 3, dtype=x.dtype, device=dev)
-        theta[:, 0, 0] = theta[:, 1, 1] = 1 / s                    # sampling grid: output pixel p reads (p - t) / s
+        # sampling grid: output pixel p reads (p - t) / s
+        theta[:, 0, 0] = theta[:, 1, 1] = 1 / s
         theta[:, :, 2] = -t / s[:, None]
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        out = F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
+        out = F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros',
+                            align_corners=False)
         if noise:
-            eps = torch.randn(out.shape, generator=generator, device=generator.device if generator else 'cpu')
+            eps = torch.randn(out.shape, generator=generator,
+                              device=generator.device if generator else 'cpu')
             out = out + noise * eps.to(dev, x.dtype)
         return out
     return augment
