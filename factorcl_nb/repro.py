@@ -19,12 +19,12 @@ from .report import format_seconds, skip_marker, write_report
 from .report import save_skipped, stale_results
 
 # %% auto #0
-__all__ = ['SCALES', 'PASSED_PARAMETERS', 'CELL_TIMEOUTS', 'RESULT_SUFFIXES', 'package_root', 'default_out', 'experiments_dir',
-           'Experiment', 'notebook_title', 'read_experiment', 'find_experiments', 'experiment_parameters',
-           'ExperimentError', 'kernel_environment', 'cell_timeout', 'kernel_manager_class', 'failure_record',
-           'backup_results', 'restore_results', 'mark_stopped', 'relative_papermill_paths', 'keep_evidence',
-           'recover_killed_run', 'drop_progress_widgets', 'sigterm_as_interrupt', 'run_experiment', 'in_default_run',
-           'select_experiments', 'run_experiments', 'repro_parser', 'main']
+__all__ = ['SCALES', 'PASSED_PARAMETERS', 'CELL_TIMEOUTS', 'RESULT_SUFFIXES', 'MAX_OUTPUT_LINES', 'package_root', 'default_out',
+           'experiments_dir', 'Experiment', 'notebook_title', 'read_experiment', 'find_experiments',
+           'experiment_parameters', 'ExperimentError', 'kernel_environment', 'cell_timeout', 'kernel_manager_class',
+           'failure_record', 'backup_results', 'restore_results', 'mark_stopped', 'relative_papermill_paths',
+           'keep_evidence', 'recover_killed_run', 'drop_progress_widgets', 'tidy_outputs', 'sigterm_as_interrupt',
+           'run_experiment', 'in_default_run', 'select_experiments', 'run_experiments', 'repro_parser', 'main']
 
 # %% ../nbs/10_repro.ipynb #d7aec0f9
 # tiny: seconds, a smoke test (numbers mean nothing); quick: minutes on a laptop CPU;
@@ -307,6 +307,34 @@ def drop_progress_widgets(path:str|Path, # an executed notebook
     if dropped: atomic_write(path, nbformat.writes(nb))
     return dropped
 
+_KERNEL_FILE = re.compile(r'/[\w/.-]*/ipykernel_\d+/\d+\.py')   # where a kernel keeps a cell's code
+MAX_OUTPUT_LINES = 60
+
+def tidy_outputs(path:str|Path, # an executed notebook
+                 keep:int=50, # lines kept of an output longer than MAX_OUTPUT_LINES
+                ) -> int:
+    """Make an executed copy readable on GitHub: progress widgets go (`drop_progress_widgets`), warnings name
+    `<cell>` instead of the kernel's temporary file, and an output over MAX_OUTPUT_LINES lines keeps its first `keep`
+    lines and says how many more the results files hold. Returns the number of outputs changed."""
+    changed = drop_progress_widgets(path)
+    nb = nbformat.read(path, as_version=4)
+    for c in nb.cells:
+        for o in c.get('outputs', []) if c.cell_type == 'code' else []:
+            if o.get('output_type') == 'stream':
+                text = _KERNEL_FILE.sub('<cell>', o['text'])
+                lines = text.splitlines(keepends=True)
+                if len(lines) > MAX_OUTPUT_LINES:
+                    text = ''.join(lines[:keep]) + f'... ({len(lines) - keep} more lines: the full tables are in the results files)\n'
+                changed += text != o['text']; o['text'] = text
+            elif 'text/plain' in o.get('data', {}):
+                lines = str(o['data']['text/plain']).splitlines(keepends=True)
+                if len(lines) > MAX_OUTPUT_LINES:
+                    o['data'] = {'text/plain': ''.join(lines[:keep])
+                                 + f'... ({len(lines) - keep} more rows: the full table is in the results files)'}
+                    changed += 1
+    atomic_write(path, nbformat.writes(nb))
+    return changed
+
 # %% ../nbs/10_repro.ipynb #08ef6cbc
 def _file_state(p:Path): return (p.stat().st_mtime_ns, p.stat().st_ino) if p.exists() else None
 
@@ -379,7 +407,7 @@ def run_experiment(exp:Experiment, # the experiment notebook
                                     f"executed notebook: {failed}")
         raise ExperimentError(exp.name, failed or executed, error)
     relative_papermill_paths(_running(out, exp.name), exp.path, executed.name)
-    drop_progress_widgets(_running(out, exp.name))
+    tidy_outputs(_running(out, exp.name))
     os.replace(_running(out, exp.name), executed)
     shutil.rmtree(_backup_dir(out, exp.name))
     for stale in (failure_record(out, exp.name), out/f'{exp.name}.failed.ipynb'):
