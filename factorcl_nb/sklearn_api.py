@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from .core import resolve_device, set_seed
 from .augment import feature_augment
 from .encoders import mlp_encoder
-from .models import METHODS, make_model
+from .models import METHODS, SUCCESSORS, make_model
 from .train import TrainConfig, fit
 
 # %% auto #0
@@ -58,6 +58,7 @@ def method_factors(method:str, # a full name from METHODS
                   ) -> tuple:
     ("Names of the representations `method`'s `embed` returns, in the order "
      "`transform` concatenates them.")
+    if method in SUCCESSORS: return ('z',)   # CoMM, InfMasking: one fused representation
     return ('s1', 's2', 'u1', 'u2') if method in FACTORIZED_METHODS else ('z1', 'z2')
 
 def check_factors(factors, # None (all) or a sequence of factor names (one name may be given as a string)

@@ -165,7 +165,11 @@ def test_a_critic_lagging_on_one_process_only_gives_both_the_same_critic_steps(t
 
 # ---------------------------------------------------------------- two processes == one process with the global batch
 
-@pytest.mark.parametrize('method', METHODS)
+# InfMasking draws its random token masks on each process from that process's generator, so two processes cannot
+# reproduce one process's draw over the global batch: its comparison would test the random stream, not the gather
+SAME_DRAWS = [m for m in METHODS if m != 'InfMasking']
+
+@pytest.mark.parametrize('method', SAME_DRAWS)
 def test_two_processes_give_the_losses_and_gradients_of_one_with_the_global_batch(two_processes, method):
     results, _ = two_processes
     terms, grads, critic, critic_grads = losses_and_gradients(build(method), *data(WORLD * LOCAL))
