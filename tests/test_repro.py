@@ -340,7 +340,7 @@ def test_a_second_run_on_the_same_folder_is_refused_or_waits(tmp_path):
 
 
 def test_a_lock_left_by_a_dead_process_does_not_block(tmp_path):
-    out = tmp_path/'figures'
+    out = tmp_path/'figures'; out.mkdir()
     code = (f"import os; from factorcl_nb.repro import output_lock\n"
             f"with output_lock({str(out)!r}): os._exit(9)")   # dies holding the lock: the OS releases it
     r = subprocess.run([sys.executable, '-c', code], env=repro_env(), timeout=120)
