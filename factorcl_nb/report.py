@@ -8,7 +8,7 @@ import json, os, subprocess, sys, time
 from pathlib import Path
 import papermill as pm
 import factorcl_nb
-from .core import atomic_write, environment_info, fingerprint_changes
+from .core import atomic_write, environment_info, fingerprint_changes, package_dir
 
 # %% auto #0
 __all__ = ['HEADLINE', 'format_seconds', 'load_results', 'skip_marker', 'save_skipped', 'load_skipped', 'load_failures',
@@ -107,7 +107,6 @@ def fingerprint_changes_in_subprocess(fingerprints:dict[str, dict], # result nam
                                       timeout:float=300, # seconds the fresh process may take
                                      ) -> dict[str, list[str]]:
     "`fingerprint_changes` of each fingerprint, computed in a fresh Python process importing this `factorcl_nb`."
-    from .core import package_dir
     here = package_dir()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here), *[p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]]))
     job = dict(fingerprints=fingerprints, out=str(Path(out).resolve()), root=str(Path(root or here).resolve()))
