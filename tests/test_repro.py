@@ -485,3 +485,12 @@ def test_the_report_survives_a_broken_ast_parser(tmp_path, monkeypatch):
     monkeypatch.setattr(core, 'source_digest', broken)
     (out/'REPORT.md').unlink()
     assert table(write_report(out).read_text()) == expected and calls   # the same verdicts, from a fresh process
+    # should the fresh process fail as well, the report is still written, without calling anything current
+    import factorcl_nb.report as report_mod
+    def no_python(*a, **kw): raise RuntimeError('the staleness check failed in a fresh process too: boom')
+    monkeypatch.setattr(report_mod, 'fingerprint_changes_in_subprocess', no_python)
+    (out/'REPORT.md').unlink()
+    report = write_report(out).read_text()
+    assert '| current | quick | ? | unchecked |' in report and '| changed | quick | ? | unchecked |' in report
+    assert 'could not be checked this time' in report and 'boom' in report 
+    assert not re.search(r'\| current \|$', report, re.M)   # no row says its sources are current
