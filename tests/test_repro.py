@@ -492,5 +492,5 @@ def test_the_report_survives_a_broken_ast_parser(tmp_path, monkeypatch):
     (out/'REPORT.md').unlink()
     report = write_report(out).read_text()
     assert '| current | quick | ? | unchecked |' in report and '| changed | quick | ? | unchecked |' in report
-    assert 'could not be checked this time' in report and 'boom' in report 
+    assert 'could not be checked this time' in report and 'boom' in report
     assert not re.search(r'\| current \|$', report, re.M)   # no row says its sources are current
