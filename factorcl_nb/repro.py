@@ -620,6 +620,11 @@ def select_experiments(experiments:dict[str, Experiment], # all experiments, by 
     return [experiments[n] for n in dict.fromkeys(names)]
 
 # %% ../nbs/10_repro.ipynb #6ffd4923
+def _thread_environment(threads:int|None) -> dict:
+    "Environment variables that cap a kernel's CPU threads (torch's, BLAS's and OpenMP's) at `threads`."
+    if threads is None: return {}
+    return {v: str(threads) for v in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS')}
+
 def _clone_pythonpath() -> dict:
     ("PYTHONPATH with the clone first, so the kernel "
      "imports this factorcl_nb (empty outside a clone).")
@@ -641,6 +646,7 @@ def run_experiments(names=None, # experiment names (None: all)
                     progress:bool=True, # show the overall progress bar
                     timeout:float|None=None, # seconds one cell may run (None: CELL_TIMEOUTS of the scale)
                     wait:bool=False, # another run holds `out`: wait for it (False: raise OutputBusyError)
+                    threads:int|None=1, # CPU threads per kernel (torch, BLAS, OpenMP); None: leave them as set
                    ) -> list[dict]:
     ("Run experiment notebooks one after another with papermill, then rewrite "
      "`<out>/REPORT.md`, holding the lock of `out` throughout.")
@@ -649,6 +655,8 @@ def run_experiments(names=None, # experiment names (None: all)
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise ValueError(f"seed must be an int or None, got {seed!r}")
     cell_timeout(timeout, scale)   # checks it before anything runs
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be an int >= 1 or None, got {threads!r}")
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
         raise FileNotFoundError("data_dir must be an existing "
                                 f"folder, got {str(data_dir)!r}")
@@ -667,7 +675,8 @@ def run_experiments(names=None, # experiment names (None: all)
             print(f"removed {tmp.name}: a temporary file of a run that was killed",
                   file=sys.stderr)
         try:
-            with kernel_environment(FACTORCL_REPRO='1', **_clone_pythonpath()), \
+            with kernel_environment(FACTORCL_REPRO='1', **_clone_pythonpath(),
+                                    **_thread_environment(threads)), \
                  tqdm(selected, desc=f'factorcl-repro ({scale}, {dev})', unit='notebook',
                       disable=not progress) as bar:
                 for exp in bar:
@@ -716,6 +725,11 @@ def repro_parser() -> argparse.ArgumentParser:
                    help='if another factorcl-repro run is using the output folder, wait '
                         'until it ends (default: stop at once, exit status '
                         f'{EXIT_BUSY})')
+    p.add_argument('--threads', type=int, default=1, metavar='N',
+                   help='CPU threads per experiment (torch, BLAS, OpenMP; default 1: the small '
+                        'models here gain little from a second thread and lose much when another '
+                        'process takes a core; experiments with independent jobs run one process '
+                        'per core instead); 0: leave them as the environment sets them')
     return p
 
 # %% ../nbs/10_repro.ipynb #0475c8c3
@@ -735,7 +749,8 @@ def main(argv:list[str]|None=None, # command-line arguments (None: sys.argv[1:])
     except ValueError as e: parser.error(str(e))
     out = args.out if args.out is not None else default_out()
     try: run_experiments(args.names, args.scale, out, args.device, args.seed,
-                         args.data_dir, args.nbs_dir, timeout=args.timeout, wait=args.wait)
+                         args.data_dir, args.nbs_dir, timeout=args.timeout, wait=args.wait,
+                         threads=args.threads or None)
     except OutputFolderError as e:   # one line, like argparse's own argument errors
         print(f"factorcl-repro: error: argument --out: expected {e.expected}, got {e.got}",
               file=sys.stderr)

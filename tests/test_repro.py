@@ -494,3 +494,24 @@ def test_the_report_survives_a_broken_ast_parser(tmp_path, monkeypatch):
     assert '| current | quick | ? | unchecked |' in report and '| changed | quick | ? | unchecked |' in report
     assert 'could not be checked this time' in report and 'boom' in report
     assert not re.search(r'\| current \|$', report, re.M)   # no row says its sources are current
+
+
+def test_threads_reach_each_kernel(monkeypatch, tmp_path):
+    "factorcl-repro caps every kernel at one CPU thread by default (torch, BLAS, OpenMP); None leaves the environment."
+    import factorcl_nb.repro as repro
+    names = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS')
+    seen = []
+    def fake_run(exp, out, params, kernel='python3', timeout=None):
+        seen.append({k: os.environ.get(k) for k in names})
+        return dict(missing=[], skipped=False, wall_time_s=0.0)
+    monkeypatch.setattr(repro, 'run_experiment', fake_run)
+    monkeypatch.setenv('OMP_NUM_THREADS', '7')
+    repro.run_experiments(['gaussian_mi'], out=tmp_path/'a', progress=False)
+    repro.run_experiments(['gaussian_mi'], out=tmp_path/'b', progress=False, threads=3)
+    repro.run_experiments(['gaussian_mi'], out=tmp_path/'c', progress=False, threads=None)
+    assert seen[0] == dict.fromkeys(names, '1') and seen[1] == dict.fromkeys(names, '3')
+    assert seen[2]['OMP_NUM_THREADS'] == '7'
+    assert os.environ['OMP_NUM_THREADS'] == '7'        # restored after the run
+    with pytest.raises(ValueError, match='threads must be an int >= 1 or None'):
+        repro.run_experiments(['gaussian_mi'], out=tmp_path/'d', progress=False, threads=0)
+    assert repro.repro_parser().parse_args(['--threads', '0']).threads == 0   # main passes 0 as None
