@@ -35,6 +35,7 @@ class WordTokenizer:
                 + [self.vocab.get(w, self.unk_id) for w in self.words(text)]
                 + [self.eos_id])
 
+# %% ../nbs/12_clip.ipynb #7e556cfd
 def tokenize(tokenizer, # a WordTokenizer or a Hugging Face CLIP tokenizer
              texts:list, # strings
              max_len:int=77, # longest sequence kept (CLIP: 77); longer texts are truncated, keeping eos
@@ -58,6 +59,7 @@ def _transformers():
         raise ImportError('CLIP needs the optional extra: pip install '
                           '"factorcl_nb[clip]" (installs transformers)') from None
 
+# %% ../nbs/12_clip.ipynb #cd9dc7bb
 def tiny_clip(vocab_size:int, # tokenizer vocabulary size (WordTokenizer.vocab_size)
               image_size:int=32, # input side of the vision tower
               embed_dim:int=16, # projection size (the encoders' out_dim)
@@ -80,6 +82,7 @@ def tiny_clip(vocab_size:int, # tokenizer vocabulary size (WordTokenizer.vocab_s
     torch.manual_seed(seed)
     return tf.CLIPModel(cfg)
 
+# %% ../nbs/12_clip.ipynb #c286407a
 def load_clip(name_or_path:str='openai/clip-vit-base-patch32', # local folder, or a model name already in the HF cache
               local_files_only:bool=True, # never download (set False only where downloads are allowed)
              ) -> tuple:
@@ -104,6 +107,7 @@ def load_clip(name_or_path:str='openai/clip-vit-base-patch32', # local folder, o
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)   # OpenAI CLIP's pixel normalisation
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
+# %% ../nbs/12_clip.ipynb #557da4b7
 class ClipImageEncoder(nn.Module):
     ("CLIP's vision tower and projection: images [n, "
      "3, H, W] in [0, 1] -> unit vectors [n, out_dim].")
@@ -128,6 +132,7 @@ class ClipImageEncoder(nn.Module):
         h = self.vision(pixel_values=(x - self.mean.to(x.dtype)) / self.std.to(x.dtype)).pooler_output
         return F.normalize(self.proj(h), dim=-1)
 
+# %% ../nbs/12_clip.ipynb #840916ee
 class ClipTextEncoder(nn.Module):
     ("CLIP's text tower and projection: token ids [n, "
      "L] (-1 at padding) -> unit vectors [n, out_dim].")
@@ -146,6 +151,7 @@ class ClipTextEncoder(nn.Module):
         h = self.text(input_ids=ids.masked_fill(~mask, self.pad_id), attention_mask=mask.long()).pooler_output
         return F.normalize(self.proj(h), dim=-1)
 
+# %% ../nbs/12_clip.ipynb #e69e59f3
 def clip_encoders(clip_model) -> list:
     ("[image encoder, text encoder] of `clip_model`, fresh copies (pass `lambda: "
      "clip_encoders(m)` to run_method).")
@@ -154,6 +160,7 @@ def clip_encoders(clip_model) -> list:
 # %% ../nbs/12_clip.ipynb #01b26a80
 def _uniform(n, lo, hi, g, device): return lo + (hi - lo) * torch.rand(n, generator=g).to(device)
 
+# %% ../nbs/12_clip.ipynb #a5d13e1d
 def random_resized_crop(x:torch.Tensor, # [n, 3, H, W] images
                         scale:tuple=(0.2, 1.0), # range of the kept area fraction
                         ratio:tuple=(3/4, 4/3), # range of the box's aspect ratio
@@ -173,14 +180,17 @@ def random_resized_crop(x:torch.Tensor, # [n, 3, H, W] images
     return F.grid_sample(x, grid, mode='bilinear', padding_mode='border',
                          align_corners=False)
 
+# %% ../nbs/12_clip.ipynb #1efc967e
 def random_flip(x:torch.Tensor, p:float=0.5, generator:torch.Generator|None=None) -> torch.Tensor:
     "Mirror each image left-right with probability p."
     flip = (torch.rand(len(x), generator=generator) < p).to(x.device).view(-1, 1, 1, 1)
     return torch.where(flip, x.flip(-1), x)
 
+# %% ../nbs/12_clip.ipynb #078d2772
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
                      [0.211, -0.523, 0.312]])
 
+# %% ../nbs/12_clip.ipynb #8635bbc7
 def color_jitter(x:torch.Tensor, # [n, 3, H, W] images in [0, 1]
                  brightness:float=0.4, contrast:float=0.4, saturation:float=0.4,
                  hue:float=0.1,
@@ -208,6 +218,7 @@ def color_jitter(x:torch.Tensor, # [n, 3, H, W] images in [0, 1]
     y = torch.einsum('nij,njhw->nihw', m, y).clamp(0, 1)
     return torch.where(on, y, x)
 
+# %% ../nbs/12_clip.ipynb #b1eb2eae
 def drop_token(ids:torch.Tensor, # [n, L] token ids, -1 at padding, begin and end tokens included
                generator:torch.Generator|None=None,
               ) -> torch.Tensor:
@@ -223,6 +234,7 @@ def drop_token(ids:torch.Tensor, # [n, L] token ids, -1 at padding, begin and en
     out = ids.gather(1, src.clamp(max=L - 1))
     return out.masked_fill(src >= L, -1)
 
+# %% ../nbs/12_clip.ipynb #421ecb4c
 def irfl_augment(unique:bool=True, # True: mild crops (>= 90% of the area), no flip; False: the authors' crop (20-100%) + flip
                  seed:int|None=None, # seed of the augmentation's generator (None: torch's global RNG)
                 ):

@@ -26,12 +26,14 @@ __all__ = ['SCALE_WEIGHTS', 'SCALE_SPREADS', 'CONDITIONS', 'RESIDUAL_THRESHOLD',
 # %% ../nbs/02a_conditional.ipynb #f68a796a
 def _logdet_block(cov, idx): return torch.linalg.slogdet(cov[idx][:, idx])[1]
 
+# %% ../nbs/02a_conditional.ipynb #b35dc29a
 def _check_cov(cov):
     if (not isinstance(cov, torch.Tensor) or cov.ndim != 2
         or cov.shape[0] != cov.shape[1]):
         raise ValueError("cov must be a square covariance matrix, got "
                          f"{getattr(cov, 'shape', type(cov).__name__)}")
 
+# %% ../nbs/02a_conditional.ipynb #8f5c2f21
 def gaussian_mi_from_cov(cov:torch.Tensor, # [D, D] covariance of a Gaussian vector
                          x_idx:list, # coordinates of X
                          y_idx:list, # coordinates of Y
@@ -41,6 +43,7 @@ def gaussian_mi_from_cov(cov:torch.Tensor, # [D, D] covariance of a Gaussian vec
     return float(0.5 * (_logdet_block(cov, x_idx) + _logdet_block(cov, y_idx)
                         - _logdet_block(cov, x_idx + y_idx)))
 
+# %% ../nbs/02a_conditional.ipynb #4595dbad
 def gaussian_cmi_from_cov(cov:torch.Tensor, # [D, D] covariance of a Gaussian vector
                           x_idx:list, y_idx:list, c_idx:list, # coordinates of X, Y and the condition C
                          ) -> float:
@@ -56,6 +59,7 @@ def _check_mi(value, name):
         or not math.isfinite(value) or value < 0):
         raise ValueError(f"{name} must be a finite number of nats >= 0, got {value!r}")
 
+# %% ../nbs/02a_conditional.ipynb #12351df7
 def nce_club_target(cmi:float, # true I(X;Y|C) in nats
                     dim:int, # coordinates, each with the same conditional correlation
                    ) -> float:
@@ -64,6 +68,7 @@ def nce_club_target(cmi:float, # true I(X;Y|C) in nats
     r = gaussian_rho(cmi, dim)
     return dim * r * r / (1 - r * r)
 
+# %% ../nbs/02a_conditional.ipynb #fd3ec344
 def conditional_gaussian_cov(dim:int, # dimension of X, Y and C
                              cmi:float, # I(X;Y|C) in nats
                              shared_mi:float=3.0, # I(X;Y) in nats when cmi is 0 (information through C)
@@ -134,10 +139,12 @@ def sample_discrete_conditional_gaussian(n:int, # number of samples
 SCALE_WEIGHTS = (0.5, 0.75, 1.25, 1.5)   # I(X;Y|C=k) / I(X;Y|C) of 4 classes, mean 1
 SCALE_SPREADS = (0.5, 0.8, 1.25, 2.0)    # standard deviation of Y given C = k
 
+# %% ../nbs/02a_conditional.ipynb #8be947e2
 def _scale_rho(cmi, dim):
     w = torch.tensor(SCALE_WEIGHTS, dtype=torch.float64)
     return (1 - torch.exp(-2 * cmi * w / dim)).sqrt()
 
+# %% ../nbs/02a_conditional.ipynb #4b3be8a7
 def sample_scale_conditional_gaussian(n:int, # number of samples
                                       dim:int, # dimension of X and Y
                                       cmi:float, # true I(X;Y|C) in nats
@@ -160,11 +167,13 @@ def sample_scale_conditional_gaussian(n:int, # number of samples
 # %% ../nbs/02a_conditional.ipynb #bf4592b7
 def _normal_pdf(c): return math.exp(-c * c / 2) / math.sqrt(2 * math.pi)
 
+# %% ../nbs/02a_conditional.ipynb #d02eb799
 def _mult_cmi(a, dim):
     "d/2 E log(1 + a^2 C^2), C ~ N(0, 1), by adaptive quadrature."
     f = lambda c: _normal_pdf(c) * 0.5 * math.log1p(a * a * c * c)
     return dim * integrate.quad(f, -math.inf, math.inf, epsabs=1e-12, epsrel=1e-12)[0]
 
+# %% ../nbs/02a_conditional.ipynb #2f54fcc2
 @lru_cache(maxsize=None)
 def multiplicative_gain(cmi:float, # target I(X;Y|C) in nats
                         dim:int, # dimension of X and Y
@@ -176,6 +185,7 @@ def multiplicative_gain(cmi:float, # target I(X;Y|C) in nats
     while _mult_cmi(hi, dim) < cmi: hi *= 2
     return optimize.brentq(lambda a: _mult_cmi(a, dim) - cmi, 0., hi, xtol=1e-14)
 
+# %% ../nbs/02a_conditional.ipynb #8d6ee29d
 def sample_multiplicative_gaussian(n:int, # number of samples
                                    dim:int, # dimension of X and Y
                                    cmi:float, # true I(X;Y|C) in nats
@@ -195,6 +205,7 @@ def _log_normal_iso(q, var, dim):
     "log N(r; 0, var I_dim) from q = |r|^2 (broadcasting)."
     return -q / (2 * var) - 0.5 * dim * np.log(2 * np.pi * var)
 
+# %% ../nbs/02a_conditional.ipynb #801e4a46
 def true_residual_dependence(dependence:str, # 'additive', 'scale' or 'multiplicative'
                              dim:int, # dimension of Y
                              cmi:float, # the benchmark's I(X;Y|C) in nats
@@ -243,6 +254,7 @@ def _check_weights(scores, weights):
         raise ValueError("each row of weights must sum to 1, got row sums in "
                          f"[{w.sum(1).min():.4g}, {w.sum(1).max():.4g}]")
 
+# %% ../nbs/02a_conditional.ipynb #5b4d05cc
 def weighted_infonce_bound(scores:torch.Tensor, # [n, n] critic scores, positives on diagonal
                            weights:torch.Tensor, # [n, n] row-stochastic weights of the candidates y_j for row i
                           ) -> torch.Tensor:
@@ -251,6 +263,7 @@ def weighted_infonce_bound(scores:torch.Tensor, # [n, n] critic scores, positive
     _check_weights(scores, weights)
     return (scores.diagonal() - (scores + weights.log()).logsumexp(dim=1)).mean()
 
+# %% ../nbs/02a_conditional.ipynb #bad30098
 def weighted_nce_club_bound(scores:torch.Tensor, # [n, n] critic scores, positives on diagonal
                             weights:torch.Tensor, # [n, n] row-stochastic weights
                            ) -> torch.Tensor:
@@ -258,6 +271,7 @@ def weighted_nce_club_bound(scores:torch.Tensor, # [n, n] critic scores, positiv
     _check_weights(scores, weights)
     return (scores.diagonal() - (scores * weights).sum(1)).mean()
 
+# %% ../nbs/02a_conditional.ipynb #0fc5e649
 def mask_weights(mask:torch.Tensor, # [n, n] bool candidates, diagonal True
                 ) -> torch.Tensor:
     "Row-normalised weights of a boolean mask: uniform over each row's candidates."
@@ -272,6 +286,7 @@ def _check_condition(c, name='c'):
     check_matrix(c, name)
     return c
 
+# %% ../nbs/02a_conditional.ipynb #c2428e21
 def kernel_weights(c:torch.Tensor, # [n, c_dim] conditions
                    bandwidth:float, # RBF bandwidth h, in the units of c
                   ) -> torch.Tensor:
@@ -300,6 +315,7 @@ def knn_mask(c:torch.Tensor, # [n, c_dim] conditions
 # %% ../nbs/02a_conditional.ipynb #070cbc30
 CONDITIONS = ('concat', 'kernel', 'knn', 'residual')
 
+# %% ../nbs/02a_conditional.ipynb #801c276a
 class _ConditionalEstimator(nn.Module):
     ("Shared plumbing: the critic, the condition method, "
      "input checks and the (scores, weights) pair.")
@@ -338,6 +354,7 @@ class _ConditionalEstimator(nn.Module):
 @torch.no_grad()
 def _no_grad(f, *args): return f(*args)
 
+# %% ../nbs/02a_conditional.ipynb #5eceeb65
 def _scores_and_weights(self, x, y, c) -> tuple:
     "Check a batch and return `(scores [n, n], weights [n, n] or None for uniform)`."
     check_matrix(x, 'x', self.x_dim); check_matrix(y, 'y', self.y_dim)
@@ -354,6 +371,7 @@ def _scores_and_weights(self, x, y, c) -> tuple:
                else mask_weights(knn_mask(c, self.k)))
     return self.critic(xc, y), weights
 
+# %% ../nbs/02a_conditional.ipynb #8a089e6c
 def _bounds(self, x, y, c) -> tuple:
     ("`(lower, upper)`: InfoNCE- and NCE-CLUB-type "
      "estimates of I(X;Y|C) from one score matrix, in nats.")
@@ -361,12 +379,14 @@ def _bounds(self, x, y, c) -> tuple:
     if w is None: return infonce_bound(s), nce_club_bound(s)
     return weighted_infonce_bound(s, w), weighted_nce_club_bound(s, w)
 
+# %% ../nbs/02a_conditional.ipynb #64097541
 def _condition_loss(self, y, c) -> torch.Tensor:
     ("'residual': mean squared error of the regression "
      "mu(c) of y (what trains mu); other methods: 0.")
     if self.mean is None: return y.new_zeros(())
     return (self.mean(c) - y).pow(2).sum(1).mean()
 
+# %% ../nbs/02a_conditional.ipynb #b6486d30
 def _learning_loss(self, x, y, c) -> torch.Tensor:
     ("Loss that trains the critic (minus the lower bound) "
      "and, for 'residual', the regression of y on c.")
@@ -384,6 +404,7 @@ class ConditionalInfoNCE(_ConditionalEstimator):
     Shape: x `[n, x_dim]`, y `[n, y_dim]`, c `[n, c_dim]` -> scalar. Example: `ConditionalInfoNCE(5, 5, 5, 'residual')(x, y, c)`."""
     def forward(self, x, y, c): return self.bounds(x, y, c)[0]
 
+# %% ../nbs/02a_conditional.ipynb #54a5406d
 class ConditionalNCECLUB(_ConditionalEstimator):
     """Upper (NCE-CLUB-type) estimate of I(X;Y|C) in nats; its critic is trained by the lower bound.
 
@@ -396,6 +417,7 @@ class ConditionalNCECLUB(_ConditionalEstimator):
 # %% ../nbs/02a_conditional.ipynb #65dfa449
 RESIDUAL_THRESHOLD = 0.05   # nats of held-out I(C;R) above which 'residual' warns
 
+# %% ../nbs/02a_conditional.ipynb #20b54725
 def _split_reader(critic, c, r, bs):
     "Mean InfoNCE over the full batches of `bs` rows of (c, r)."
     def read(idx):
@@ -405,6 +427,7 @@ def _split_reader(critic, c, r, bs):
                                 for i in chunks]).mean().item()
     return read
 
+# %% ../nbs/02a_conditional.ipynb #c2404b58
 def residual_dependence(c:torch.Tensor, # [n, c_dim] conditions
                         r:torch.Tensor, # [n, r_dim] residuals y - mu(c)
                         steps:int=200, # Adam steps of the fresh critic

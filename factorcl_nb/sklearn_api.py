@@ -30,6 +30,7 @@ __all__ = ['SUPERVISED_METHODS', 'SHORT_METHODS', 'FACTORIZED_METHODS', 'AUTO_PR
 SUPERVISED_METHODS = ('SupCon', 'OurCL-SUP', 'FactorCL-SUP')
 SHORT_METHODS = ('FactorCL', 'OurCL')
 
+# %% ../nbs/11_sklearn.ipynb #554962f8
 def resolve_method(method:str, # a name from METHODS, or 'FactorCL' / 'OurCL' (supervision chosen by `mode`)
                    mode:str|None=None, # None, 'sup' or 'ssl'
                    has_labels:bool=False, # whether labels are available (decides `mode=None` for short names)
@@ -54,6 +55,7 @@ def resolve_method(method:str, # a name from METHODS, or 'FactorCL' / 'OurCL' (s
 FACTORIZED_METHODS = ('Cross+Self+Fact', 'FactorCL-SUP', 'FactorCL-SSL',
                       'FactorCL-IndAug')
 
+# %% ../nbs/11_sklearn.ipynb #7fee49e0
 def method_factors(method:str, # a full name from METHODS
                   ) -> tuple:
     ("Names of the representations `method`'s `embed` returns, in the order "
@@ -61,6 +63,7 @@ def method_factors(method:str, # a full name from METHODS
     if method in SUCCESSORS: return ('z',)   # CoMM, InfMasking: one fused representation
     return ('s1', 's2', 'u1', 'u2') if method in FACTORIZED_METHODS else ('z1', 'z2')
 
+# %% ../nbs/11_sklearn.ipynb #95c688c4
 def check_factors(factors, # None (all) or a sequence of factor names (one name may be given as a string)
                   method:str, # the full method name
                  ) -> tuple:
@@ -112,6 +115,7 @@ def _to_numpy(x):
             if x.is_floating_point() and x.dtype not in (torch.float32, torch.float64)
             else x).numpy()
 
+# %% ../nbs/11_sklearn.ipynb #96a76cc3
 def check_view(x, # one view [n, d]: array-like or torch.Tensor
                name:str, # argument name for the error messages, e.g. 'Xs[0]'
                min_samples:int=1, # fewest rows accepted
@@ -140,6 +144,7 @@ def torch_seed(random_state, # None, an int >= 0, or a numpy RandomState
                          f"or a RandomState, got {random_state!r}") from None
     return int(rng.randint(np.iinfo(np.int32).max))
 
+# %% ../nbs/11_sklearn.ipynb #153fd486
 @contextlib.contextmanager
 def preserved_global_rng():
     "Restore Python's, NumPy's and torch's (CPU and CUDA) global random states on exit."
@@ -154,6 +159,7 @@ def preserved_global_rng():
 # %% ../nbs/11_sklearn.ipynb #d244c6be
 def _augment_each(transform, x1, x2): return transform(x1), transform(x2)
 
+# %% ../nbs/11_sklearn.ipynb #91b4252c
 def independent_feature_augment(std:float=0.1, # Gaussian noise standard deviation
                                 alpha:float=1.0, # mixup Beta(alpha, alpha) parameter
                                ) -> Callable:
@@ -256,6 +262,7 @@ def embed_rows(model:torch.nn.Module, # a fitted model with `embed(x1, x2) -> di
 # critics)
 AUTO_PROGRESS_STEPS = 100
 
+# %% ../nbs/11_sklearn.ipynb #812d9262
 def show_progress(progress, # True, False or 'auto'
                   steps:int, # training steps the fit will take
                   critic:str, # the critic type ('concat' costs O(batch^2) per step)

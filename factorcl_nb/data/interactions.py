@@ -23,6 +23,7 @@ TASK_BITS = {'redundancy': ('r',), 'unique1': ('u1',), 'unique2': ('u2',),   # b
 def _check_task(task):
     if task not in TASKS: raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
+# %% ../../nbs/08e_interactions.ipynb #22d56e7f
 def task_label(task:str, # one of TASKS
                bits:dict, # latent bit name -> 0/1 int tensor (the bits the task reads)
               ) -> torch.Tensor:
@@ -117,6 +118,7 @@ def _check_int(v, name, lo, hi=None):
         rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
         raise ValueError(f"{name} must be an int {rng}, got {v!r}")
 
+# %% ../../nbs/08e_interactions.ipynb #3477dfc0
 def make_interactions(n_samples:int=10000, # number of samples
                       seed:int=0, # fixes the bits, both codebooks and the noise
                       view_dim:int=32, # dimensions of each view
@@ -208,6 +210,7 @@ def _bit_distribution(task, relevant_only=True):
         pmf[key] = pmf.get(key, 0) + 2.0 ** -len(used)
     return dit.Distribution(list(pmf), list(pmf.values()))
 
+# %% ../../nbs/08e_interactions.ipynb #7b3b70bf
 def label_entropy(task:str) -> float:
     "H(Y) of the task in bits (its labels are uniform over their classes)."
     _check_task(task)
@@ -229,6 +232,7 @@ def exact_pid(task:str, # one of TASKS
     return dict(**parts, total=float(dit.shannon.mutual_information(d, [0, 1], [2])),
                 entropy=float(dit.shannon.entropy(d, [2])))
 
+# %% ../../nbs/08e_interactions.ipynb #4c72a961
 def pid_table(tasks:tuple=TASKS) -> 'pd.DataFrame':
     "exact_pid of each task, one row per task (bits)."
     import pandas as pd

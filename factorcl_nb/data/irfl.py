@@ -21,6 +21,7 @@ IRFL_FILES = {t: f'{t}_understanding_task.csv' for t in IRFL_TASKS}
 _COLUMNS = ('phrase', 'answer', 'distractors')
 _IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.gif', '.webp', '.bmp')
 
+# %% ../../nbs/08d_irfl.ipynb #90d97f72
 def _parse_list(cell, file:Path, row:int, column:str) -> list:
     "The list of image entries stored as a string in one CSV cell."
     try: value = ast.literal_eval(cell) if isinstance(cell, str) else None
@@ -32,6 +33,7 @@ def _parse_list(cell, file:Path, row:int, column:str) -> list:
                          f"strings written as a list, got {str(cell)[:80]!r}")
     return value
 
+# %% ../../nbs/08d_irfl.ipynb #8946fdbb
 def image_file_name(entry:str) -> str|None:
     ("Local file name of an image URL (16 hex digits of its SHA-1 + its image "
      "extension); None for a base64 entry.")
@@ -69,6 +71,7 @@ def check_tasks(tasks) -> tuple:
                          f"distinct names from {list(IRFL_TASKS)}, got {tasks!r}")
     return tuple(names)
 
+# %% ../../nbs/08d_irfl.ipynb #ec8782ef
 def _read_task_csv(file:Path, task:str) -> pd.DataFrame:
     ("The task file as a table with the expected columns and at least one row; "
      "ValueError naming the file otherwise.")
@@ -89,6 +92,7 @@ def _read_task_csv(file:Path, task:str) -> pd.DataFrame:
                          f"{task!r} out with tasks=...")
     return df
 
+# %% ../../nbs/08d_irfl.ipynb #0246e476
 def read_irfl(path:str|Path, # folder holding the *_understanding_task.csv files
               tasks:tuple|str=tuple(IRFL_TASKS), # which tasks, or one task name (labels stay idiom 0, simile 1, metaphor 2)
              ) -> pd.DataFrame:
@@ -119,6 +123,7 @@ def read_irfl(path:str|Path, # folder holding the *_understanding_task.csv files
                                  row=i))
     return pd.DataFrame(rows).drop_duplicates(['phrase', 'image']).reset_index(drop=True)
 
+# %% ../../nbs/08d_irfl.ipynb #0a2b162a
 def irfl_manifest(path:str|Path, # folder holding the *_understanding_task.csv files
                   tasks:tuple=tuple(IRFL_TASKS), # which tasks
                  ) -> pd.DataFrame:
@@ -223,6 +228,7 @@ _FIXTURE_PHRASES = dict(
     metaphor=['time is money', 'the world is a stage', 'my heart is gold',
               'life is a road', 'he is a star', 'love is a battlefield'])
 
+# %% ../../nbs/08d_irfl.ipynb #67793bd0
 def write_irfl_fixture(path:str|Path, # folder to write the CSVs and images/ into
                        n_per_task:int=8, # rows per task file (>= 2)
                        seed:int=0, # fixes the images

@@ -17,6 +17,7 @@ __all__ = ['MFEAT_FILE', 'MFEAT_VIEWS', 'MFEAT_ATTRIBUTION', 'read_mfeat', 'stra
 MFEAT_FILE = Path(factorcl_nb.__file__).parent/'data'/'mfeat.npz'
 MFEAT_VIEWS = {'fou': 76, 'fac': 216, 'kar': 64, 'pix': 240, 'zer': 47, 'mor': 6}
 
+# %% ../../nbs/08b_mfeat.ipynb #92b3a323
 def _check_views(views) -> tuple:
     "Validate view names; return them as a tuple."
     if isinstance(views, str): views = (views,)
@@ -76,6 +77,7 @@ MFEAT_ATTRIBUTION = ("UCI Multiple Features data (CC BY 4.0): M. "
                      "34(4):381-386, 1998; UCI Machine Learning "
                      "Repository, https://archive.ics.uci.edu")
 
+# %% ../../nbs/08b_mfeat.ipynb #f7d87f1d
 def load_mfeat(views=('pix', 'fou'), # view names, in the order x1, x2, ...: fou, fac, kar, pix, zer, mor
                standardize:bool=True, # z-score features with training-split statistics
                test_size:float=0.2, # share of each class held out as 'test', in [0, 1)

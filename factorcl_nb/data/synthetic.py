@@ -62,6 +62,7 @@ def relevant_coordinates(ratio:float|None, # fraction of label-relevant coordina
     return dict(shared=list(range(n_shared)), unique1=list(range(n1)),
                 unique2=list(range(n2)))
 
+# %% ../../nbs/08a_synthetic.ipynb #cb6977dc
 def make_synthetic(n_samples:int=30000, # number of samples
                    shared_dim:int=10, # dimensions of w_s
                    unique_dims:tuple=(6, 6), # dimensions of w1 and w2

@@ -19,6 +19,7 @@ __all__ = ['SHAPES', 'COLOURS', 'PALETTE', 'TEXTURES', 'TASKS', 'shape_mask', 't
 SHAPES = ('circle', 'square', 'triangle', 'star', 'cross', 'ring', 'diamond', 'hexagon',
           'heart', 'arrow')
 
+# %% ../../nbs/08f_trifeatures.ipynb #cdc8a47a
 def _polygon(u, v, k, apothem, turn=0.0):
     "Regular k-gon: inside every face's half-plane."
     a = turn + 2 * np.pi * np.arange(k) / k
@@ -60,6 +61,7 @@ PALETTE = np.array(list(COLOURS.values()), dtype=np.float32)   # [10, 3] RGB in 
 TEXTURES = ('solid', 'h-stripes', 'v-stripes', 'diagonal', 'anti-diagonal', 'checker',
             'dots', 'fine-stripes', 'rings', 'grain')
 
+# %% ../../nbs/08f_trifeatures.ipynb #412c60f3
 def texture_pattern(texture:int, # texture number in [0, 10): TEXTURES[texture]
                     x:np.ndarray, y:np.ndarray, # image coordinates in [-1, 1] (y up)
                     cx, cy, # centre of the shape (rings are centred on it)
@@ -92,6 +94,7 @@ def _as_index(v, name):
                          f"[0, 10), got {v!r}")
     return a.reshape(-1).astype(np.int64)
 
+# %% ../../nbs/08f_trifeatures.ipynb #fe91e040
 def _check_int(v, name, minimum=1):
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
@@ -158,6 +161,7 @@ def split_combinations(test_fraction:float=0.2, # share of the combinations to h
     n_test = int(round(test_fraction * 1000))
     return combos[np.sort(perm[n_test:])], combos[np.sort(perm[:n_test])]
 
+# %% ../../nbs/08f_trifeatures.ipynb #1c8e87a6
 def texture_to_colour(seed:int=0, # fixes the permutation
                      ) -> np.ndarray:
     "The synergy bijection: pi[texture] = colour, a seeded permutation of 0..9."
@@ -211,6 +215,7 @@ def sample_pairs(combos, # [m, 3] allowed (shape, colour, texture) combinations
 # %% ../../nbs/08f_trifeatures.ipynb #a2a20c8b
 TASKS = ('redundancy', 'unique1', 'unique2', 'synergy')
 
+# %% ../../nbs/08f_trifeatures.ipynb #a9ee113d
 @dataclass
 class TrifeaturesData:
     "Image pairs, their features and labels, and the protocol that drew them."
@@ -302,6 +307,7 @@ class CNNEncoder(nn.Module):
                              f"got {tuple(x.shape)}")
         return self.head(self.features(x))
 
+# %% ../../nbs/08f_trifeatures.ipynb #5ab4aaa3
 def cnn_encoder(out_dim:int=64, # output features
                 width:int=32, # channels of the first block
                ) -> CNNEncoder:
