@@ -43,7 +43,7 @@ ROUTE = [('Start here', ['tutorial_factorcl', 'tutorial_when']),
                                        '05_models', '05b_successors', '06_train', '07_evaluate', '07a_stats']),
          ('Data, experiments and tools', ['08_data', '08a_synthetic', '08b_mfeat', '08c_multibench', '08d_irfl',
                                           '08e_interactions', '08f_trifeatures', '09_runner', '07c_claims', '09a_tasks',
-                                          '10_repro', '10a_report', '11_sklearn', '12_clip', 'tutorial_explorer']),
+                                          '09b_report', '10_repro', '11_sklearn', '12_clip', 'tutorial_explorer']),
          ('Engineering', ['00_core', '06a_distributed', '06b_checkpoint'])]
 PAGES = [('Results', ['/docs/results', '/figures/REPORT']),
          ('Reference', ['/docs/api', '/docs/data', '/docs/distributed', '/CONTRIBUTING'])]
