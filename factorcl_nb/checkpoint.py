@@ -39,6 +39,7 @@ def get_rng_state(model:nn.Module, loader:DataLoader|None=None) -> dict:
     if torch.cuda.is_available(): state['cuda'] = torch.cuda.get_rng_state_all()
     return state
 
+# %% ../nbs/06b_checkpoint.ipynb #5eb34470
 def set_rng_state(state:dict, model:nn.Module, loader:DataLoader|None=None):
     "Restore a snapshot taken by `get_rng_state`."
     gens = _generators(model, loader)
@@ -74,6 +75,7 @@ def save_checkpoint(path:str|Path, # file to (re)write atomically
                         + hashlib.sha256(payload).hexdigest().encode() + b'\n'
                         + payload)
 
+# %% ../nbs/06b_checkpoint.ipynb #2596c4e1
 def _corrupt(path, what:str) -> ValueError:
     return ValueError(f"checkpoint {path} is damaged: {what}. It cannot be resumed; "
                       "restore the file from a copy, or "
@@ -99,6 +101,7 @@ def load_checkpoint(path:str|Path, # a checkpoint file, or a folder holding last
     except Exception as e:
         raise _corrupt(path, f"torch cannot read it ({type(e).__name__})") from None
 
+# %% ../nbs/06b_checkpoint.ipynb #36e23839
 def check_resumable(saved:dict, # the config stored in the checkpoint (as a dict)
                     config:TrainConfig, # the config of the run that continues it
                    ):
@@ -186,6 +189,7 @@ def data_fingerprint(data, # what `fit` was given: tensors, a Dataset or a DataL
     for t in tensors: _tensor_digest(h, t, rows)
     return dict(rows=n, hash=h.hexdigest()[:16])
 
+# %% ../nbs/06b_checkpoint.ipynb #5a722c22
 def check_same_run(saved:dict|None, # the fingerprint stored in the checkpoint (None: written before fingerprints)
                    now:dict, # the fingerprint of this run
                    path, # the checkpoint, for the message

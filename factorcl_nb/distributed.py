@@ -31,6 +31,7 @@ def is_main_process() -> bool:
     "Whether this process logs and writes checkpoints (rank 0)."
     return rank() == 0
 
+# %% ../nbs/06a_distributed.ipynb #2769c445
 def local_rank() -> int:
     ("Index of this process on its machine: torchrun's "
      "LOCAL_RANK (0 when not set); it picks the GPU.")
@@ -180,6 +181,7 @@ def average_gradients(params:list, # parameters whose .grad to average (one opti
         for p, h, g in zip(ps, has, grads):
             if h: p.grad = g.view_as(p)
 
+# %% ../nbs/06a_distributed.ipynb #ace69cb0
 def broadcast_parameters(module:nn.Module, # the model, the same architecture on every process
                          src:int=0, # the process whose weights everyone takes
                         ) -> nn.Module:
@@ -191,6 +193,7 @@ def broadcast_parameters(module:nn.Module, # the model, the same architecture on
                 dist.broadcast(t.data, src)
     return module
 
+# %% ../nbs/06a_distributed.ipynb #f7879246
 def mean_over_processes(x:torch.Tensor) -> torch.Tensor:
     "The mean of `x` over all processes (`x` itself on one process)."
     if world_size() == 1: return x
@@ -198,6 +201,7 @@ def mean_over_processes(x:torch.Tensor) -> torch.Tensor:
     dist.all_reduce(x)
     return x / world_size()
 
+# %% ../nbs/06a_distributed.ipynb #d5cda03f
 def all_gather_objects(obj) -> list:
     "Every process's picklable `obj`, in rank order (`[obj]` on one process)."
     if world_size() == 1: return [obj]
@@ -205,6 +209,7 @@ def all_gather_objects(obj) -> list:
     dist.all_gather_object(out, obj)
     return out
 
+# %% ../nbs/06a_distributed.ipynb #3841204a
 def barrier():
     "Wait until every process gets here (no-op on one process)."
     if world_size() > 1: dist.barrier()
