@@ -123,8 +123,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 _JOB_FN = None   # the function of the running `run_jobs`, inherited by its forked workers
 
 def _one_job(job):
+    # one thread for torch and for the BLAS and OpenMP pools numpy and scikit-learn use: with as many
+    # workers as cores, a second thread per worker only spins and waits
+    from threadpoolctl import threadpool_limits
     torch.set_num_threads(1)
-    return _JOB_FN(job)
+    with threadpool_limits(1): return _JOB_FN(job)
 
 def default_workers(n_jobs:int, # independent jobs (e.g. seeds)
                     device:str='cpu', # where the jobs train: 'cuda' runs them one after another
@@ -141,7 +144,7 @@ def run_jobs(fn, # fn(job) -> a picklable result (e.g. a list of row dicts)
              workers:int|None=None, # processes (None: `default_workers(len(jobs))`; 1: this process)
              progress:bool=True, # print a line at every tenth of the jobs finished
             ) -> list:
-    "`[fn(j) for j in jobs]`, computed in `workers` forked processes with one torch thread each."
+    "`[fn(j) for j in jobs]`, computed in `workers` forked processes with one thread each."
     global _JOB_FN
     jobs = list(jobs)
     if len(set(jobs)) != len(jobs):
