@@ -28,6 +28,7 @@ def check_sequence(x, # tensor to check
                          f"{dim}]), got shape {tuple(x.shape)}")
     return x
 
+# %% ../nbs/03_augment.ipynb #fb98fdae
 def padding_mask(x:torch.Tensor, # [n, T, D] batch of sequences
                 ) -> torch.Tensor:
     ("`[n, T]` boolean mask, True where a time step "
@@ -98,6 +99,7 @@ def _beta(alpha:float, n:int, like:torch.Tensor, generator=None) -> torch.Tensor
     lam = np.random.default_rng(seed).beta(alpha, alpha, size=n)
     return torch.as_tensor(lam, dtype=_draw_dtype(like)).to(like.device)
 
+# %% ../nbs/03_augment.ipynb #8d6ce338
 def mixup(x:torch.Tensor, # [n, ...] batch (any rank >= 1)
           alpha:float=1.0, # Beta(alpha, alpha) parameter of the mixing weight, > 0
           generator:torch.Generator|None=None, # seeded: a reproducible view
@@ -152,6 +154,7 @@ def identity(x:torch.Tensor, # any batch
     "The unchanged batch (the 'no augmentation' choice)."
     return x
 
+# %% ../nbs/03_augment.ipynb #c7e06122
 def _transform_name(t) -> str:
     if isinstance(t, partial):
         kw = ', '.join(f'{k}={v!r}' for k, v in t.keywords.items())
@@ -218,6 +221,7 @@ def sequence_augment(std:float=0.1, # noise standard deviation
                          partial(time_drop, rate=rate, keep_padding=keep_padding),
                          identity])
 
+# %% ../nbs/03_augment.ipynb #1e8d1342
 def feature_augment(std:float=0.1, # noise standard deviation
                     alpha:float=1.0, # mixup Beta(alpha, alpha) parameter
                    ) -> RandomChoice:
@@ -319,9 +323,11 @@ def _check_generator(generator):
                          f"None, got {type(generator).__name__}")
     return generator
 
+# %% ../nbs/03_augment.ipynb #126a4030
 def _rng_device(like:torch.Tensor, generator) -> torch.device:
     return like.device if generator is None else generator.device
 
+# %% ../nbs/03_augment.ipynb #03c22df5
 def _draw_dtype(like:torch.Tensor) -> torch.dtype:
     return like.dtype if like.dtype in (torch.float32, torch.float64) else torch.float32
 
@@ -333,6 +339,7 @@ def _uniform(shape, like, generator=None) -> torch.Tensor:
                    dtype=_draw_dtype(like))
     return u.to(like.device)
 
+# %% ../nbs/03_augment.ipynb #33683ee0
 def _normal(shape, like, generator=None) -> torch.Tensor:
     ("Standard normal numbers of `shape`, drawn "
      "with `generator`, returned on `like`'s device.")
@@ -340,6 +347,7 @@ def _normal(shape, like, generator=None) -> torch.Tensor:
                     dtype=_draw_dtype(like))
     return z.to(like.device)
 
+# %% ../nbs/03_augment.ipynb #46405782
 def _randperm(n, like, generator=None) -> torch.Tensor:
     "A random permutation of `range(n)` on `like`'s device."
     return torch.randperm(n, generator=generator, device=_rng_device(like, generator)).to(like.device)
@@ -361,12 +369,14 @@ def _check_batch(x, name:str='x', rank:int|None=None, min_rank:int=1) -> torch.T
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     return x
 
+# %% ../nbs/03_augment.ipynb #fca41da0
 def _check_rate(rate, name:str='rate') -> float:
     if (isinstance(rate, bool) or not isinstance(rate, (int, float))
         or not 0 <= rate < 1):
         raise ValueError(f"{name} must be a number in [0, 1), got {rate!r}")
     return float(rate)
 
+# %% ../nbs/03_augment.ipynb #7e9f3a7d
 def _check_positive(value, name:str, allow_zero:bool=False) -> float:
     ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
           and math.isfinite(value))
@@ -386,6 +396,7 @@ def _random_subset(valid:torch.Tensor, # [n, m] bool, positions that may be chos
     ranks = keys.argsort(dim=1).argsort(dim=1)
     return ranks < k[:, None]
 
+# %% ../nbs/03_augment.ipynb #28faef83
 def _round_count(rate:float, count:torch.Tensor) -> torch.Tensor:
     ("round(rate * count), halves rounded up, as int64 "
      "(float32 arithmetic: fine on every device).")

@@ -65,6 +65,7 @@ def check_matrix(x, # the tensor to check
                          f"{int((~torch.isfinite(x)).sum())} NaN or inf entries")
     return x
 
+# %% ../nbs/00_core.ipynb #42990703
 def check_same_rows(**tensors) -> int:
     ("Check that every tensor given by keyword has "
      "the same number of rows; return that number.")
@@ -115,6 +116,7 @@ def _without_docstrings(tree:ast.AST) -> ast.AST:
             node.body = body[1:] or [ast.Pass()]
     return tree
 
+# %% ../nbs/00_core.ipynb #1fec0c3a
 def source_digest(path:str|Path, # a Python source file
                  ) -> str:
     ("sha256 (16 hex digits) of `ast.dump` of the parsed "
@@ -123,7 +125,6 @@ def source_digest(path:str|Path, # a Python source file
                                          filename=str(path)))
     return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
 
-
 # %% ../nbs/00_core.ipynb #fp3a4b5c
 def package_dir() -> Path:
     ("The folder that holds the `factorcl_nb` package "
@@ -131,6 +132,7 @@ def package_dir() -> Path:
     import factorcl_nb
     return Path(factorcl_nb.__file__).resolve().parents[1]
 
+# %% ../nbs/00_core.ipynb #3c625e0c
 def module_file(module:str, # a dotted module name, e.g. 'factorcl_nb.core'
                 root:str|Path|None=None, # folder holding the package folder (None: `package_dir()`)
                ) -> Path:
@@ -139,6 +141,7 @@ def module_file(module:str, # a dotted module name, e.g. 'factorcl_nb.core'
     base = Path(root or package_dir()).joinpath(*module.split('.'))
     return base/'__init__.py' if base.is_dir() else base.with_suffix('.py')
 
+# %% ../nbs/00_core.ipynb #52f0b323
 def module_digests() -> dict[str, str]:
     ("`source_digest` of every `factorcl_nb` module "
      "imported in this process, by module name.")
@@ -148,7 +151,6 @@ def module_digests() -> dict[str, str]:
     files = {m: getattr(sys.modules[m], '__file__', None) for m in names}
     return {m: source_digest(f) for m, f in files.items()
             if f and f.endswith('.py') and Path(f).is_file()}
-
 
 # %% ../nbs/00_core.ipynb #fp4a5b6c
 def notebook_digest(path:str|Path, # a .ipynb file
@@ -160,6 +162,7 @@ def notebook_digest(path:str|Path, # a .ipynb file
             for c in cells if c['cell_type'] == 'code']
     return hashlib.sha256(json.dumps(code).encode()).hexdigest()[:16]
 
+# %% ../nbs/00_core.ipynb #60aebc50
 def find_notebook(name:str, # experiment name (the notebook's file stem)
                   out_dir:str|Path, # where the results go (never the notebook itself)
                  ) -> Path|None:
@@ -175,7 +178,6 @@ def find_notebook(name:str, # experiment name (the notebook's file stem)
             return p.resolve()   # an executed copy in out is not the source
     return None
 
-
 # %% ../nbs/00_core.ipynb #fp5a6b7c
 def run_fingerprint(name:str, # experiment name
                     out_dir:str|Path, # output folder (the notebook path is recorded relative to it)
@@ -190,6 +192,7 @@ def run_fingerprint(name:str, # experiment name
                 modules=module_digests(), notebook=notebook,
                 params=hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16])
 
+# %% ../nbs/00_core.ipynb #626786d7
 def fingerprint_changes(fingerprint:dict, # a `run_fingerprint` read from a result json
                         out_dir:str|Path, # the folder of that json (its notebook path is relative to it)
                         root:str|Path|None=None, # folder holding the current package sources (None: `package_dir()`)
@@ -209,7 +212,6 @@ def fingerprint_changes(fingerprint:dict, # a `run_fingerprint` read from a resu
         elif notebook_digest(p) != nb['digest']:
             changes.append(f"notebook {p.name} changed")
     return changes
-
 
 # %% ../nbs/00_core.ipynb #fp7a8b9c
 def save_results(name:str, # experiment name: files are <out_dir>/<name>.{png,csv,json}

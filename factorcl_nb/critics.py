@@ -21,6 +21,7 @@ __all__ = ['make_activation', 'CRITICS', 'release_scratch', 'PairMLP', 'ConcatCr
 # leaky_relu
 make_activation = activation_layer
 
+# %% ../nbs/01_critics.ipynb #8699ba9e
 def _check_positive_int(value, name, allow_none=False):
     if allow_none and value is None: return
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -33,12 +34,14 @@ def _relu_grad_(g, h):
      "written into `g` (one pass, no mask tensor).")
     return torch.ops.aten.threshold_backward.grad_input(g, h, 0, grad_input=g)
 
+# %% ../nbs/01_critics.ipynb #3870079e
 def _fused_add_relu(dtype) -> bool:
     ("Whether `relu(u + v)` can run as one pass "
      "(`aten._add_relu`; float32 and float64 CPU tensors).")
     return (dtype in (torch.float32, torch.float64)
             and hasattr(torch.ops.aten, '_add_relu_'))
 
+# %% ../nbs/01_critics.ipynb #b0d7ef98
 def _add_relu(u, v, out):
     ("`out <- relu(u + v)` (broadcast): one pass over `out` where `_fused_add_relu`, "
      "else an add and an in-place ReLU.")
@@ -46,6 +49,7 @@ def _add_relu(u, v, out):
         return torch.ops.aten._add_relu.out(u, v, out=out)
     return torch.add(u, v, out=out).relu_()
 
+# %% ../nbs/01_critics.ipynb #7648f66e
 _scratch = threading.local()
 
 def _scratch_buffers(like, rows:int, cols:int, count:int) -> list:
@@ -63,11 +67,13 @@ def _scratch_buffers(like, rows:int, cols:int, count:int) -> list:
                 pool[i] = like.new_empty(rows * cols)   # writable in any mode
     return [pool[i][:rows * cols].view(rows, cols) for i in range(count)]
 
+# %% ../nbs/01_critics.ipynb #bda719af
 def release_scratch():
     ("Free the scratch buffers `PairMLP` keeps for reuse on "
      "this thread (e.g. after training with a large batch).")
     _scratch.__dict__.clear()
 
+# %% ../nbs/01_critics.ipynb #bd7a9fc2
 def _first_hidden(a, c, rows:slice, out):
     ("`relu(a[rows, None] + c[None])` as `[r * m, "
      "h]`, written straight into the buffer `out`.")
@@ -76,6 +82,7 @@ def _first_hidden(a, c, rows:slice, out):
     _add_relu(a[rows, None, :], c[None, :, :], o.view(r, m, h))
     return o
 
+# %% ../nbs/01_critics.ipynb #b9f6fbec
 def _linear_relu(x, W, b, out):
     ("`out <- relu(x W^T + b)`: the product written into "
      "`out`, then bias and ReLU in one pass where possible.")
@@ -165,9 +172,9 @@ class ConcatCritic(nn.Module):
                  hidden_dim:int=512, # width of each hidden layer
                  hidden_layers:int=1, # number of hidden layers of width hidden_dim
                  activation:str='relu', # nonlinearity after each hidden layer
-                 chunk_size:int|None=None, # rows of the score matrix per recomputed chunk (None: keep what backward needs)
-                 fused:bool=True, # ReLU critics: the fused PairMLP (False: the module-by-module path)
-                 block_pairs:int=32768, # fused path: pairs per block (work unit; fewer, larger ops pay off on a loaded CPU)
+                 chunk_size:int|None=None, # rows per recomputed chunk (None: keep all)
+                 fused:bool=True, # ReLU: fused PairMLP (False: modules)
+                 block_pairs:int=32768, # fused path: pairs per block
                 ):
         super().__init__()
         for v, n in [(x_dim, 'x_dim'), (y_dim, 'y_dim'), (hidden_dim, 'hidden_dim'),
@@ -176,7 +183,8 @@ class ConcatCritic(nn.Module):
         _check_positive_int(chunk_size, 'chunk_size', allow_none=True)
         if not isinstance(fused, bool):
             raise ValueError(f"fused must be a bool, got {fused!r}")
-        self.x_dim, self.y_dim, self.chunk_size, self.block_pairs = x_dim, y_dim, chunk_size, block_pairs
+        self.x_dim, self.y_dim, self.chunk_size, self.block_pairs = (
+            x_dim, y_dim, chunk_size, block_pairs)
         self.fused = fused and activation == 'relu'
         # applied to x and y separately
         self.first = nn.Linear(x_dim + y_dim, hidden_dim)
@@ -231,12 +239,14 @@ def naive_concat_scores(critic:ConcatCritic, x, y):
     return critic.rest(critic.first(pairs)).squeeze(-1)
 
 # %% ../nbs/01_critics.ipynb #08b8afad
-def mlp(in_dim:int, hidden_dim:int, out_dim:int, hidden_layers:int=1, activation:str='relu') -> nn.Sequential:
+def mlp(in_dim:int, hidden_dim:int, out_dim:int, hidden_layers:int=1,
+        activation:str='relu') -> nn.Sequential:
     ("`in_dim -> hidden_dim (x hidden_layers) -> "
      "out_dim` with `activation` after each hidden layer.")
     _check_positive_int(hidden_layers, 'hidden_layers')
     return mlp_layers(in_dim, [hidden_dim] * hidden_layers, out_dim, activation)
 
+# %% ../nbs/01_critics.ipynb #fb62bc02
 class SeparableCritic(nn.Module):
     """Separable critic `scores[i, j] = g(x_i) . h(y_j)` with MLPs g and h.
 

@@ -18,16 +18,19 @@ __all__ = ['activation_layer', 'mlp_layers', 'MLP', 'mlp_encoder', 'ProjectionHe
 _ACTIVATIONS = dict(relu=nn.ReLU, gelu=nn.GELU, tanh=nn.Tanh, elu=nn.ELU, silu=nn.SiLU,
                     leaky_relu=nn.LeakyReLU)
 
+# %% ../nbs/04_encoders.ipynb #3cb5193f
 def _check_size(value, name:str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
 
+# %% ../nbs/04_encoders.ipynb #271032bb
 def _check_dropout(p) -> float:
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
         raise ValueError(f"dropout must be a number in [0, 1), got {p!r}")
     return float(p)
 
+# %% ../nbs/04_encoders.ipynb #a720e3fb
 def activation_layer(name:str, # 'relu', 'gelu', 'tanh', 'elu', 'silu' or 'leaky_relu'
                     ) -> nn.Module:
     "A fresh activation module from its name."
@@ -90,6 +93,7 @@ def mlp_encoder(in_dim:int, # input features (100 for the synthetic views)
         raise ValueError(f"n_hidden must be an int >= 0, got {n_hidden!r}")
     return MLP(in_dim, [hidden_dim] * n_hidden, out_dim, activation, dropout)
 
+# %% ../nbs/04_encoders.ipynb #abb2aabb
 class ProjectionHead(MLP):
     ("Projection head Linear -> ReLU -> Linear (the authors' 128-128-128) that reads "
      "one factor from a backbone output.")
@@ -117,6 +121,7 @@ def _effective_padding(x:torch.Tensor, padding:torch.Tensor|None=None) -> torch.
     last = torch.zeros_like(padding); last[:, -1] = True
     return padding & ~(empty[:, None] & last)
 
+# %% ../nbs/04_encoders.ipynb #b3b6d8f0
 def masked_mean(h:torch.Tensor, # [n, T, C] per-step outputs
                 padding:torch.Tensor, # [n, T] bool, True at padding steps (at least one False per row)
                ) -> torch.Tensor:
@@ -124,6 +129,7 @@ def masked_mean(h:torch.Tensor, # [n, T, C] per-step outputs
     real = (~padding).sum(dim=1, keepdim=True).clamp_min(1)
     return h.masked_fill(padding[..., None], 0.).sum(dim=1) / real.to(h.dtype)
 
+# %% ../nbs/04_encoders.ipynb #c9a87661
 def last_real_step(h:torch.Tensor, # [n, T, C] per-step outputs
                    padding:torch.Tensor, # [n, T] bool, True at padding steps (at least one False per row)
                   ) -> torch.Tensor:

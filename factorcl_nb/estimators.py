@@ -48,8 +48,9 @@ def _check_scores(scores, mask=None):
                          f"(first: row {off[0]}); a masked-out "
                          "positive gives a wrong bound")
 
+# %% ../nbs/02_estimators.ipynb #e33b1020
 def infonce_bound(scores:torch.Tensor, # [n, n] critic scores, positives on diagonal
-                  mask:torch.Tensor|None=None, # [n, n] bool: candidates j allowed for row i (diagonal must be True)
+                  mask:torch.Tensor|None=None, # [n, n] bool: row i's candidates
                  ) -> torch.Tensor:
     ("InfoNCE lower bound on I(X;Y) in nats: mean "
      "of `s_ii - logsumexp_j s_ij`, plus log n.")
@@ -63,7 +64,7 @@ def infonce_bound(scores:torch.Tensor, # [n, n] critic scores, positives on diag
 
 # %% ../nbs/02_estimators.ipynb #a013e48a
 def nce_club_bound(scores:torch.Tensor, # [n, n] critic scores, positives on diagonal
-                   mask:torch.Tensor|None=None, # [n, n] bool: candidates j allowed for row i
+                   mask:torch.Tensor|None=None, # [n, n] bool: row i's candidates
                   ) -> torch.Tensor:
     ("NCE-CLUB upper bound on I(X;Y) in nats: mean "
      "positive score minus mean score over all pairs.")
@@ -99,6 +100,7 @@ class _CriticEstimator(nn.Module):
                              f"of at least 2 pairs, got {len(x)}")
         return self.critic(x, y)
 
+# %% ../nbs/02_estimators.ipynb #f35819bd
 class InfoNCE(_CriticEstimator):
     """InfoNCE lower bound on I(X;Y) (Oord et al. 2018), in nats; the critic maximises it.
 
@@ -108,6 +110,7 @@ class InfoNCE(_CriticEstimator):
         "Loss that trains the critic: minus the InfoNCE estimate."
         return -self(x, y, mask)
 
+# %% ../nbs/02_estimators.ipynb #521b131b
 class NCECLUB(_CriticEstimator):
     """NCE-CLUB upper bound on I(X;Y) (FactorCL eq. 7), in nats; its critic is trained by InfoNCE.
 
@@ -166,7 +169,8 @@ class CLUB(nn.Module):
     def log_likelihood(self, x, y):
         "Mean log q(y|x), including normalising constants."
         mu, logvar = self._params(x, y)
-        return (-0.5 * ((y - mu) ** 2 * torch.exp(-logvar) + logvar + math.log(2 * math.pi))).sum(1).mean()
+        return (-0.5 * ((y - mu) ** 2 * torch.exp(-logvar) + logvar
+                        + math.log(2 * math.pi))).sum(1).mean()
 
     def learning_loss(self, x, y):
         ("Loss that trains q(y|x): its negative "
@@ -181,6 +185,7 @@ def gaussian_rho(mi:float, dim:int) -> float:
     _check_positive_int(dim, 'dim')
     return math.sqrt(1 - math.exp(-2 * mi / dim))
 
+# %% ../nbs/02_estimators.ipynb #a905c113
 def sample_gaussian_pair(n:int, # batch size
                          dim:int, # dimension of x and y
                          mi:float, # true I(X;Y) in nats
@@ -192,7 +197,7 @@ def sample_gaussian_pair(n:int, # batch size
     return x, rho * x + math.sqrt(1 - rho ** 2) * eps
 
 # %% ../nbs/02_estimators.ipynb #1fff25f5
-def train_critic_on_gaussians(estimator:nn.Module, # has learning_loss(x, y); e.g. NCECLUB(dim, dim)
+def train_critic_on_gaussians(estimator:nn.Module, # has learning_loss(x, y)
                               dim:int, mi:float, steps:int=1500, batch_size:int=64,
                               lr:float=5e-3, seed:int=0, device='cpu') -> nn.Module:
     "Train `estimator`'s critic on fresh correlated-Gaussian batches with true MI `mi`."

@@ -4,16 +4,16 @@
 
 # %% ../nbs/10a_report.ipynb #8354b2b9
 from __future__ import annotations
-import json, time
+import json, os, subprocess, sys, time
 from pathlib import Path
 import papermill as pm
 import factorcl_nb
-from .core import atomic_write, environment_info, fingerprint_changes
+from .core import atomic_write, environment_info, fingerprint_changes, package_dir
 
 # %% auto #0
 __all__ = ['HEADLINE', 'format_seconds', 'load_results', 'skip_marker', 'save_skipped', 'load_skipped', 'load_failures',
-           'stale_results', 'failure_note', 'run_facts', 'report_section', 'load_claims', 'verdict_markdown',
-           'write_report']
+           'stale_results', 'fingerprint_changes_in_subprocess', 'failure_note', 'run_facts', 'report_section',
+           'load_claims', 'verdict_markdown', 'write_report']
 
 # %% ../nbs/10a_report.ipynb #67de7d7a
 def format_seconds(s:float|None) -> str:
@@ -85,20 +85,47 @@ def stale_results(out:str|Path, # output folder holding result files
                   root:str|Path|None=None, # folder holding the current `factorcl_nb` sources (None: this package's)
                  ) -> dict[str, list[str]]:
     "Results in `out` whose fingerprint no longer matches the current sources: name -> what changed. Skipped runs are exempt."
-    stale = {}
+    stale, fingerprints = {}, {}
     for name, meta in load_results(out).items():
         if meta.get('skipped'): continue
-        fp = meta.get('fingerprint')
-        changes = ['no fingerprint (written before results recorded one)'] if not fp else fingerprint_changes(fp, out, root)
-        if changes: stale[name] = changes
-    return stale
+        if meta.get('fingerprint'): fingerprints[name] = meta['fingerprint']
+        else: stale[name] = ['no fingerprint (written before results recorded one)']
+    try: changes = {n: fingerprint_changes(fp, out, root) for n, fp in fingerprints.items()}
+    except SystemError:   # this process's ast.parse is broken (see below): ask a fresh one
+        changes = fingerprint_changes_in_subprocess(fingerprints, out, root)
+    stale.update({n: c for n, c in changes.items() if c})
+    return {n: stale[n] for n in sorted(stale)}
+
+_CHILD = ("import json, sys\nfrom factorcl_nb.core import fingerprint_changes\n"
+          "a = json.load(sys.stdin)\n"
+          "print(json.dumps({n: fingerprint_changes(fp, a['out'], a['root'])\n"
+          "                  for n, fp in a['fingerprints'].items()}))")
+
+def fingerprint_changes_in_subprocess(fingerprints:dict[str, dict], # result name -> its fingerprint
+                                      out:str|Path, # the folder of those results
+                                      root:str|Path|None=None, # as in `fingerprint_changes`
+                                      timeout:float=300, # seconds the fresh process may take
+                                     ) -> dict[str, list[str]]:
+    "`fingerprint_changes` of each fingerprint, computed in a fresh Python process importing this `factorcl_nb`."
+    here = package_dir()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here), *[p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]]))
+    job = dict(fingerprints=fingerprints, out=str(Path(out).resolve()), root=str(Path(root or here).resolve()))
+    r = subprocess.run([sys.executable, '-c', _CHILD], input=json.dumps(job), capture_output=True, text=True,
+                       env=env, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"the staleness check failed in a fresh process too: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 def failure_note(name:str, rec:dict) -> str:
     "One markdown paragraph about a failed or interrupted attempt."
     what = 'was interrupted' if rec.get('interrupted') else 'failed'
     error = (rec.get('error') or '?').splitlines()[0][:300].replace('`', "'")
     link = f" Its executed notebook: [{rec['notebook']}]({rec['notebook']})." if rec.get('notebook') else ''
-    return f"**The last attempt ({rec.get('attempted', '?')}) {what}**: `{error}`.{link}"
+    kept = rec.get('not_restored') or []
+    bad = (f" Its backup of {', '.join(kept)} did not match the checksum taken before the attempt, so "
+           f"{'that file was' if len(kept) == 1 else 'those files were'} not restored: "
+           f"{'it' if len(kept) == 1 else 'they'} may be the failed attempt's.") if kept else ''
+    return f"**The last attempt ({rec.get('attempted', '?')}) {what}**: `{error}`.{link}{bad}"
 
 # %% ../nbs/10a_report.ipynb #e02c28b6
 def _papermill_metadata(notebook:Path) -> dict:
@@ -196,7 +223,9 @@ def write_report(out:str|Path, # output folder holding the result files
                 ) -> Path:
     "Atomically rewrite `<out>/REPORT.md` from every experiment result in `out`."
     out, experiments = Path(out), experiments or {}
-    results, skipped, failures, stale = load_results(out), load_skipped(out), load_failures(out), stale_results(out)
+    results, skipped, failures = load_results(out), load_skipped(out), load_failures(out)
+    try: stale, unchecked = stale_results(out), None
+    except Exception as e: stale, unchecked = {}, f'{type(e).__name__}: {e}'.splitlines()[0]   # the report still gets written
     names = set(results) | set(failures)
     order = [n for n in experiments if n in names] + sorted(n for n in names if n not in experiments)
     env = dict(factorcl_nb=factorcl_nb.__version__, papermill=pm.__version__, **environment_info())
@@ -204,7 +233,8 @@ def write_report(out:str|Path, # output folder holding the result files
     lines = ['# FactorCL reproduction report', '',
              f"Written by `factorcl-repro` on {time.strftime('%Y-%m-%d %H:%M %Z')}.{last} Each section comes from "
              "`<name>.json` in this folder and says the scale it was run at: sections of earlier runs are kept. A **stale** "
-             "section was produced by other library sources or another notebook than the current ones.", '',
+             "section was produced by other library sources or another notebook than the current ones."
+             + (f" **The sources could not be checked this time** (`{unchecked}`): 'unchecked' below." if unchecked else ''), '',
              '| package / machine | version |', '|---|---|']
     lines += [f'| {k} | {v} |' for k, v in env.items() if v is not None]
     lines += ['', '## Does it reproduce? Claims and verdicts', '',
@@ -219,7 +249,8 @@ def write_report(out:str|Path, # output folder holding the result files
         scale_n, wall = run_facts(n, results[n], out)
         if results[n].get('skipped'): scale_n = f'{scale_n}, skipped'
         elif n in skipped: scale_n = f'{scale_n} (last run skipped)'
-        state = 'skipped' if results[n].get('skipped') else 'stale' if n in stale else 'current'
+        state = ('skipped' if results[n].get('skipped') else 'stale' if n in stale
+                 else 'unchecked' if unchecked else 'current')
         if n in failures: state += '; last attempt ' + ('interrupted' if failures[n].get('interrupted') else 'failed')
         lines.append(f"| {n} | {scale_n} | {format_seconds(wall)} | {state} |")
     if not order: lines.append('| (no results yet) | | | |')

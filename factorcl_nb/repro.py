@@ -4,7 +4,10 @@
 
 # %% ../nbs/10_repro.ipynb #3f2230af
 from __future__ import annotations
-import argparse, json, math, os, re, shutil, signal, sys, threading, time
+import argparse, hashlib, json, math, os, re, shutil, signal, socket, sys, threading, time
+import warnings
+try: import fcntl
+except ImportError: fcntl = None   # Windows: no flock (see `output_lock`)
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +22,12 @@ from .report import format_seconds, skip_marker, write_report
 from .report import save_skipped, stale_results
 
 # %% auto #0
-__all__ = ['SCALES', 'PASSED_PARAMETERS', 'CELL_TIMEOUTS', 'RESULT_SUFFIXES', 'MAX_OUTPUT_LINES', 'package_root', 'default_out',
-           'experiments_dir', 'Experiment', 'notebook_title', 'read_experiment', 'find_experiments',
-           'experiment_parameters', 'ExperimentError', 'kernel_environment', 'cell_timeout', 'kernel_manager_class',
-           'failure_record', 'backup_results', 'restore_results', 'mark_stopped', 'relative_papermill_paths',
+__all__ = ['SCALES', 'PASSED_PARAMETERS', 'CELL_TIMEOUTS', 'LOCK_FILE', 'EXIT_BUSY', 'RESULT_SUFFIXES', 'CHECKSUMS',
+           'MAX_OUTPUT_LINES', 'package_root', 'default_out', 'experiments_dir', 'Experiment', 'notebook_title',
+           'read_experiment', 'find_experiments', 'experiment_parameters', 'ExperimentError', 'kernel_environment',
+           'cell_timeout', 'kernel_manager_class', 'OutputFolderError', 'OutputBusyError', 'check_output_folder',
+           'lock_holder', 'output_lock', 'leftover_temp_files', 'BackupError', 'BackupWarning', 'failure_record',
+           'file_sha256', 'backup_results', 'restore_results', 'mark_stopped', 'relative_papermill_paths',
            'keep_evidence', 'recover_killed_run', 'drop_progress_widgets', 'tidy_outputs', 'sigterm_as_interrupt',
            'run_experiment', 'in_default_run', 'select_experiments', 'run_experiments', 'repro_parser', 'main']
 
@@ -175,9 +180,143 @@ def kernel_manager_class():
         def _encrypt_when_supported(self): return 'auto'
     return EncryptedKernelManager
 
+# %% ../nbs/10_repro.ipynb #lk1a2b3c
+LOCK_FILE = '.factorcl-repro.lock'   # in the output folder
+EXIT_BUSY = 75   # sysexits' EX_TEMPFAIL: another run holds the output folder; try again later
+
+class OutputFolderError(ValueError):
+    ("`out` cannot hold results: `expected` says what it must be, `got` what was "
+     "given and why it does not fit.")
+    def __init__(self, expected:str, got:str):
+        self.expected, self.got = expected, got
+        super().__init__(f"out must be {expected}, got {got}")
+
+class OutputBusyError(RuntimeError):
+    "Another `factorcl-repro` run holds the lock of the output folder."
+
+def check_output_folder(out:str|Path, # the output folder asked for
+                       ) -> Path:
+    ("Create `out` if needed and return it resolved; `OutputFolderError` when it is a "
+     "file, or a folder this user cannot write or create.")
+    given, out = str(out), Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError('a folder (to hold the results)',
+                                f"{given!r}, which is an existing file")
+    try: out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputFolderError('a writable folder (or one that can be created)',
+                                f"{given!r}, which cannot be created: {e.strerror}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OutputFolderError('a writable folder',
+                                f"{given!r}, which is read-only for this user")
+    return out.resolve()
+
+def lock_holder(out:str|Path, # an output folder
+               ) -> str:
+    ("Who holds (or last held) the lock of `out`, as its lock file says: 'process "
+     "<pid> (started <time> on <host>)'.")
+    try: info = json.loads((Path(out)/LOCK_FILE).read_text())
+    except (OSError, ValueError): info = None
+    if not isinstance(info, dict) or 'pid' not in info:
+        return 'another process (it has not written its details yet)'
+    return (f"process {info['pid']} (started {info.get('started', '?')} on "
+            f"{info.get('host', '?')})")
+
+_held = threading.local()   # per thread: lock file -> nesting depth
+
+def _take_lock(path:Path, wait:bool) -> int:
+    "Open and flock `path`; return the descriptor (see `output_lock`)."
+    told = False
+    while True:
+        try: fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise OutputFolderError('a writable folder', f"{str(path.parent)!r}, where "
+                                    f"the lock file cannot be created: {e.strerror}") from None
+        try:
+            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = lock_holder(path.parent)
+                if not wait:
+                    raise OutputBusyError(
+                        f"the output folder {path.parent} is in use by {holder}, another "
+                        "factorcl-repro run: wait until it ends, or pass --wait "
+                        "(run_experiments(..., wait=True)) to start when it does") from None
+                if not told:
+                    print(f"factorcl-repro: waiting for {holder} to finish with "
+                          f"{path.parent}", file=sys.stderr, flush=True)
+                    told = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as e:
+                raise OutputFolderError('a folder on a file system with file locks (flock)',
+                                        f"{str(path.parent)!r}: {e.strerror}") from None
+            try: current = os.stat(path)
+            except FileNotFoundError: current = None
+            mine = os.fstat(fd)
+            if current is not None and (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino):
+                info = dict(pid=os.getpid(), started=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+                            host=socket.gethostname())
+                os.ftruncate(fd, 0); os.pwrite(fd, (json.dumps(info) + '\n').encode(), 0)
+                return fd
+        except BaseException:
+            os.close(fd); raise
+        os.close(fd)   # the holder removed that file as it let go: lock the new one
+
+@contextmanager
+def output_lock(out:str|Path, # output folder (must exist)
+                wait:bool=False, # wait for another run to end instead of raising OutputBusyError
+               ):
+    ("Hold the exclusive OS lock of the output folder `out` for a `with` block; nests "
+     "within one thread.")
+    path = Path(out).resolve()/LOCK_FILE
+    held = _held.__dict__.setdefault('paths', {})
+    if path in held or fcntl is None:
+        if fcntl is None:
+            warnings.warn("fcntl is not available on this platform: the output folder is "
+                          "not locked against a second run", RuntimeWarning, stacklevel=3)
+        held[path] = held.get(path, 0) + 1
+        try: yield path
+        finally:
+            held[path] -= 1
+            if not held[path]: del held[path]
+        return
+    fd = _take_lock(path, wait)
+    held[path] = 1
+    try: yield path
+    finally:
+        del held[path]
+        try: os.unlink(path)   # still holding it: a waiter that opened this file retries
+        except OSError: pass
+        os.close(fd)
+
+# core.atomic_write's temporary file: mkstemp(prefix=f'.{name}.', suffix='.tmp'), 8 random
+# characters from mkstemp's alphabet
+_ATOMIC_TEMP = re.compile(r'\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp')
+_WRITTEN = ('.json', '.csv', '.png', '.ipynb')   # the result files a run writes, and REPORT.md
+
+def leftover_temp_files(out:str|Path, # output folder
+                       ) -> list[Path]:
+    ("The temporary files that `atomic_write` left in `out` when a run writing a "
+     "result file was killed (other `*.tmp` files are not listed).")
+    found = []
+    for p in Path(out).iterdir():
+        m = _ATOMIC_TEMP.fullmatch(p.name)
+        if (m and (m['target'] == 'REPORT.md' or m['target'].endswith(_WRITTEN))
+            and p.is_file() and not p.is_symlink()):
+            found.append(p)
+    return sorted(found)
+
 # %% ../nbs/10_repro.ipynb #ev1a2b3c
 # what an experiment run writes into the output folder
 RESULT_SUFFIXES = ('.json', '.csv', '.png', '.skipped.json', '.claims.csv')
+CHECKSUMS = 'SHA256SUMS.json'   # in a backup folder, written once every copy is checked
+
+class BackupError(OSError):
+    ("The results of an experiment could not be backed up before its run: nothing was "
+     "replaced and the run did not start.")
+
+class BackupWarning(UserWarning):
+    ("A backed-up result file does not match its checksum: it was not restored and the "
+     "current file stays.")
 
 def failure_record(out:str|Path, name:str) -> Path:
     ("The record of the last failed attempt of `name`: `<out>/<name>.failed.json` (its "
@@ -187,24 +326,61 @@ def failure_record(out:str|Path, name:str) -> Path:
 def _backup_dir(out:Path, name:str) -> Path: return out/f'.{name}.backup'
 def _running(out:Path, name:str) -> Path: return out/f'{name}.running.ipynb'
 
+def file_sha256(path:str|Path) -> str:
+    "The sha256 (hex) of the file at `path`, read in blocks."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
+    return h.hexdigest()
+
 def backup_results(out:Path, name:str) -> Path:
-    ("Copy the result files of `name` into `.<name>.backup/` "
-     "(created even when empty: it marks a run in progress).")
+    ("Copy the result files of `name` into `.<name>.backup/`, check each copy, and write "
+     "their sha256 last; `BackupError` (and no backup) if a copy fails.")
     b = _backup_dir(out, name); b.mkdir()
-    for sfx in RESULT_SUFFIXES:
-        if (out/f'{name}{sfx}').exists():
-            shutil.copy2(out/f'{name}{sfx}', b/f'{name}{sfx}')
+    try:
+        sums = {}
+        for sfx in RESULT_SUFFIXES:
+            src = out/f'{name}{sfx}'
+            if not src.exists(): continue
+            sums[src.name] = file_sha256(src)
+            shutil.copy2(src, b/src.name)
+            with open(b/src.name, 'rb') as f: os.fsync(f.fileno())
+            if file_sha256(b/src.name) != sums[src.name]:
+                raise OSError(f"the copy of {src.name} differs from the file")
+        atomic_write(b/CHECKSUMS, json.dumps(dict(files=sums), indent=1))
+    except OSError as e:
+        shutil.rmtree(b, ignore_errors=True)
+        raise BackupError(f"could not back up the results of {name!r} before running it "
+                          f"({type(e).__name__}: {e}): nothing was replaced and it did not "
+                          f"run; free space in {out} (or fix the cause) and run it again") from e
     return b
 
-def restore_results(out:Path, name:str):
-    ("Put the backed-up result files of `name` back (removing those the failed run "
-     "created), then drop the backup.")
+def restore_results(out:Path, name:str) -> list[str]:
+    ("Put back the backed-up result files of `name` whose sha256 matches, remove those "
+     "the failed run created, drop the backup; return the files not restored.")
     b = _backup_dir(out, name)
-    for sfx in RESULT_SUFFIXES:
-        saved, current = b/f'{name}{sfx}', out/f'{name}{sfx}'
-        if saved.exists(): os.replace(saved, current)
-        elif current.exists(): current.unlink()
+    try: sums = json.loads((b/CHECKSUMS).read_text())['files']
+    except (OSError, ValueError, KeyError, TypeError): sums = None
+    kept = []
+    if sums is None:   # the backup never completed: the run had not started
+        kept = sorted(p.name for p in b.iterdir())
+        if kept:
+            warnings.warn(f"the backup {b.name}/ of {name!r} has no checksums (it never "
+                          f"completed): nothing restored, the current {', '.join(kept)} "
+                          "stay", BackupWarning, stacklevel=2)
+    else:
+        for sfx in RESULT_SUFFIXES:
+            fname = f'{name}{sfx}'; saved, current = b/fname, out/fname
+            if fname not in sums: current.unlink(missing_ok=True)   # made by the failed run
+            elif not saved.exists(): continue   # restored by an interrupted recovery
+            elif file_sha256(saved) == sums[fname]: os.replace(saved, current)
+            else:
+                kept.append(fname)
+                warnings.warn(f"the backup of {fname} in {b.name}/ does not match its "
+                              f"checksum: {fname} was not restored, the current file "
+                              "(possibly the failed run's) stays", BackupWarning, stacklevel=2)
     shutil.rmtree(b)
+    return kept
 
 # %% ../nbs/10_repro.ipynb #ev2a3b4c
 def mark_stopped(path:str|Path, # an executed notebook
@@ -264,7 +440,8 @@ def keep_evidence(out:Path, # output folder
     ("After a failed attempt: restore the earlier results, file the executed copy as "
      "`<name>.failed.ipynb` with a failure record; return that notebook.")
     running, failed = _running(out, name), out/f'{name}.failed.ipynb'
-    if _backup_dir(out, name).is_dir(): restore_results(out, name)
+    not_restored = (restore_results(out, name) if _backup_dir(out, name).is_dir()
+                    else [])
     notebook = None
     if running.exists():
         if interrupted or timed_out:
@@ -275,20 +452,21 @@ def keep_evidence(out:Path, # output folder
         failed.unlink()   # an older failure's notebook must not pass for this one
     rec = dict(name=name, attempted=when or time.strftime('%Y-%m-%dT%H:%M:%S%z'),
                error=error, interrupted=interrupted, timed_out=timed_out,
-               notebook=notebook and notebook.name)
+               notebook=notebook and notebook.name, not_restored=not_restored)
     atomic_write(failure_record(out, name), json.dumps(rec, indent=1))
     return notebook
 
 def recover_killed_run(out:Path, name:str) -> bool:
     ("If a run of `name` was killed outright (its backup folder is still there), "
-     "restore its results and file its notebook as killed.")
-    if not _backup_dir(out, name).is_dir(): return False
-    running = _running(out, name)
-    when = time.strftime('%Y-%m-%dT%H:%M:%S%z', time.localtime((running if running.exists() else _backup_dir(out, name)).stat().st_mtime))
-    keep_evidence(out, name,
-                  'killed: the run stopped without cleaning up (found by the next run)',
-                  interrupted=True, when=when)
-    return True
+     "restore its results and file its notebook as killed (holding the folder's lock).")
+    with output_lock(out):   # a live run holds it: its backup is not a killed run's
+        if not _backup_dir(out, name).is_dir(): return False
+        running = _running(out, name)
+        when = time.strftime('%Y-%m-%dT%H:%M:%S%z', time.localtime((running if running.exists() else _backup_dir(out, name)).stat().st_mtime))
+        keep_evidence(out, name,
+                      'killed: the run stopped without cleaning up (found by the next run)',
+                      interrupted=True, when=when)
+        return True
 
 # %% ../nbs/10_repro.ipynb #cb380127
 _BAR = re.compile(r'\d+%\|')   # tqdm's text: '  0%|          | 0/12 [...]'
@@ -380,8 +558,13 @@ def run_experiment(exp:Experiment, # the experiment notebook
                   ) -> dict:
     ("Execute `exp` with papermill into `<out>/<name>.ipynb`; check it wrote "
      "`<out>/<name>.json` (or recorded a skip); keep the evidence when it fails.")
-    out = Path(out).expanduser().resolve(); out.mkdir(parents=True, exist_ok=True)
+    out = check_output_folder(out)
     limit = cell_timeout(timeout, parameters.get('scale'))
+    with output_lock(out):   # the caller's, when run_experiments holds it
+        return _run_locked(exp, out, parameters, kernel, limit)
+
+def _run_locked(exp:Experiment, out:Path, parameters:dict, kernel:str, limit:int) -> dict:
+    "`run_experiment` once it holds the lock of `out`."
     recover_killed_run(out, exp.name)
     executed, result, marker = (out/f'{exp.name}.ipynb', out/f'{exp.name}.json',
                                 skip_marker(out, exp.name))
@@ -457,9 +640,10 @@ def run_experiments(names=None, # experiment names (None: all)
                     kernel:str='python3', # Jupyter kernel name
                     progress:bool=True, # show the overall progress bar
                     timeout:float|None=None, # seconds one cell may run (None: CELL_TIMEOUTS of the scale)
+                    wait:bool=False, # another run holds `out`: wait for it (False: raise OutputBusyError)
                    ) -> list[dict]:
-    ("Run experiment notebooks one after another "
-     "with papermill, then rewrite `<out>/REPORT.md`.")
+    ("Run experiment notebooks one after another with papermill, then rewrite "
+     "`<out>/REPORT.md`, holding the lock of `out` throughout.")
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
@@ -475,22 +659,28 @@ def run_experiments(names=None, # experiment names (None: all)
     if out == selected[0].path.parent.resolve():
         raise ValueError("out must differ from the experiments folder (the executed "
                          f"copies would overwrite the notebooks), got {str(out)!r}")
+    out = check_output_folder(out)
     done = []
-    try:
-        with kernel_environment(FACTORCL_REPRO='1', **_clone_pythonpath()), \
-             tqdm(selected, desc=f'factorcl-repro ({scale}, {dev})', unit='notebook',
-                  disable=not progress) as bar:
-            for exp in bar:
-                bar.set_postfix_str(exp.name)
-                params = experiment_parameters(exp, scale, out, dev, seed, data_dir)
-                r = run_experiment(exp, out, params, kernel, timeout)
-                done.append(r)
-                note = (f" (wrote no {' or '.join(r['missing'])})" if r['missing']
-                        else '')
-                what = 'skipped (see REPORT.md)' if r['skipped'] else 'done'
-                bar.write(f"{exp.name}: {what} in {format_seconds(r['wall_time_s'])} "
-                          f"-> {out}/{exp.name}.*{note}", file=sys.stderr)
-    finally: write_report(out, experiments, scale, dev)
+    with output_lock(out, wait=wait):
+        for tmp in leftover_temp_files(out):
+            tmp.unlink(missing_ok=True)
+            print(f"removed {tmp.name}: a temporary file of a run that was killed",
+                  file=sys.stderr)
+        try:
+            with kernel_environment(FACTORCL_REPRO='1', **_clone_pythonpath()), \
+                 tqdm(selected, desc=f'factorcl-repro ({scale}, {dev})', unit='notebook',
+                      disable=not progress) as bar:
+                for exp in bar:
+                    bar.set_postfix_str(exp.name)
+                    params = experiment_parameters(exp, scale, out, dev, seed, data_dir)
+                    r = run_experiment(exp, out, params, kernel, timeout)
+                    done.append(r)
+                    note = (f" (wrote no {' or '.join(r['missing'])})" if r['missing']
+                            else '')
+                    what = 'skipped (see REPORT.md)' if r['skipped'] else 'done'
+                    bar.write(f"{exp.name}: {what} in {format_seconds(r['wall_time_s'])} "
+                              f"-> {out}/{exp.name}.*{note}", file=sys.stderr)
+        finally: write_report(out, experiments, scale, dev)
     return done
 
 # %% ../nbs/10_repro.ipynb #4f2a7660
@@ -522,6 +712,10 @@ def repro_parser() -> argparse.ArgumentParser:
                    help='seconds one notebook cell may run before it is stopped '
                         '(default by scale: '
                         f'{", ".join(f"{k} {v} s" for k, v in CELL_TIMEOUTS.items())})')
+    p.add_argument('--wait', action='store_true',
+                   help='if another factorcl-repro run is using the output folder, wait '
+                        'until it ends (default: stop at once, exit status '
+                        f'{EXIT_BUSY})')
     return p
 
 # %% ../nbs/10_repro.ipynb #0475c8c3
@@ -541,8 +735,15 @@ def main(argv:list[str]|None=None, # command-line arguments (None: sys.argv[1:])
     except ValueError as e: parser.error(str(e))
     out = args.out if args.out is not None else default_out()
     try: run_experiments(args.names, args.scale, out, args.device, args.seed,
-                         args.data_dir, args.nbs_dir, timeout=args.timeout)
-    except ExperimentError as e:
+                         args.data_dir, args.nbs_dir, timeout=args.timeout, wait=args.wait)
+    except OutputFolderError as e:   # one line, like argparse's own argument errors
+        print(f"factorcl-repro: error: argument --out: expected {e.expected}, got {e.got}",
+              file=sys.stderr)
+        return 2
+    except OutputBusyError as e:
+        print(f"factorcl-repro: error: {e}", file=sys.stderr)
+        return EXIT_BUSY
+    except (ExperimentError, BackupError) as e:
         print(f"factorcl-repro: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:

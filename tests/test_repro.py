@@ -286,3 +286,211 @@ def test_no_kernel_transport_warning(good, tmp_path):
                        capture_output=True, text=True, env=repro_env(), timeout=120)
     assert r.returncode == 0, r.stderr
     assert 'without encryption' not in r.stderr and 'demo_b: done' in r.stderr
+
+
+# ---- one run per output folder, verified backups, leftover temporary files, a bad --out, a report that survives ----
+WAIT_FOR_RELEASE = ("import os, time\nfor _ in range(400):   # at most 40 s: until the test creates `release`\n"
+                    "    if os.path.exists('release'): break\n    time.sleep(0.1)\n" + SAVE)
+
+
+def run_main(*argv):
+    "main(argv) in process: (exit status, whether it raised SystemExit)."
+    try: return main(list(argv)), False
+    except SystemExit as e: return e.code, True
+
+
+def test_a_second_run_on_the_same_folder_is_refused_or_waits(tmp_path):
+    nbs, out = tmp_path/'experiments', tmp_path/'figures'
+    make_experiment(nbs, 'exp', 'An experiment', dict(scale='quick', out_dir='x', seed=0), body=WAIT_FOR_RELEASE)
+    cmd = [sys.executable, '-m', 'factorcl_nb.repro', 'exp', '--nbs-dir', str(nbs), '--out', str(out)]
+    t_start = time.time()
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=repro_env(),
+                             start_new_session=True)
+    waiting = None
+    try:
+        wait_for_last_cell(out/'exp.running.ipynb')
+        holder = json.loads((out/'.factorcl-repro.lock').read_text())
+        assert holder['pid'] == first.pid
+        started = time.mktime(time.strptime(holder['started'], '%Y-%m-%dT%H:%M:%S%z'))
+        assert t_start - 2 <= started <= time.time()
+        # a second run is refused at once, naming the first; it touches nothing of the live run
+        r = subprocess.run(cmd, capture_output=True, text=True, env=repro_env(), timeout=60)
+        assert r.returncode == repro.EXIT_BUSY, r.stderr
+        assert f"process {first.pid}" in r.stderr and holder['started'] in r.stderr and '--wait' in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+        assert (out/'.exp.backup').is_dir() and (out/'exp.running.ipynb').exists()
+        assert not (out/'exp.failed.json').exists() and not (out/'exp.failed.ipynb').exists()
+        # with --wait it starts when the first run ends
+        waiting = subprocess.Popen(cmd + ['--wait', '--seed', '9'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, env=repro_env(), start_new_session=True)
+        time.sleep(3)
+        assert waiting.poll() is None     # still waiting
+        (out/'release').touch()
+        _, err1 = first.communicate(timeout=60)
+        _, err2 = waiting.communicate(timeout=120)
+    finally:
+        for p in (first, waiting):
+            if p is not None and p.poll() is None: os.killpg(p.pid, signal.SIGKILL)
+    assert first.returncode == 0, err1
+    assert waiting.returncode == 0, err2
+    assert f"waiting for process {first.pid}" in err2
+    assert json.loads((out/'exp.json').read_text())['params']['seed'] == 9   # the waiting run ran after the first
+    assert not (out/'exp.failed.json').exists() and 'last attempt' not in (out/'REPORT.md').read_text()
+    assert not (out/'.factorcl-repro.lock').exists() and not list(out.glob('.exp.backup*'))
+
+
+def test_a_lock_left_by_a_dead_process_does_not_block(tmp_path):
+    out = tmp_path/'figures'; out.mkdir()
+    code = (f"import os; from factorcl_nb.repro import output_lock\n"
+            f"with output_lock({str(out)!r}): os._exit(9)")   # dies holding the lock: the OS releases it
+    r = subprocess.run([sys.executable, '-c', code], env=repro_env(), timeout=120)
+    assert r.returncode == 9 and (out/'.factorcl-repro.lock').exists()
+    t0 = time.perf_counter()
+    with repro.output_lock(out):
+        assert json.loads((out/'.factorcl-repro.lock').read_text())['pid'] == os.getpid()
+        with repro.output_lock(out): pass             # the same thread may nest
+        import threading
+        errors = []
+        def other():
+            try:
+                with repro.output_lock(out): pass
+            except repro.OutputBusyError as e: errors.append(str(e))
+        t = threading.Thread(target=other); t.start(); t.join(30)
+        assert len(errors) == 1 and f'process {os.getpid()}' in errors[0]
+        assert (out/'.factorcl-repro.lock').exists()  # still held after the nested block
+    assert time.perf_counter() - t0 < 5 and not (out/'.factorcl-repro.lock').exists()
+
+
+def good_results(nbs, out, name='exp'):
+    "A finished result of `name` (json, csv, png) written without a kernel, and the notebook that would rerun it."
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    import pandas as pd
+    make_experiment(nbs, name, 'An experiment', dict(scale='quick', out_dir='x'))
+    fig, ax = plt.subplots(); ax.plot([0, 1, 0]); plt.close(fig)
+    save_results(name, out, table=pd.DataFrame(dict(a=[1, 2])), figure=fig, params=dict(scale='quick'), report='Good.')
+    return result_files(out, name)
+
+
+def test_a_backup_that_fails_half_way_never_replaces_a_good_result(tmp_path, monkeypatch, capsys):
+    import errno, shutil
+    nbs, out = tmp_path/'experiments', tmp_path/'figures'
+    good = good_results(nbs, out)
+    real_copy, calls = shutil.copy2, []
+    def full_disk(src, dst, **kw):     # writes half of the file, then the disk is full
+        calls.append(Path(src).name)
+        data = Path(src).read_bytes(); Path(dst).write_bytes(data[:len(data) // 2])
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(shutil, 'copy2', full_disk)
+    code, _ = run_main('exp', '--nbs-dir', str(nbs), '--out', str(out))
+    err = capsys.readouterr().err
+    assert calls and code == 1
+    assert 'could not back up' in err and 'No space left on device' in err and 'Traceback' not in err
+    assert result_files(out, 'exp') == good and not (out/'exp.running.ipynb').exists()
+    monkeypatch.setattr(shutil, 'copy2', real_copy)
+    repro.recover_killed_run(out, 'exp')              # what the next run does first
+    assert result_files(out, 'exp') == good and not list(out.glob('.exp.backup*'))
+
+
+def test_recovery_restores_only_backups_whose_checksum_matches(tmp_path):
+    nbs, out = tmp_path/'experiments', tmp_path/'figures'
+    good = good_results(nbs, out)
+    with repro.output_lock(out): backup = repro.backup_results(out, 'exp')
+    # the run that was killed had rewritten the figure and table and written a new file
+    (out/'exp.png').write_bytes(b'new figure'); (out/'exp.csv').write_text('new table')
+    (out/'exp.claims.csv').write_text('claim\n')
+    damaged = backup/'exp.png'; damaged.write_bytes(damaged.read_bytes()[:-10])   # the backup copy went bad
+    with pytest.warns(repro.BackupWarning, match=r'exp\.png') as w:
+        assert repro.recover_killed_run(out, 'exp') is True
+    assert len(w) == 1
+    assert (out/'exp.png').read_bytes() == b'new figure'          # not replaced by a damaged copy
+    assert (out/'exp.csv').read_bytes() == good['exp.csv'] and (out/'exp.json').read_bytes() == good['exp.json']
+    assert not (out/'exp.claims.csv').exists() and not backup.exists()
+    record = json.loads((out/'exp.failed.json').read_text())
+    assert record['not_restored'] == ['exp.png']
+    report = write_report(out).read_text()
+    assert 'exp.png' in report[report.index('## exp'):] and 'not restored' in report
+
+
+def test_leftover_temporary_files_of_a_killed_run_are_removed(tmp_path):
+    nbs, out = tmp_path/'experiments', tmp_path/'figures'
+    make_experiment(nbs, 'exp', 'An experiment', dict(scale='quick', out_dir='x'))
+    # a process killed inside atomic_write (after its temporary file is written, before the rename)
+    code = ("import os\nfrom factorcl_nb import core\nos.replace = lambda *a: os._exit(9)\n"
+            f"core.atomic_write({str(out/'exp.json')!r}, '{{}}')")
+    assert subprocess.run([sys.executable, '-c', code], env=repro_env(), timeout=120).returncode == 9
+    leftovers = list(out.glob('.*.tmp'))
+    assert len(leftovers) == 1 and leftovers[0].name.startswith('.exp.json.')
+    mine = ['notes.tmp', '.exp.json.tmp', '.draft.tmp', 'exp.json.abcd1234.tmp', '.exp.json.abcd12345.tmp']
+    for n in mine: (out/n).write_text('mine')
+    assert main(['exp', '--nbs-dir', str(nbs), '--out', str(out), '--device', 'cpu']) == 0
+    assert not leftovers[0].exists()
+    assert sorted(p.name for p in out.glob('*.tmp')) == sorted(mine) and (out/'exp.json').read_text() != '{}'
+
+
+def test_an_out_that_is_a_file_is_a_clear_usage_error(good, tmp_path, capsys):
+    f = tmp_path/'results.txt'; f.write_text('mine')
+    for target in (f, f/'sub'):
+        code, _ = run_main('demo_b', '--nbs-dir', str(good), '--out', str(target))
+        err = capsys.readouterr().err
+        lines = [l for l in err.splitlines() if l.strip()]
+        assert code == 2 and len(lines) == 1, err
+        assert lines[0].startswith('factorcl-repro: error: argument --out:') and str(target) in lines[0]
+        assert 'folder' in lines[0] and 'Traceback' not in err
+    assert f.read_text() == 'mine'
+
+
+def test_a_read_only_out_is_a_clear_usage_error(tmp_path):
+    import stat
+    nbs, ro = tmp_path/'experiments', tmp_path/'ro'
+    make_experiment(nbs, 'exp', 'An experiment', dict(scale='quick', out_dir='x'))
+    ro.mkdir(); ro.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+    def unprivileged():
+        "Root writes anywhere: the command runs without the capabilities that override file modes, as a user would."
+        if os.geteuid() != 0: return
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        for cap in (1, 2, 3):   # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER: out of the next program's set
+            if libc.prctl(24, cap, 0, 0, 0) != 0: raise OSError(ctypes.get_errno(), 'prctl(PR_CAPBSET_DROP)')
+    try:
+        for target in (ro, ro/'new'):
+            r = subprocess.run([sys.executable, '-m', 'factorcl_nb.repro', 'exp', '--nbs-dir', str(nbs),
+                                '--out', str(target)], capture_output=True, text=True, env=repro_env(),
+                               preexec_fn=unprivileged, timeout=120)
+            lines = [l for l in r.stderr.splitlines() if l.strip()]
+            assert r.returncode == 2 and len(lines) == 1, r.stderr
+            assert lines[0].startswith('factorcl-repro: error: argument --out:') and str(target) in lines[0]
+            assert 'writable folder' in lines[0]
+        assert list(ro.iterdir()) == []
+    finally: ro.chmod(0o755)
+
+
+def test_the_report_survives_a_broken_ast_parser(tmp_path, monkeypatch):
+    "After Ctrl-C lands inside ast.parse, CPython 3.11 may raise SystemError on every later parse in the process."
+    import factorcl_nb.core as core
+    out = tmp_path/'figures'; nb = tmp_path/'exp.ipynb'
+    make_experiment(tmp_path, 'exp', 'An experiment', dict(scale='quick'))
+    monkeypatch.setenv('FACTORCL_NOTEBOOK', str(nb))
+    save_results('current', out, params=dict(scale='quick'), report='Current.')
+    save_results('changed', out, params=dict(scale='quick'), report='Changed.')
+    meta = json.loads((out/'changed.json').read_text())
+    meta['fingerprint']['modules']['factorcl_nb.core'] = '0' * 16      # as if produced by other library code
+    (out/'changed.json').write_text(json.dumps(meta))
+    table = lambda report: report[report.index('| experiment | scale |'):]
+    expected = table(write_report(out).read_text())
+    assert '| current | quick |' in expected and '| changed | quick |' in expected and '| stale |' in expected
+    calls = []
+    def broken(path):
+        calls.append(path)
+        raise SystemError('AST constructor recursion depth mismatch (before=0, after=2)')
+    monkeypatch.setattr(core, 'source_digest', broken)
+    (out/'REPORT.md').unlink()
+    assert table(write_report(out).read_text()) == expected and calls   # the same verdicts, from a fresh process
+    # should the fresh process fail as well, the report is still written, without calling anything current
+    import factorcl_nb.report as report_mod
+    def no_python(*a, **kw): raise RuntimeError('the staleness check failed in a fresh process too: boom')
+    monkeypatch.setattr(report_mod, 'fingerprint_changes_in_subprocess', no_python)
+    (out/'REPORT.md').unlink()
+    report = write_report(out).read_text()
+    assert '| current | quick | ? | unchecked |' in report and '| changed | quick | ? | unchecked |' in report
+    assert 'could not be checked this time' in report and 'boom' in report
+    assert not re.search(r'\| current \|$', report, re.M)   # no row says its sources are current
