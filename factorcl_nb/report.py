@@ -171,7 +171,8 @@ def report_section(name:str, # experiment name
 # %% ../nbs/09b_report.ipynb #f37ee482
 HEADLINE = (r'^FactorCL-(SUP|SSL) > (SimCLR|SupCon|Cross\+Self|OurCL-SSL|OurCL-SUP|FactorCL-IndAug)( on \w+)?$',
             r'^(FactorCL-(SUP|SSL)|CoMM|InfMasking) > raw',
-            r'^(CoMM|InfMasking) > (FactorCL-SSL|CoMM)( on \w+)?$')   # the claims the verdict table lists
+            r'^(CoMM|InfMasking) > (FactorCL-SSL|CoMM)( on \w+)?$',
+            r'^FactorCL-(SUP|SSL), (default|authors): \w+ bounds \(U > L\*\)$')   # the claims the verdict table lists
 _CLAIM_FIELDS = ('difference', 'lo', 'hi', 'pairs', 'p', 'p_holm', 'verdict', 'verdict_unadjusted')
 
 def load_claims(out:str|Path, # output folder holding <name>.claims.csv files
