@@ -45,7 +45,9 @@ def one_fit(threads, epochs, n):
 
 def measure(threads_list, epochs, n, repeat, busy):
     "Median seconds per thread count, with `busy` lowest-priority spinning processes running beside each fit."
-    spinners = [subprocess.Popen([sys.executable, '-c', BUSY]) for _ in range(busy)]
+    # each in a session of its own, as programs started elsewhere are: where the kernel groups the scheduling by
+    # session (autogroup), nice 19 lowers a process only against its own session, not against ours
+    spinners = [subprocess.Popen([sys.executable, '-c', BUSY], start_new_session=True) for _ in range(busy)]
     try:
         time.sleep(0.5 if busy else 0)
         runs = {k: [] for k in threads_list}
