@@ -42,9 +42,9 @@ ROUTE = [('Start here', ['tutorial_factorcl', 'tutorial_when']),
          ('The method, step by step', ['01_critics', '02_estimators', '02a_conditional', '03_augment', '04_encoders',
                                        '05_models', '05b_successors', '06_train', '07_evaluate', '07a_stats']),
          ('Data, experiments and tools', ['08_data', '08a_synthetic', '08b_mfeat', '08c_multibench', '08d_irfl',
-                                          '08e_interactions', '08f_trifeatures', '09_runner', '07c_claims', '09a_tasks',
+                                          '08e_interactions', '08f_trifeatures', '09_runner', '07c_claims', '09a_tasks', '09c_audit',
                                           '09b_report', '10_repro', '11_sklearn', '12_clip', 'tutorial_explorer']),
-         ('Engineering', ['00_core', '06a_distributed', '06b_checkpoint'])]
+         ('Engineering', ['00_core', '00a_distributed', '00b_checkpoint'])]
 PAGES = [('Results', ['/docs/results', '/figures/REPORT']),
          ('Reference', ['/docs/api', '/docs/data', '/docs/distributed', '/CONTRIBUTING'])]
 DIRECTIVE = re.compile(r'^\s*#\s*\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')

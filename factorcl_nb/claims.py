@@ -50,6 +50,7 @@ def schedule_runs(methods, # the methods an experiment runs
     return [(m, m, {}) for m in methods] + [(m + AUTHORS_TAG, m, dict(AUTHORS_SCHEDULE))
                                             for m in twice if m in methods]
 
+# %% ../nbs/07c_claims.ipynb #58570888
 def schedule_claims(runs, # from `schedule_runs`
                     **where, # columns fixed in all selections (e.g. protocol='encoder')
                    ) -> list:

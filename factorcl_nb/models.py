@@ -363,6 +363,7 @@ def supcon_loss(z:torch.Tensor, # [m, d] projections (both views stacked)
     n_pos = positives.sum(1).clamp(min=1)
     return -(log_prob.masked_fill(~positives, 0).sum(1) / n_pos).mean()
 
+# %% ../nbs/05_models.ipynb #673f04b8
 class SupCon(SimCLR):
     "Supervised contrastive learning over both views (Khosla et al. 2020)."
     needs_labels = True

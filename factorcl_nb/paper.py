@@ -98,6 +98,7 @@ def paper_vs_ours(ours:pd.DataFrame, # long table, one row per run
                          paper_in_interval=inside, source=p.source))
     return pd.DataFrame(rows)
 
+# %% ../nbs/07b_paper.ipynb #0f0cba35
 def report_markdown(table:pd.DataFrame, digits:int=2) -> str:
     ("The table of `paper_vs_ours` (or any small table) as "
      "Markdown for the report (missing numbers as a dash).")

@@ -27,6 +27,7 @@ def build_encoders(in_dims:tuple, # input features of x1 and x2
     return [mlp_encoder(d, out_dim=embed_dim, hidden_dim=hidden_dim, n_hidden=n_hidden)
             for d in in_dims]
 
+# %% ../nbs/09_runner.ipynb #6387e754
 ENCODER_OUTPUTS = ('h1', 'h2')  # names of the encoder outputs in `probe_features`
 
 def probe_features(model, x1, x2,

@@ -52,6 +52,7 @@ def verdict(lo:float, # lower end of the interval of a difference (claim: it is 
     if lo > hi: raise ValueError(f"lo must be <= hi, got lo={lo} > hi={hi}")
     return 'holds' if lo > 0 else 'does not hold' if hi < 0 else 'inconclusive'
 
+# %% ../nbs/07a_stats.ipynb #c5998682
 def paired_difference(a, # values of the claimed-better quantity, one per seed
                       b, # values of the other, at the same seeds in the same order
                       confidence:float=0.95,
@@ -91,6 +92,7 @@ def summarize(table:pd.DataFrame, # long table: one row per run
             for key, g in table.groupby(by, sort=False)]
     return pd.DataFrame(rows)
 
+# %% ../nbs/07a_stats.ipynb #3146aaac
 def compare(table:pd.DataFrame, # long table with a `pair_on` column (e.g. seed)
             value:str, # column compared (e.g. accuracy)
             better:dict, # the claimed-better rows, e.g. {'method': 'FactorCL-SUP'}
@@ -118,6 +120,7 @@ def compare(table:pd.DataFrame, # long table with a `pair_on` column (e.g. seed)
     return dict(paired_difference(a[common].to_numpy(), b[common].to_numpy(),
                                   confidence), pairs=len(common))
 
+# %% ../nbs/07a_stats.ipynb #9444b8fb
 def format_ci(r:dict, digits:int=3) -> str:
     "'mean [lo, hi]' (or just the mean when there is no interval)."
     if math.isnan(r['lo']): return f"{r['mean']:.{digits}f}"
@@ -152,6 +155,7 @@ def t_errorbar(values, confidence:float=0.95) -> tuple:
     r = mean_ci(values, confidence)
     return (r['mean'], r['mean']) if r['n'] < 2 else (r['lo'], r['hi'])
 
+# %% ../nbs/07a_stats.ipynb #dd4e4bb0
 def markdown_table(df:pd.DataFrame, # small table (its index is ignored)
                    digits:int=3, # decimals of float cells
                   ) -> str:

@@ -91,6 +91,7 @@ def _check_int(v, name, low=1):
     if isinstance(v, bool) or not isinstance(v, int) or v < low:
         raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
 
+# %% ../nbs/05b_successors.ipynb #98c4b286
 def _check_fraction(v, name):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
         raise ValueError(f"{name} must be a number in (0, 1), got {v!r}")

@@ -11,7 +11,7 @@ from .models import make_model, METHODS
 from .runner import run_method, probe_features
 
 # %% auto #0
-__all__ = ['FACTOR_PROBES', 'needs_labels', 'task_rows', 'raw_rows']
+__all__ = ['FACTOR_PROBES', 'needs_labels', 'task_rows', 'raw_rows', 'default_workers', 'run_jobs']
 
 # %% ../nbs/09a_tasks.ipynb #b2ef1c79
 # factorised methods only
@@ -115,3 +115,59 @@ def raw_rows(train:tuple, # (x1, x2) training views (any sample shape: flattened
                              state='raw', accuracy=r['accuracy'],
                              info_bits=r['info_bits'], seconds=time.time() - t0))
     return rows
+
+# %% ../nbs/09a_tasks.ipynb #12e53a71
+import os, multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+_JOB_FN = None   # the function of the running `run_jobs`, inherited by its forked workers
+
+def _one_job(job):
+    # one thread for torch and for the BLAS and OpenMP pools numpy and scikit-learn use: with as many
+    # workers as cores, a second thread per worker only spins and waits
+    from threadpoolctl import threadpool_limits
+    torch.set_num_threads(1)
+    with threadpool_limits(1): return _JOB_FN(job)
+
+def default_workers(n_jobs:int, # independent jobs (e.g. seeds)
+                    device:str='cpu', # where the jobs train: 'cuda' runs them one after another
+                   ) -> int:
+    "Processes for `n_jobs` CPU jobs: one per core this process may use, at most `n_jobs`."
+    if str(device).startswith('cuda') or 'fork' not in multiprocessing.get_all_start_methods():
+        return 1
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+             else os.cpu_count() or 1)
+    return max(1, min(n_jobs, cores))
+
+def run_jobs(fn, # fn(job) -> a picklable result (e.g. a list of row dicts)
+             jobs, # distinct hashable jobs (seeds, (seed, method) pairs, ...): the results' order
+             workers:int|None=None, # processes (None: `default_workers(len(jobs))`; 1: this process)
+             progress:bool=True, # print a line at every tenth of the jobs finished
+            ) -> list:
+    "`[fn(j) for j in jobs]`, computed in `workers` forked processes with one thread each."
+    global _JOB_FN
+    jobs = list(jobs)
+    if len(set(jobs)) != len(jobs):
+        raise ValueError(f"jobs must be distinct, got {jobs!r}")
+    if workers is None: workers = default_workers(len(jobs))
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1 or None, got {workers!r}")
+    t0, results, shown = time.time(), {}, 0
+    def finish(job, result):
+        nonlocal shown
+        results[job] = result
+        k, n = len(results), len(jobs)
+        if progress and (10 * k // n > shown or k == n):
+            shown = 10 * k // n
+            print(f"{k}/{n} jobs done at {time.time() - t0:.0f} s (last: {job})", flush=True)
+    if workers == 1 or len(jobs) == 1:
+        for j in jobs: finish(j, fn(j))
+    else:
+        _JOB_FN = fn
+        try:
+            context = multiprocessing.get_context('fork')
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                futures = {pool.submit(_one_job, j): j for j in jobs}
+                for f in as_completed(futures): finish(futures[f], f.result())
+        finally: _JOB_FN = None
+    return [results[j] for j in jobs]

@@ -111,6 +111,7 @@ def frozen(params:list):
     finally:
         for p, f in zip(params, flags): p.requires_grad_(f)
 
+# %% ../nbs/06_train.ipynb #cfe950ce
 def _check_finite(value, terms:dict, batch:tuple, step:int, what:str):
     ("Raise a ValueError naming the step and the "
      "non-finite terms when `value` is NaN or inf.")
@@ -153,6 +154,7 @@ def main_step(optim:Optimization, batch:tuple, step:int) -> dict:
     return {k: v.detach() if isinstance(v, torch.Tensor) else v
             for k, v in terms.items()}
 
+# %% ../nbs/06_train.ipynb #3f6e64a2
 def critic_terms(model:nn.Module, batch:tuple) -> dict | None:
     ("The critics' terms on `batch`: `model.critic_terms` when the model has it (a "
      "dict with 'loss' and '<critic>_infonce'), else {'loss': model.critic_loss}.")
@@ -293,6 +295,7 @@ def _start_epoch(loader:DataLoader, model:nn.Module, epoch:int, position:int,
     if position: set_rng_state(now, model, loader)
     return batches, epoch_rng
 
+# %% ../nbs/06_train.ipynb #af6903cc
 def _make_config(config, saved:dict|None, overrides:dict) -> TrainConfig:
     ("The run's config: `config` (or the checkpoint's, "
      "or the defaults) with `overrides` applied.")
@@ -308,6 +311,7 @@ def _make_config(config, saved:dict|None, overrides:dict) -> TrainConfig:
                          f"None, got {type(config).__name__}")
     return dataclasses.replace(config, **overrides)
 
+# %% ../nbs/06_train.ipynb #fbaaa88f
 def _log_row(step:int, epoch:int, seconds:float, terms:dict, critic:dict|None) -> dict:
     ("One history row, the tensor terms averaged over "
      "processes and read with a single device synchronisation.")
@@ -335,6 +339,7 @@ def main_lr(config:TrainConfig, # lr, critic_warmup, lr_warmup
     if t < 0: return 0.0
     return config.lr * (t + 1) / (wl + 1) if t < wl else config.lr
 
+# %% ../nbs/06_train.ipynb #d799baf7
 def lagging(terms:dict) -> bool:
     ("Whether any critic's own InfoNCE in `terms` is below 0 "
      "(averaged over processes, so that all of them agree).")
@@ -357,6 +362,7 @@ def critic_phase(optim:Optimization, batch:tuple, step:int, n:int, # critic step
                 **({'critic_steps': k}
                    if any(name.endswith('_infonce') for name in terms) else {}))
 
+# %% ../nbs/06_train.ipynb #dbd655b0
 def set_main_lr(optim:Optimization, config:TrainConfig, step:int, total:int|None=None):
     "Set the main optimizer's learning rate for `step` of a run of `total` steps."
     for g in optim.main_opt.param_groups: g['lr'] = main_lr(config, step, total)
@@ -443,6 +449,7 @@ class TensorBatches(Dataset):
     def __len__(self): return len(self.tensors[0])
     def __getitem__(self, idx): return tuple(t[idx] for t in self.tensors)
 
+# %% ../nbs/06_train.ipynb #f01e9d18
 _NAMES = ('x1', 'x2', 'y')
 _NEEDS_LABELS = ("the model needs labels (model.needs_labels is True) but the data "
                  "gives (x1, x2) without y; pass (x1, x2, y)")
@@ -509,6 +516,7 @@ def _unpack(batch, needs_labels:bool) -> tuple:
                          + ', '.join(f"{k}: {v}" for k, v in rows.items()))
     return x1, x2, y
 
+# %% ../nbs/06_train.ipynb #73140e77
 def _to_device(batch, device): return tuple(None if t is None else t.to(device, non_blocking=True) for t in batch)
 
 # %% ../nbs/06_train.ipynb #8001110b
@@ -522,6 +530,7 @@ def input_dtypes(model:nn.Module) -> tuple:
                  torch.get_default_dtype())
     return dtype, any(isinstance(m, nn.Embedding) for m in model.modules())
 
+# %% ../nbs/06_train.ipynb #4a615829
 def cast_batch(batch:tuple, # (x1, x2, y) with y None when unlabelled
                dtypes:tuple, # (the model's floating dtype, whether integer features are token ids) from `input_dtypes`
               ) -> tuple:
@@ -549,6 +558,7 @@ def prepare_model(model:nn.Module, # follows the training contract (at least `lo
                          f"y=None) -> dict, got {type(model).__name__}")
     return model.to(device)
 
+# %% ../nbs/06_train.ipynb #be0d2ce7
 def _unique(params): return list({id(p): p for p in params if p.requires_grad}.values())
 
 def split_parameters(model:nn.Module) -> tuple[list, list]:
@@ -566,6 +576,7 @@ def split_parameters(model:nn.Module) -> tuple[list, list]:
                          "main_parameters() is empty or frozen")
     return main, critic
 
+# %% ../nbs/06_train.ipynb #bb85113e
 def make_optimizers(main:list, critic:list, config:TrainConfig) -> tuple:
     "AdamW for the main parameters and Adam for the critics (None when there are none)."
     main_opt = torch.optim.AdamW(main, lr=config.lr, weight_decay=config.weight_decay)
@@ -643,6 +654,7 @@ def _load_state(optim:Optimization, ckpt:dict):
     optim.main_scaler.load_state_dict(ckpt['main_scaler'])
     optim.critic_scaler.load_state_dict(ckpt['critic_scaler'])
 
+# %% ../nbs/06_train.ipynb #d340ae70
 def _process_rng(ckpt:dict) -> tuple:
     ("This process's (random state, random state at the epoch's start) saved in "
      "`ckpt`, by the same number of processes.")

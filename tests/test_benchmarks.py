@@ -117,3 +117,12 @@ def test_profile_concat_splits_matmul_forward_backward():
     k = split['kinds']
     assert k[('forward', 'matmul')] > 0 and k[('backward', 'matmul')] > 0 and k[('backward', 'other')] > 0
     assert any(ph == 'backward' and 'threshold_backward' in name for ph, name in split['ops'])
+
+def test_fit_under_load_smoke():
+    "The load benchmark times a fit with 1, 2 and the default torch threads, quiet and beside busy processes."
+    out = run_script('fit_under_load.py', '--smoke', timeout=600)
+    rows = [l.split() for l in out.splitlines()[2:] if l.strip()]
+    assert [r[0] for r in rows] == ['1', '2', 'default'], out
+    for r in rows:
+        quiet, loaded, slowdown = float(r[-3]), float(r[-2]), float(r[-1].rstrip('x'))
+        assert quiet > 0 and loaded > 0 and abs(slowdown - loaded / quiet) < 0.01, r

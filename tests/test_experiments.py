@@ -9,7 +9,7 @@ EXPERIMENTS = sorted((ROOT/'nbs'/'experiments').glob('*.ipynb'))
 STATS_EXPERIMENTS = ('synthetic_probe', 'synthetic_sweep', 'mfeat')  # seeds, intervals, references, both probes, verdicts
 # experiments whose tiny run (several seeds) saves its Holm-corrected family of claims as <name>.claims.csv
 CLAIMS_EXPERIMENTS = ('mfeat', 'synthetic_probe', 'synthetic_sweep', 'ssl_condition', 'unique_augment', 'table1_grid',
-                      'interactions', 'trifeatures')
+                      'interactions', 'trifeatures', 'critic_audit')
 NO_CLAIMS = ('synthetic_paper_cpu', 'irfl', 'multibench')   # here: one seed (no paired claims) or no data (skipped)
 
 @pytest.fixture(autouse=True)

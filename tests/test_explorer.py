@@ -21,8 +21,18 @@ def run(tmp_path, extra_cell=None, **params):
         nb.cells.append(nbformat.v4.new_code_cell(extra_cell))
         src = tmp_path/'with_check.ipynb'; nbformat.write(nb, src)
     out = tmp_path/'executed.ipynb'
-    pm.execute_notebook(str(src), str(out), parameters=dict(SMALL, out_dir=str(tmp_path), **params),
-                        kernel_name='python3', cwd=str(NB.parent), progress_bar=False)
+    # A cell gets 5 minutes (the slowest takes ~20 s on a busy machine). Once in many runs the kernel went silent
+    # with the cell unfinished and nothing running; pytest's 10-minute timeout then interrupted this process inside
+    # the interpreter and later tests failed for it. A cell that times out is run once more in a fresh kernel: a real
+    # hang times out twice and fails the test.
+    for attempt in (1, 2):
+        try:
+            pm.execute_notebook(str(src), str(out), parameters=dict(SMALL, out_dir=str(tmp_path), **params),
+                                kernel_name='python3', cwd=str(NB.parent), progress_bar=False,
+                                execution_timeout=300)
+            break
+        except TimeoutError:
+            if attempt == 2: raise
     return nbformat.read(out, as_version=4)
 
 def text_outputs(nb):
