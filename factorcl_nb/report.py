@@ -15,7 +15,7 @@ __all__ = ['HEADLINE', 'format_seconds', 'load_results', 'skip_marker', 'save_sk
            'stale_results', 'fingerprint_changes_in_subprocess', 'failure_note', 'run_facts', 'report_section',
            'load_claims', 'verdict_markdown', 'write_report']
 
-# %% ../nbs/09b_report.ipynb #67de7d7a
+# %% ../nbs/09b_report.ipynb #4d32794e
 def format_seconds(s:float|None) -> str:
     "A duration in seconds as '12.3 s', '4 min 05 s' or '2 h 03 min'; '?' when unknown."
     if s is None: return '?'
@@ -24,6 +24,7 @@ def format_seconds(s:float|None) -> str:
     if m < 60: return f'{m} min {sec:02d} s'
     return f'{m // 60} h {m % 60:02d} min'
 
+# %% ../nbs/09b_report.ipynb #8d5e9fb0
 def load_results(out:str|Path, # output folder
                 ) -> dict[str, dict]:
     "Every experiment result `<name>.json` (as written by `save_results`) in `out`, by name."
@@ -35,13 +36,14 @@ def load_results(out:str|Path, # output folder
             results[p.stem] = meta
     return results
 
-# %% ../nbs/09b_report.ipynb #99882f00
+# %% ../nbs/09b_report.ipynb #bcbd804f
 def skip_marker(out:str|Path, # output folder
                 name:str, # experiment name
                ) -> Path:
     "The file that records a skipped run of experiment `name`: `<out>/<name>.skipped.json`."
     return Path(out)/f'{name}.skipped.json'
 
+# %% ../nbs/09b_report.ipynb #203e2fb9
 def save_skipped(name:str, # experiment name
                  out_dir:str|Path, # output folder
                  reason:str, # markdown: why the run was skipped and what the user can do (which file goes where)
@@ -59,6 +61,7 @@ def save_skipped(name:str, # experiment name
     paths['marker'] = atomic_write(skip_marker(out_dir, name), text)
     return paths
 
+# %% ../nbs/09b_report.ipynb #99283544
 def _newer_records(out:str|Path, suffix:str) -> dict[str, dict]:
     "The `<name><suffix>` records in `out` at least as new as their experiment's `<name>.json`, by name."
     found = {}
@@ -70,17 +73,19 @@ def _newer_records(out:str|Path, suffix:str) -> dict[str, dict]:
         if isinstance(rec, dict): found[name] = rec
     return found
 
+# %% ../nbs/09b_report.ipynb #9d86850f
 def load_skipped(out:str|Path, # output folder
                 ) -> dict[str, dict]:
     "The skip records in `out` that are at least as new as their experiment's `<name>.json`, by name."
     return _newer_records(out, '.skipped.json')
 
-# %% ../nbs/09b_report.ipynb #rp1a2b3c
+# %% ../nbs/09b_report.ipynb #f87bcec4
 def load_failures(out:str|Path, # output folder
                  ) -> dict[str, dict]:
     "The failure records in `out` that are at least as new as their experiment's `<name>.json`, by name."
     return _newer_records(out, '.failed.json')
 
+# %% ../nbs/09b_report.ipynb #05e59621
 def stale_results(out:str|Path, # output folder holding result files
                   root:str|Path|None=None, # folder holding the current `factorcl_nb` sources (None: this package's)
                  ) -> dict[str, list[str]]:
@@ -96,11 +101,13 @@ def stale_results(out:str|Path, # output folder holding result files
     stale.update({n: c for n, c in changes.items() if c})
     return {n: stale[n] for n in sorted(stale)}
 
+# %% ../nbs/09b_report.ipynb #b39e1c55
 _CHILD = ("import json, sys\nfrom factorcl_nb.core import fingerprint_changes\n"
           "a = json.load(sys.stdin)\n"
           "print(json.dumps({n: fingerprint_changes(fp, a['out'], a['root'])\n"
           "                  for n, fp in a['fingerprints'].items()}))")
 
+# %% ../nbs/09b_report.ipynb #7de29b07
 def fingerprint_changes_in_subprocess(fingerprints:dict[str, dict], # result name -> its fingerprint
                                       out:str|Path, # the folder of those results
                                       root:str|Path|None=None, # as in `fingerprint_changes`
@@ -116,6 +123,7 @@ def fingerprint_changes_in_subprocess(fingerprints:dict[str, dict], # result nam
         raise RuntimeError(f"the staleness check failed in a fresh process too: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
+# %% ../nbs/09b_report.ipynb #658e7de3
 def failure_note(name:str, rec:dict) -> str:
     "One markdown paragraph about a failed or interrupted attempt."
     what = 'was interrupted' if rec.get('interrupted') else 'failed'
@@ -127,11 +135,12 @@ def failure_note(name:str, rec:dict) -> str:
            f"{'it' if len(kept) == 1 else 'they'} may be the failed attempt's.") if kept else ''
     return f"**The last attempt ({rec.get('attempted', '?')}) {what}**: `{error}`.{link}{bad}"
 
-# %% ../nbs/09b_report.ipynb #e02c28b6
+# %% ../nbs/09b_report.ipynb #1c175919
 def _papermill_metadata(notebook:Path) -> dict:
     try: return json.loads(notebook.read_text()).get('metadata', {}).get('papermill', {}) or {}
     except (OSError, ValueError): return {}
 
+# %% ../nbs/09b_report.ipynb #91173870
 def run_facts(name:str, # experiment name
               meta:dict, # its result json
               out:Path, # the output folder
@@ -142,6 +151,7 @@ def run_facts(name:str, # experiment name
     wall = meta.get('wall_time_s')
     return scale, wall if wall is not None else pmeta.get('duration')
 
+# %% ../nbs/09b_report.ipynb #b2c5968c
 def report_section(name:str, # experiment name
                    meta:dict, # its result json
                    out:Path, # the output folder (to link the files that exist)
@@ -168,13 +178,14 @@ def report_section(name:str, # experiment name
     files = [f'[{name}.{ext}]({name}.{ext})' for ext in ('csv', 'json', 'ipynb') if (out/f'{name}.{ext}').exists()]
     return '\n'.join(lines + ['Files: ' + ', '.join(files), ''])
 
-# %% ../nbs/09b_report.ipynb #f37ee482
+# %% ../nbs/09b_report.ipynb #8afa4215
 HEADLINE = (r'^FactorCL-(SUP|SSL) > (SimCLR|SupCon|Cross\+Self|OurCL-SSL|OurCL-SUP|FactorCL-IndAug)( on \w+)?$',
             r'^(FactorCL-(SUP|SSL)|CoMM|InfMasking) > raw',
             r'^(CoMM|InfMasking) > (FactorCL-SSL|CoMM)( on \w+)?$',
             r'^FactorCL-(SUP|SSL), (default|authors): \w+ bounds \(U > L\*\)$')   # the claims the verdict table lists
 _CLAIM_FIELDS = ('difference', 'lo', 'hi', 'pairs', 'p', 'p_holm', 'verdict', 'verdict_unadjusted')
 
+# %% ../nbs/09b_report.ipynb #3c1b2dc2
 def load_claims(out:str|Path, # output folder holding <name>.claims.csv files
                ) -> 'pd.DataFrame':
     "Every experiment's saved claims, one row per claim, with its experiment and a `setting` (its key columns)."

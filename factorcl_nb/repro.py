@@ -31,18 +31,20 @@ __all__ = ['SCALES', 'PASSED_PARAMETERS', 'CELL_TIMEOUTS', 'LOCK_FILE', 'EXIT_BU
            'keep_evidence', 'recover_killed_run', 'drop_progress_widgets', 'tidy_outputs', 'sigterm_as_interrupt',
            'run_experiment', 'in_default_run', 'select_experiments', 'run_experiments', 'repro_parser', 'main']
 
-# %% ../nbs/10_repro.ipynb #d7aec0f9
+# %% ../nbs/10_repro.ipynb #3e7cbb01
 # tiny: seconds, a smoke test (numbers mean nothing); quick: minutes on a laptop CPU;
 # paper: the paper's settings (GPU)
 SCALES = ('tiny', 'quick', 'paper')
 # what repro can set in a notebook
 PASSED_PARAMETERS = ('scale', 'out_dir', 'device', 'seed', 'data_dir')
 
+# %% ../nbs/10_repro.ipynb #83688453
 def package_root() -> Path:
     ("The folder that contains the `factorcl_nb` package "
      "(the clone's root for an editable install).")
     return Path(factorcl_nb.__file__).resolve().parents[1]
 
+# %% ../nbs/10_repro.ipynb #41870d90
 def default_out() -> Path:
     "Where results go by default: `figures/` of the clone, else `./figures`."
     root = package_root()
@@ -69,7 +71,7 @@ def experiments_dir(nbs_dir:str|Path|None=None, # folder of experiment notebooks
                                 f"notebooks, got {str(nbs_dir)!r}")
     return d/'experiments' if (d/'experiments').is_dir() else d
 
-# %% ../nbs/10_repro.ipynb #2dea5f4d
+# %% ../nbs/10_repro.ipynb #508940ff
 @dataclass
 class Experiment:
     ("One experiment notebook: `name` (file stem), `path`, `title` and the "
@@ -79,6 +81,7 @@ class Experiment:
     title:str
     parameters:dict = field(default_factory=dict)
 
+# %% ../nbs/10_repro.ipynb #ff36983e
 def notebook_title(nb) -> str:
     ("The text of the first `# ` heading in the "
      "markdown cells of `nb`, or '' if there is none.")
@@ -88,7 +91,7 @@ def notebook_title(nb) -> str:
             if line.startswith('# '): return line[2:].strip()
     return ''
 
-# %% ../nbs/10_repro.ipynb #57710804
+# %% ../nbs/10_repro.ipynb #57739b86
 def read_experiment(path:str|Path, # an experiment notebook
                    ) -> Experiment:
     "Read the name, title and declared parameters of the experiment notebook at `path`."
@@ -101,6 +104,7 @@ def read_experiment(path:str|Path, # an experiment notebook
                          f"notebook: {type(e).__name__}: {e}") from None
     return Experiment(path.stem, path, notebook_title(nb) or path.stem, dict(params))
 
+# %% ../nbs/10_repro.ipynb #e86093c8
 def find_experiments(nbs_dir:str|Path|None=None, # see `experiments_dir`
                     ) -> dict[str, Experiment]:
     ("The experiment notebooks (`*.ipynb`) of the "
@@ -128,7 +132,7 @@ def experiment_parameters(exp:Experiment, # the experiment to run
     return {k: offered[k] for k in PASSED_PARAMETERS
             if k in exp.parameters and offered[k] is not None}
 
-# %% ../nbs/10_repro.ipynb #205cd107
+# %% ../nbs/10_repro.ipynb #6b78ac7b
 class ExperimentError(RuntimeError):
     ("An experiment notebook failed; `notebook` is the executed copy that shows the "
      "error (`<name>.failed.ipynb`).")
@@ -137,6 +141,7 @@ class ExperimentError(RuntimeError):
         super().__init__(f"experiment {name!r} failed: {error}\n  executed notebook "
                          f"with the traceback: {notebook}")
 
+# %% ../nbs/10_repro.ipynb #9551cc7e
 @contextmanager
 def kernel_environment(**env):
     ("Set environment variables (inherited by papermill's "
@@ -149,10 +154,11 @@ def kernel_environment(**env):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
-# %% ../nbs/10_repro.ipynb #to1a2b3c
+# %% ../nbs/10_repro.ipynb #f5300e2d
 # default seconds one cell may run, by scale (generous: they catch hangs, not slow runs)
 CELL_TIMEOUTS = dict(tiny=15*60, quick=2*3600, paper=6*3600)
 
+# %% ../nbs/10_repro.ipynb #1c6dd75f
 def cell_timeout(timeout:float|None, # seconds, or None for the default of `scale`
                  scale:str|None=None, # the run's scale
                 ) -> int:
@@ -180,10 +186,11 @@ def kernel_manager_class():
         def _encrypt_when_supported(self): return 'auto'
     return EncryptedKernelManager
 
-# %% ../nbs/10_repro.ipynb #lk1a2b3c
+# %% ../nbs/10_repro.ipynb #b12281ec
 LOCK_FILE = '.factorcl-repro.lock'   # in the output folder
 EXIT_BUSY = 75   # sysexits' EX_TEMPFAIL: another run holds the output folder; try again later
 
+# %% ../nbs/10_repro.ipynb #03a4b2c4
 class OutputFolderError(ValueError):
     ("`out` cannot hold results: `expected` says what it must be, `got` what was "
      "given and why it does not fit.")
@@ -191,9 +198,11 @@ class OutputFolderError(ValueError):
         self.expected, self.got = expected, got
         super().__init__(f"out must be {expected}, got {got}")
 
+# %% ../nbs/10_repro.ipynb #71626974
 class OutputBusyError(RuntimeError):
     "Another `factorcl-repro` run holds the lock of the output folder."
 
+# %% ../nbs/10_repro.ipynb #b953c177
 def check_output_folder(out:str|Path, # the output folder asked for
                        ) -> Path:
     ("Create `out` if needed and return it resolved; `OutputFolderError` when it is a "
@@ -211,6 +220,7 @@ def check_output_folder(out:str|Path, # the output folder asked for
                                 f"{given!r}, which is read-only for this user")
     return out.resolve()
 
+# %% ../nbs/10_repro.ipynb #f88397da
 def lock_holder(out:str|Path, # an output folder
                ) -> str:
     ("Who holds (or last held) the lock of `out`, as its lock file says: 'process "
@@ -222,6 +232,7 @@ def lock_holder(out:str|Path, # an output folder
     return (f"process {info['pid']} (started {info.get('started', '?')} on "
             f"{info.get('host', '?')})")
 
+# %% ../nbs/10_repro.ipynb #dac601a3
 _held = threading.local()   # per thread: lock file -> nesting depth
 
 def _take_lock(path:Path, wait:bool) -> int:
@@ -261,6 +272,7 @@ def _take_lock(path:Path, wait:bool) -> int:
             os.close(fd); raise
         os.close(fd)   # the holder removed that file as it let go: lock the new one
 
+# %% ../nbs/10_repro.ipynb #9a39924f
 @contextmanager
 def output_lock(out:str|Path, # output folder (must exist)
                 wait:bool=False, # wait for another run to end instead of raising OutputBusyError
@@ -288,11 +300,13 @@ def output_lock(out:str|Path, # output folder (must exist)
         except OSError: pass
         os.close(fd)
 
+# %% ../nbs/10_repro.ipynb #a76c73d4
 # core.atomic_write's temporary file: mkstemp(prefix=f'.{name}.', suffix='.tmp'), 8 random
 # characters from mkstemp's alphabet
 _ATOMIC_TEMP = re.compile(r'\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp')
 _WRITTEN = ('.json', '.csv', '.png', '.ipynb')   # the result files a run writes, and REPORT.md
 
+# %% ../nbs/10_repro.ipynb #d4e37058
 def leftover_temp_files(out:str|Path, # output folder
                        ) -> list[Path]:
     ("The temporary files that `atomic_write` left in `out` when a run writing a "
@@ -305,27 +319,32 @@ def leftover_temp_files(out:str|Path, # output folder
             found.append(p)
     return sorted(found)
 
-# %% ../nbs/10_repro.ipynb #ev1a2b3c
+# %% ../nbs/10_repro.ipynb #af3764ee
 # what an experiment run writes into the output folder
 RESULT_SUFFIXES = ('.json', '.csv', '.png', '.skipped.json', '.claims.csv')
 CHECKSUMS = 'SHA256SUMS.json'   # in a backup folder, written once every copy is checked
 
+# %% ../nbs/10_repro.ipynb #fac25706
 class BackupError(OSError):
     ("The results of an experiment could not be backed up before its run: nothing was "
      "replaced and the run did not start.")
 
+# %% ../nbs/10_repro.ipynb #10e46ecd
 class BackupWarning(UserWarning):
     ("A backed-up result file does not match its checksum: it was not restored and the "
      "current file stays.")
 
+# %% ../nbs/10_repro.ipynb #b81c2f25
 def failure_record(out:str|Path, name:str) -> Path:
     ("The record of the last failed attempt of `name`: `<out>/<name>.failed.json` (its "
      "notebook: `<name>.failed.ipynb`).")
     return Path(out)/f'{name}.failed.json'
 
+# %% ../nbs/10_repro.ipynb #1c59935d
 def _backup_dir(out:Path, name:str) -> Path: return out/f'.{name}.backup'
 def _running(out:Path, name:str) -> Path: return out/f'{name}.running.ipynb'
 
+# %% ../nbs/10_repro.ipynb #378d12e5
 def file_sha256(path:str|Path) -> str:
     "The sha256 (hex) of the file at `path`, read in blocks."
     h = hashlib.sha256()
@@ -333,6 +352,7 @@ def file_sha256(path:str|Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
     return h.hexdigest()
 
+# %% ../nbs/10_repro.ipynb #f3022416
 def backup_results(out:Path, name:str) -> Path:
     ("Copy the result files of `name` into `.<name>.backup/`, check each copy, and write "
      "their sha256 last; `BackupError` (and no backup) if a copy fails.")
@@ -355,6 +375,7 @@ def backup_results(out:Path, name:str) -> Path:
                           f"run; free space in {out} (or fix the cause) and run it again") from e
     return b
 
+# %% ../nbs/10_repro.ipynb #e51b2c22
 def restore_results(out:Path, name:str) -> list[str]:
     ("Put back the backed-up result files of `name` whose sha256 matches, remove those "
      "the failed run created, drop the backup; return the files not restored.")
@@ -382,7 +403,7 @@ def restore_results(out:Path, name:str) -> list[str]:
     shutil.rmtree(b)
     return kept
 
-# %% ../nbs/10_repro.ipynb #ev2a3b4c
+# %% ../nbs/10_repro.ipynb #07b83cca
 def mark_stopped(path:str|Path, # an executed notebook
                  reason:str, # what stopped it, e.g. 'KeyboardInterrupt'
                  status:str='interrupted', # 'interrupted' or 'timed out'
@@ -414,6 +435,7 @@ def mark_stopped(path:str|Path, # an executed notebook
     atomic_write(path, nbformat.writes(nb))
     return stopped
 
+# %% ../nbs/10_repro.ipynb #567e28ef
 def relative_papermill_paths(path:Path, # an executed notebook in the output folder
                              source:Path, # the experiment notebook it was executed from
                              name:str, # the file name it ends up with
@@ -428,7 +450,7 @@ def relative_papermill_paths(path:Path, # an executed notebook in the output fol
     pmeta['output_path'] = name
     atomic_write(path, json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
 
-# %% ../nbs/10_repro.ipynb #ev3a4b5c
+# %% ../nbs/10_repro.ipynb #5289b5b2
 def keep_evidence(out:Path, # output folder
                   name:str, # experiment name
                   error:str, # one line: what went wrong
@@ -456,6 +478,7 @@ def keep_evidence(out:Path, # output folder
     atomic_write(failure_record(out, name), json.dumps(rec, indent=1))
     return notebook
 
+# %% ../nbs/10_repro.ipynb #6f5963ae
 def recover_killed_run(out:Path, name:str) -> bool:
     ("If a run of `name` was killed outright (its backup folder is still there), "
      "restore its results and file its notebook as killed (holding the folder's lock).")
@@ -468,9 +491,10 @@ def recover_killed_run(out:Path, name:str) -> bool:
                       interrupted=True, when=when)
         return True
 
-# %% ../nbs/10_repro.ipynb #cb380127
+# %% ../nbs/10_repro.ipynb #e86bc774
 _BAR = re.compile(r'\d+%\|')   # tqdm's text: '  0%|          | 0/12 [...]'
 
+# %% ../nbs/10_repro.ipynb #510ef94e
 def drop_progress_widgets(path:str|Path, # an executed notebook
                          ) -> int:
     ("Remove the outputs of `path` that are progress-bar widgets (their saved text is "
@@ -485,9 +509,11 @@ def drop_progress_widgets(path:str|Path, # an executed notebook
     if dropped: atomic_write(path, nbformat.writes(nb))
     return dropped
 
+# %% ../nbs/10_repro.ipynb #79503663
 _KERNEL_FILE = re.compile(r'/[\w/.-]*/ipykernel_\d+/\d+\.py')   # where a kernel keeps a cell's code
 MAX_OUTPUT_LINES = 60
 
+# %% ../nbs/10_repro.ipynb #6eeee35b
 def tidy_outputs(path:str|Path, # an executed notebook
                  keep:int=50, # lines kept of an output longer than MAX_OUTPUT_LINES
                 ) -> int:
@@ -513,9 +539,10 @@ def tidy_outputs(path:str|Path, # an executed notebook
     atomic_write(path, nbformat.writes(nb))
     return changed
 
-# %% ../nbs/10_repro.ipynb #08ef6cbc
+# %% ../nbs/10_repro.ipynb #b4aa3495
 def _file_state(p:Path): return (p.stat().st_mtime_ns, p.stat().st_ino) if p.exists() else None
 
+# %% ../nbs/10_repro.ipynb #ac72a846
 @contextmanager
 def sigterm_as_interrupt():
     ("Inside the block (main thread only), SIGTERM raises KeyboardInterrupt, so `kill` "
@@ -527,6 +554,7 @@ def sigterm_as_interrupt():
     finally:
         if old is not None: signal.signal(signal.SIGTERM, old)
 
+# %% ../nbs/10_repro.ipynb #2b86b227
 def _execute(exp:Experiment, out:Path, parameters:dict, kernel:str, limit:int) -> tuple[str|None, str|None]:
     ("Run papermill into `<name>.running.ipynb`; return (error or None, None or how it "
      "stopped: 'interrupted' or 'timed out').")
@@ -550,6 +578,7 @@ def _execute(exp:Experiment, out:Path, parameters:dict, kernel:str, limit:int) -
     except Exception as e: return f"{type(e).__name__}: {e}", None
     return None, None
 
+# %% ../nbs/10_repro.ipynb #df7ba19b
 def run_experiment(exp:Experiment, # the experiment notebook
                    out:str|Path, # output folder (the kernel's working directory)
                    parameters:dict, # papermill parameters (see `experiment_parameters`)
@@ -563,6 +592,7 @@ def run_experiment(exp:Experiment, # the experiment notebook
     with output_lock(out):   # the caller's, when run_experiments holds it
         return _run_locked(exp, out, parameters, kernel, limit)
 
+# %% ../nbs/10_repro.ipynb #d24573ac
 def _run_locked(exp:Experiment, out:Path, parameters:dict, kernel:str, limit:int) -> dict:
     "`run_experiment` once it holds the lock of `out`."
     recover_killed_run(out, exp.name)
@@ -600,13 +630,14 @@ def _run_locked(exp:Experiment, out:Path, parameters:dict, kernel:str, limit:int
     return dict(name=exp.name, notebook=executed, result=result, parameters=parameters,
                 wall_time_s=time.perf_counter() - t0, missing=missing, skipped=skipped)
 
-# %% ../nbs/10_repro.ipynb #b2cd75a6
+# %% ../nbs/10_repro.ipynb #1b1859e0
 def in_default_run(exp:Experiment) -> bool:
     ("False when the notebook's parameters cell sets `in_default_run = False`: a long "
      "experiment that runs only when named.")
     declared = exp.parameters.get('in_default_run')
     return not (declared and str(declared.get('default', '')).strip() == 'False')
 
+# %% ../nbs/10_repro.ipynb #39ba3c24
 def select_experiments(experiments:dict[str, Experiment], # all experiments, by name
                        names=None, # names to run (None or empty: every experiment `in_default_run`)
                       ) -> list[Experiment]:
@@ -619,12 +650,13 @@ def select_experiments(experiments:dict[str, Experiment], # all experiments, by 
                          f"names: {', '.join(experiments)}")
     return [experiments[n] for n in dict.fromkeys(names)]
 
-# %% ../nbs/10_repro.ipynb #6ffd4923
+# %% ../nbs/10_repro.ipynb #0071271a
 def _thread_environment(threads:int|None) -> dict:
     "Environment variables that cap a kernel's CPU threads (torch's, BLAS's and OpenMP's) at `threads`."
     if threads is None: return {}
     return {v: str(threads) for v in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS')}
 
+# %% ../nbs/10_repro.ipynb #b79c1e03
 def _clone_pythonpath() -> dict:
     ("PYTHONPATH with the clone first, so the kernel "
      "imports this factorcl_nb (empty outside a clone).")
@@ -635,6 +667,7 @@ def _clone_pythonpath() -> dict:
                                            + [p for p in parts
                                               if Path(p).resolve() != root]))
 
+# %% ../nbs/10_repro.ipynb #2d216652
 def run_experiments(names=None, # experiment names (None: all)
                     scale:str='quick', # one of SCALES: 'tiny', 'quick' or 'paper'
                     out:str|Path|None=None, # output folder (None: `default_out()`)

@@ -15,7 +15,7 @@ __all__ = ['MULTIBENCH_FILES', 'AFFECT_DIMS', 'SENTIMENT_SETS', 'SPLITS', 'SAFE_
            'MAX_PICKLE_OPCODES', 'MIMIC_KEYS', 'where_to_get', 'multibench_file', 'SafeUnpickler', 'znorm_sequences',
            'affect_labels', 'mimic_labels', 'mimic_split', 'load_multibench', 'write_multibench_fixture']
 
-# %% ../../nbs/08c_multibench.ipynb #58da0f50
+# %% ../../nbs/08c_multibench.ipynb #76fa79ca
 MULTIBENCH_FILES = {'mosi': 'mosi_data.pkl', 'mosei': 'mosei_senti_data.pkl',
                     'mustard': 'sarcasm.pkl', 'urfunny': 'humor.pkl', 'mimic': 'im.pk'}
 AFFECT_DIMS = {'mosi': {'vision': 20, 'audio': 5, 'text': 300},
@@ -26,12 +26,14 @@ AFFECT_DIMS = {'mosi': {'vision': 20, 'audio': 5, 'text': 300},
 SENTIMENT_SETS = ('mosi', 'mosei')
 SPLITS = ('train', 'valid', 'test')
 
+# %% ../../nbs/08c_multibench.ipynb #88e65bfe
 def _check_name(name) -> str:
     if name not in MULTIBENCH_FILES:
         raise ValueError("name must be one of "
                          f"{', '.join(map(repr, MULTIBENCH_FILES))}, got {name!r}")
     return name
 
+# %% ../../nbs/08c_multibench.ipynb #700d33cc
 def where_to_get(name:str) -> str:
     "Where the MultiBench file of dataset `name` can be obtained."
     if _check_name(name) == 'mimic':
@@ -59,7 +61,7 @@ def multibench_file(name:str, # 'mosi', 'mosei', 'mustard', 'urfunny' or 'mimic'
                                 f"folder containing it). {where_to_get(name)}")
     return file
 
-# %% ../../nbs/08c_multibench.ipynb #feecc443
+# %% ../../nbs/08c_multibench.ipynb #5206d4c4
 SAFE_PICKLE_GLOBALS = {(m, n)
                        for m in ('numpy.core.multiarray', 'numpy._core.multiarray')
                        for n in ('_reconstruct', 'scalar')} | {
@@ -68,11 +70,14 @@ SAFE_PICKLE_GLOBALS = {(m, n)
     ('collections', 'OrderedDict'), ('builtins', 'set'), ('builtins', 'frozenset'),
     ('__builtin__', 'set'), ('__builtin__', 'frozenset'), ('_codecs', 'encode')}
 
+# %% ../../nbs/08c_multibench.ipynb #9c7590cc
 class _Refused(pickle.UnpicklingError):
     "The safe reader will not build what the file asks for; the message says what."
 
+# %% ../../nbs/08c_multibench.ipynb #34b2ef58
 _BUILD, _REDUCE = pickle.BUILD[0], pickle.REDUCE[0]
 
+# %% ../../nbs/08c_multibench.ipynb #e4321cd9
 class SafeUnpickler(pickle._Unpickler):
     """Rebuilds NumPy arrays of plain dtypes and plain containers only: any other
     global, dtype or way of building an object is refused before it runs."""
@@ -154,6 +159,7 @@ class SafeUnpickler(pickle._Unpickler):
         dispatch[_op[0]] = _refuse_newobj
     del _op
 
+# %% ../../nbs/08c_multibench.ipynb #608ffd89
 def _read_pickle(file:Path, trust_pickle:bool=False):
     ("Unpickle `file` (only arrays and containers unless `trust_pickle`); ValueError "
      "naming the file if that fails.")
@@ -181,10 +187,11 @@ def _read_pickle(file:Path, trust_pickle:bool=False):
         raise ValueError(f"{file} is not a readable MultiBench "
                          f"pickle ({type(e).__name__}: {e})") from None
 
-# %% ../../nbs/08c_multibench.ipynb #f6c99402
+# %% ../../nbs/08c_multibench.ipynb #a237ab8e
 MAX_PICKLE_DEPTH = 100          # MultiBench's files nest about 6 levels deep
 MAX_PICKLE_OPCODES = 10_000_000 # they hold a few hundred opcodes: arrays are raw bytes
 
+# %% ../../nbs/08c_multibench.ipynb #b81d9d06
 def _plain_dtype_problem(dt) -> str|None:
     "What makes `dt` other than a plain number, bool or string dtype; None if nothing."
     if not isinstance(dt, np.dtype): return f'a {type(dt).__name__} in place of a dtype'
@@ -194,6 +201,7 @@ def _plain_dtype_problem(dt) -> str|None:
     if dt.hasobject: return 'the flag that says it holds Python objects'
     return None
 
+# %% ../../nbs/08c_multibench.ipynb #e7149150
 def _check_dtype(dt, what:str='a dtype'):
     "Raise `_Refused` unless `dt` is a plain number, bool or string dtype."
     problem = _plain_dtype_problem(dt)
@@ -202,7 +210,7 @@ def _check_dtype(dt, what:str='a dtype'):
         raise _Refused(f'it builds {what} {shown} with {problem}; MultiBench arrays '
                        'hold plain numbers or strings (kinds b, i, u, f, c, S, U)')
 
-# %% ../../nbs/08c_multibench.ipynb #029b56e9
+# %% ../../nbs/08c_multibench.ipynb #cff02620
 _PAYLOAD_OPS = {'BINBYTES', 'BINBYTES8', 'BINUNICODE', 'BINUNICODE8', 'BYTEARRAY8',
                 'SHORT_BINBYTES', 'SHORT_BINSTRING', 'SHORT_BINUNICODE', 'BINSTRING'}
 _LEAF = {'INT', 'BININT', 'BININT1', 'BININT2', 'LONG', 'LONG1', 'LONG4', 'STRING',
@@ -214,6 +222,7 @@ _SMALL = {'TUPLE1': 1, 'TUPLE2': 2, 'TUPLE3': 3, 'STACK_GLOBAL': 2, 'REDUCE': 2,
           'NEWOBJ': 2, 'NEWOBJ_EX': 3, 'BINPERSID': 1}              # pop k, push 1
 _INTO_TOP = {'APPEND': 1, 'SETITEM': 2, 'BUILD': 1}                 # pop k into top
 
+# %% ../../nbs/08c_multibench.ipynb #b49e447b
 def _skip_payload(f, op):
     "Read the length of `op`'s byte or text argument and seek past the data."
     size = {-2: 1, -3: 4, -4: 4, -5: 8}[op.arg.n]
@@ -223,20 +232,24 @@ def _skip_payload(f, op):
     if n < 0: raise pickle.UnpicklingError(f'{op.name} has a negative length {n}')
     f.seek(n, 1)
 
+# %% ../../nbs/08c_multibench.ipynb #18c2dc7a
 def _pop(stack, k):
     if len(stack) < k: raise pickle.UnpicklingError('an opcode pops an empty stack')
     items = stack[len(stack) - k:]; del stack[len(stack) - k:]
     return items
 
+# %% ../../nbs/08c_multibench.ipynb #706b723a
 def _pop_mark(stack, marks):
     if not marks: raise pickle.UnpicklingError('an opcode needs a MARK that is absent')
     return _pop(stack, len(stack) - marks.pop())
 
+# %% ../../nbs/08c_multibench.ipynb #95a4f018
 def _check_depth(cell, max_depth):
     if cell[0] > max_depth:
         raise _Refused(f'it nests containers more than {max_depth} levels deep '
                        '(MAX_PICKLE_DEPTH); MultiBench files nest a few levels')
 
+# %% ../../nbs/08c_multibench.ipynb #58c37c96
 def _scan_pickle(f, max_depth:int=MAX_PICKLE_DEPTH, max_ops:int=MAX_PICKLE_OPCODES):
     "Walk the opcodes in `f` without building anything; refuse deep nesting, many ops."
     stack, marks, memo, n_ops = [], [], {}, 0   # stack and memo hold [depth] cells
@@ -277,7 +290,7 @@ def _scan_pickle(f, max_depth:int=MAX_PICKLE_DEPTH, max_ops:int=MAX_PICKLE_OPCOD
             new = memo[arg]
         if new is not None: _check_depth(new, max_depth); stack.append(new)
 
-# %% ../../nbs/08c_multibench.ipynb #67b3b600
+# %% ../../nbs/08c_multibench.ipynb #c13dd611
 def _affect_arrays(data, file:Path, name:str) -> dict:
     "Validated float32 modalities and float64 labels of each split of an affect pickle."
     if not isinstance(data, dict):
@@ -314,6 +327,7 @@ def _affect_arrays(data, file:Path, name:str) -> dict:
                       f"the published {name} file has {expected}")
     return out
 
+# %% ../../nbs/08c_multibench.ipynb #f5e9de97
 def _check_affect_shapes(arrays:dict, file:Path, name:str, split:str):
     for key in ('vision', 'audio', 'text'):
         if arrays[key].ndim != 3:
@@ -334,7 +348,7 @@ def _check_affect_shapes(arrays:dict, file:Path, name:str, split:str):
         raise ValueError(f"{file}: {split}['labels'] of {name} must be binary (0/1 or "
                          f"-1/1), got values {np.unique(labels)[:6]}")
 
-# %% ../../nbs/08c_multibench.ipynb #4b455217
+# %% ../../nbs/08c_multibench.ipynb #ea5c4df3
 def _realign(x:np.ndarray, # [N, T, D] stored sequences
              start:np.ndarray, # [N] first real step of each sample
              length:np.ndarray, # [N] number of real steps to keep
@@ -351,6 +365,7 @@ def _realign(x:np.ndarray, # [N, T, D] stored sequences
     out[~mask] = 0
     return out, mask
 
+# %% ../../nbs/08c_multibench.ipynb #5081e214
 def znorm_sequences(x:np.ndarray, # [N, T, D] features, zero where `mask` is False
                     mask:np.ndarray, # [N, T] real time steps
                    ) -> np.ndarray:
@@ -406,7 +421,7 @@ def _affect_split(a:dict, name:str, modalities:tuple, task:str, z_norm:bool,
     return dict(x1=xs[0], x2=xs[1], y=y, mask=mask), dict(dropped=int((~keep).sum()),
                                                           nonfinite_zeroed=nonfinite)
 
-# %% ../../nbs/08c_multibench.ipynb #421fdda3
+# %% ../../nbs/08c_multibench.ipynb #4b403e12
 def _warn_no_finite(x:np.ndarray, file:Path, key:str, what:str):
     ("Warn when `x` has no finite value at all: "
      "zeroing it leaves `what` without any information.")
@@ -414,6 +429,7 @@ def _warn_no_finite(x:np.ndarray, file:Path, key:str, what:str):
         warnings.warn(f"{file}: {key} has no finite value (all NaN or inf): it is "
                       f"zeroed, so {what} carries no information")
 
+# %% ../../nbs/08c_multibench.ipynb #1e6a3965
 def _check_affect_content(a:dict, file:Path, split:str, modalities:tuple):
     ("Refuse a split whose every sample would be dropped (no word in its text); warn "
      "about a chosen modality with no finite value.")
@@ -425,7 +441,7 @@ def _check_affect_content(a:dict, file:Path, split:str, modalities:tuple):
     for i, m in enumerate(modalities):
         _warn_no_finite(a[m], file, f"{split}['{m}']", f"x{i + 1} ({m})")
 
-# %% ../../nbs/08c_multibench.ipynb #d249edac
+# %% ../../nbs/08c_multibench.ipynb #6e034b7a
 def _check_affect_options(name, task, modalities, zero_is_positive, padding,
                           max_seq_len) -> tuple:
     task = 'classification' if task is None else task
@@ -452,6 +468,7 @@ def _check_affect_options(name, task, modalities, zero_is_positive, padding,
                          f"positive int, got {max_seq_len!r}")
     return task, modalities
 
+# %% ../../nbs/08c_multibench.ipynb #2145089e
 def _load_affect(name, file, task, modalities, z_norm, zero_is_positive, padding,
                  max_seq_len, trust_pickle=False):
     task, modalities = _check_affect_options(name, task, modalities, zero_is_positive,
@@ -474,10 +491,11 @@ def _load_affect(name, file, task, modalities, z_norm, zero_is_positive, padding
                 nonfinite_zeroed={s: c['nonfinite_zeroed'] for s, c in counts.items()})
     return splits, info
 
-# %% ../../nbs/08c_multibench.ipynb #02fdb334
+# %% ../../nbs/08c_multibench.ipynb #03ea953b
 # key -> rank
 MIMIC_KEYS = {'ep_tdata': 3, 'adm_features_all': 2, 'adm_labels_all': 2, 'y_icd9': 2}
 
+# %% ../../nbs/08c_multibench.ipynb #0034df2f
 def _mimic_arrays(data, file:Path) -> dict:
     "Validated float64 arrays of `im.pk`."
     if not isinstance(data, dict):
@@ -506,6 +524,7 @@ def _mimic_arrays(data, file:Path) -> dict:
                          f"shape {out['adm_labels_all'].shape}")
     return out
 
+# %% ../../nbs/08c_multibench.ipynb #ece7da38
 def mimic_labels(adm_labels:np.ndarray, # [N, >=6] mortality indicators
                  y_icd9:np.ndarray, # [N, K] ICD-9 group labels
                  task:int|str=7, # 'mortality' (or -1) or an ICD-9 group index in [0, K)
@@ -521,6 +540,7 @@ def mimic_labels(adm_labels:np.ndarray, # [N, >=6] mortality indicators
                          f"binary 0/1, got values {np.unique(y)[:6]}")
     return y.astype(np.int64)
 
+# %% ../../nbs/08c_multibench.ipynb #c0cc0db1
 def mimic_split(n:int, # number of admissions
                 seed:int=10, # MultiBench uses random.seed(10)
                ) -> dict:
@@ -531,7 +551,7 @@ def mimic_split(n:int, # number of admissions
     return {'train': order[n // 5:], 'valid': order[:n // 10],
             'test': order[n // 10:n // 5]}
 
-# %% ../../nbs/08c_multibench.ipynb #6e635490
+# %% ../../nbs/08c_multibench.ipynb #f2aa5d14
 def _check_mimic_task(task, n_groups:int):
     if task is None: return 7
     if task in ('mortality', -1): return 'mortality'
@@ -541,11 +561,13 @@ def _check_mimic_task(task, n_groups:int):
     raise ValueError("task for 'mimic' must be 'mortality' (or -1) or an ICD-9 group "
                      f"index 0..{n_groups - 1}, got {task!r}")
 
+# %% ../../nbs/08c_multibench.ipynb #bab8081f
 def _zscore(x:np.ndarray, axes:tuple) -> np.ndarray:
     "Standardize over `axes` (population std); constant features get scale 1."
     mean, std = x.mean(axes, keepdims=True), x.std(axes, keepdims=True)
     return (x - mean) / np.where(std > 0, std, 1)
 
+# %% ../../nbs/08c_multibench.ipynb #c3ea69c9
 def _load_mimic(file, task, seed, trust_pickle=False):
     a = _mimic_arrays(_read_pickle(file, trust_pickle), file)
     for key, what in (('adm_features_all', 'x1 (static)'),
@@ -609,7 +631,7 @@ def load_multibench(name:str, # 'mosi', 'mosei', 'mustard' (sarcasm.pkl), 'urfun
                        sizes={s: len(d['y']) for s, d in splits.items()}, **info)
     return out
 
-# %% ../../nbs/08c_multibench.ipynb #08b96507
+# %% ../../nbs/08c_multibench.ipynb #fcc27ca7
 def _fixture_affect_split(rng, name:str, size:int, seq_len:int, binary_labels:str,
                           split:str) -> dict:
     lengths = rng.integers(1, seq_len + 1, size); lengths[0], lengths[-1] = seq_len, 1
@@ -633,6 +655,7 @@ def _fixture_affect_split(rng, name:str, size:int, seq_len:int, binary_labels:st
     data['id'] = np.array([f'{name}_{split}_{i}' for i in range(size)])
     return data
 
+# %% ../../nbs/08c_multibench.ipynb #c78f593a
 def _fixture_mimic(rng, n:int) -> dict:
     series = rng.normal(size=(n, 24, 12)) * np.arange(1, 13); series[..., 11] = 3.0
     series[0, 0, 0], series[1, 3, 2], series[2, 5, :11] = np.nan, np.inf, -np.inf
@@ -643,6 +666,7 @@ def _fixture_mimic(rng, n:int) -> dict:
     return {'ep_tdata': series, 'adm_features_all': static, 'adm_labels_all': adm,
             'y_icd9': rng.integers(0, 2, (n, 20)).astype(np.float64)}
 
+# %% ../../nbs/08c_multibench.ipynb #4918ee81
 def write_multibench_fixture(name:str, # dataset whose file format to imitate
                              path:str|Path, # file to write, or an existing folder (then the standard file name)
                              n:int|None=None, # affect: training samples (default 8); mimic: admissions (default 57)
