@@ -86,9 +86,9 @@ def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
-def run_two_processes(out):
-    "Run `worker` on two processes writing into `out`; kill them if they have not finished within 120 s."
-    ctx = mp.spawn(worker, args=(free_port(), out), nprocs=WORLD, join=False)
+def run_two_processes(out, fn=None):
+    "Run `fn` (default `worker`) on two processes writing into `out`; kill them if not finished within 120 s."
+    ctx = mp.spawn(fn or worker, args=(free_port(), out), nprocs=WORLD, join=False)
     deadline = time.monotonic() + 120
     try:
         while not ctx.join(timeout=1):
@@ -146,14 +146,7 @@ def lagging_worker(rank, port, out):
     torch.distributed.destroy_process_group()
 
 def test_a_critic_lagging_on_one_process_only_gives_both_the_same_critic_steps(tmp_path):
-    ctx = mp.spawn(lagging_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=False)
-    deadline = time.monotonic() + 120
-    try:
-        while not ctx.join(timeout=1):
-            if time.monotonic() > deadline: raise TimeoutError('the two processes did not finish within 120 s')
-    finally:
-        for p in ctx.processes:
-            if p.is_alive(): p.kill()
+    run_two_processes(str(tmp_path), lagging_worker)
     r0, r1 = (torch.load(tmp_path / f'lagging{r}.pt', weights_only=False) for r in range(WORLD))
     for name, values in OPPOSITE_SIGNS.items():
         lags = sum(values) / WORLD < 0
